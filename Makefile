@@ -1,0 +1,50 @@
+# The two commands: `make run` (the whole system on embedded defaults) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: run test lint format browser clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+.env:
+	$(PY) scripts/write_env.py .env
+
+run: $(VENV)/.installed .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py signing_keys ensure
+	$(PY) manage.py check --database default
+	@mkdir -p var/celery-broker/processed
+	@echo ""
+	@echo "Issuer running at http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
+	@echo "First admin: $(PY) manage.py createsuperuser"
+	@echo "Ctrl-C stops web, worker and beat."
+	@echo ""
+	@trap 'kill 0' INT TERM EXIT; \
+	$(VENV)/bin/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile - & \
+	$(VENV)/bin/celery -A config worker --loglevel INFO --concurrency 2 & \
+	$(VENV)/bin/celery -A config beat --loglevel INFO --schedule var/celerybeat-schedule & \
+	wait
+
+# Chromium for the browser tests: Debian's package, never a downloaded browser.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.installed browser
+	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf var db.sqlite3 test-artifacts

@@ -1,0 +1,49 @@
+"""Start-up checks for configuration: a missing secret outside DEBUG stops the process with a clear message."""
+
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+
+@register(Tags.security, deploy=False)
+def required_secrets(app_configs=None, **kwargs):
+    errors = []
+    if not settings.DEBUG:
+        if not settings.SECRET_KEY_CONFIGURED:
+            errors.append(
+                Error(
+                    "SECRET_KEY is not set.",
+                    hint="Set SECRET_KEY in the environment or in .env (`make run` writes one).",
+                    id="config.E001",
+                )
+            )
+        if not settings.KEY_ENCRYPTION_KEYS:
+            errors.append(
+                Error(
+                    "KEY_ENCRYPTION_KEYS is not set: signing keys and stored tokens cannot be encrypted.",
+                    hint="Set KEY_ENCRYPTION_KEYS to one or more comma-separated Fernet keys "
+                    '(python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())").',
+                    id="config.E002",
+                )
+            )
+        if not settings.LICENSE_KEY_PEPPER:
+            errors.append(
+                Error(
+                    "LICENSE_KEY_PEPPER is not set: license keys cannot be stored.",
+                    hint="Set LICENSE_KEY_PEPPER to a long random string and never change it "
+                    "(changing it invalidates every license key).",
+                    id="config.E003",
+                )
+            )
+    for position, key in enumerate(settings.KEY_ENCRYPTION_KEYS, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            errors.append(
+                Error(
+                    f"KEY_ENCRYPTION_KEYS entry {position} is not a valid Fernet key.",
+                    hint="Each entry must be 32 url-safe base64-encoded bytes, as Fernet.generate_key() makes.",
+                    id="config.E004",
+                )
+            )
+    return errors

@@ -1,0 +1,52 @@
+"""Liveness and readiness, as JSON, for load balancers and compose health checks."""
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+_readiness_probes = []
+
+
+def readiness_probe(func):
+    """Registers `func() -> (name, ok, detail)`; apps add their own (the issuer adds 'signing key')."""
+    _readiness_probes.append(func)
+    return func
+
+
+@readiness_probe
+def _database():
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "database", True, "ok"
+    except Exception as error:  # any driver error means not ready
+        return "database", False, type(error).__name__
+
+
+@readiness_probe
+def _cache():
+    try:
+        cache.set("readyz:probe", "1", 5)
+        ok = cache.get("readyz:probe") == "1"
+        return "cache", ok, "ok" if ok else "value not read back"
+    except Exception as error:
+        return "cache", False, type(error).__name__
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    checks = {}
+    for probe in _readiness_probes:
+        name, ok, detail = probe()
+        checks[name] = {"ok": ok, "detail": detail}
+    ready = all(check["ok"] for check in checks.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -1,0 +1,73 @@
+"""JSON logs with a request id, and a filter that keeps secrets out of every log line."""
+
+import contextvars
+import logging
+import re
+import uuid
+
+request_id_var = contextvars.ContextVar("request_id", default="-")
+
+# What must never reach a log: bearer credentials, JWTs, our license keys, Fernet tokens and PEM blocks.
+_SECRET_PATTERNS = [
+    (re.compile(r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----", re.DOTALL), "[REDACTED PEM]"),
+    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(bearer|basic|token)?\s*[^\s'\",}]+"), r"\1[REDACTED]"),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer [REDACTED]"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[REDACTED JWT]"),
+    (re.compile(r"\bcdl_[A-Za-z0-9_-]{8,}"), "[REDACTED LICENSE KEY]"),
+    (re.compile(r"\bgAAAAA[A-Za-z0-9_=-]{20,}"), "[REDACTED CIPHERTEXT]"),
+    (
+        re.compile(
+            r"(?i)(['\"]?(?:license_?key|licenseKey|token|private_key|password)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"
+        ),
+        r"\1[REDACTED]",
+    ),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Rewrites the rendered message (and any exception text) with secrets replaced."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info:
+            formatted = logging.Formatter().formatException(record.exc_info)
+            record.exc_info, record.exc_text = None, redact(formatted)
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        for key, value in list(vars(record).items()):
+            if isinstance(value, str) and key not in ("msg", "exc_text") and not key.startswith("_"):
+                setattr(record, key, redact(value))
+        return True
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class RequestIdMiddleware:
+    """Takes `X-Request-Id` from the proxy (or makes one), logs it on every line and echoes it back."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-Id", "")
+        request_id = incoming if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-Id"] = request_id
+        return response

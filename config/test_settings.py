@@ -1,0 +1,16 @@
+"""Settings for the test suite: the real settings, plus throw-away secrets when the environment has none."""
+
+import os
+
+from cryptography.fernet import Fernet
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("KEY_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+os.environ.setdefault("LICENSE_KEY_PEPPER", "test-pepper")
+os.environ.setdefault("ISSUER_URL", "http://testserver")
+
+from config.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -1,0 +1,67 @@
+"""License-key authentication and per-instance throttling for the instance-facing REST API."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions, throttling
+
+from issuer.conf import issuer_settings
+from subscriptions.selectors import instance_by_license_key
+
+
+class InstanceUser:
+    """The request's user when an instance authenticates: not a Django user, never staff."""
+
+    is_authenticated = True
+    is_staff = False
+    is_superuser = False
+    is_active = True
+
+    def __init__(self, instance):
+        self.instance = instance
+        self.pk = f"instance:{instance.pk}"
+
+
+class LicenseKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <license key>`; the same 401 for a missing, unknown or wrong key."""
+
+    keyword = "Bearer"
+    failure = "Invalid or missing license key."
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            raise exceptions.AuthenticationFailed(self.failure)
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(self.failure)
+        try:
+            license_key = header[1].decode()
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(self.failure) from None
+        instance = instance_by_license_key(license_key)
+        if instance is None:
+            raise exceptions.AuthenticationFailed(self.failure)
+        return InstanceUser(instance), instance
+
+    def authenticate_header(self, request):
+        return f'{self.keyword} realm="license key"'
+
+
+class LicenseKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = LicenseKeyAuthentication
+    name = "licenseKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "The license key from activation."}
+
+
+class InstanceThrottle(throttling.SimpleRateThrottle):
+    """Per instance, in the shared cache, so every web replica counts together."""
+
+    scope = "instance"
+
+    def get_rate(self):
+        return f"{issuer_settings.SYNC_THROTTLE_PER_MINUTE}/min"
+
+    def get_cache_key(self, request, view):
+        if request.auth is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}

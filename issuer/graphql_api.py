@@ -1,0 +1,194 @@
+"""`POST /graphql`: the GitLab-facing GraphQL schema (graphql-core), with resolvers as thin doors onto services.
+
+Documents are parsed and validated once and kept in a small LRU cache: GitLab sends the same few query texts.
+"""
+
+import functools
+import json
+import logging
+
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from graphql import GraphQLError, build_schema, execute, parse, validate
+
+from issuer.services import SigningKeyRefused, service_access_token_sync
+from subscriptions.selectors import instance_by_license_key
+from subscriptions.services import ActivationError, instance_activate
+from unit_primitives.catalog import available_services, catalog_document
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = build_schema(
+    """
+    "Any JSON value."
+    scalar JSON
+
+    type Query {
+      cloudConnectorAccess(licenseKey: String!, gitlabVersion: String!): CloudConnectorAccess
+    }
+
+    type Mutation {
+      cloudActivationActivate(input: CloudActivationActivateInput!): CloudActivationActivatePayload
+    }
+
+    type CloudConnectorAccess {
+      "Null when the subscription has ended or the instance is suspended: GitLab then drops its tokens."
+      serviceToken: ServiceToken
+      availableServices: [AvailableService!]!
+      catalog: JSON
+    }
+
+    type ServiceToken {
+      token: String!
+      expiresAt: String!
+    }
+
+    type AvailableService {
+      name: String!
+      serviceStartTime: String
+      bundledWith: [String!]!
+    }
+
+    input CloudActivationActivateInput {
+      gitlabVersion: String!
+      activationCode: String!
+      automated: Boolean!
+      instanceIdentifier: String!
+      hostname: String!
+    }
+
+    type CloudActivationActivatePayload {
+      licenseKey: String
+      futureSubscriptions: [FutureSubscription!]!
+      errors: [String!]!
+    }
+
+    type FutureSubscription {
+      cloudLicenseEnabled: Boolean!
+      offlineCloudLicenseEnabled: Boolean!
+      plan: String!
+      name: String!
+      startsAt: String!
+      expiresAt: String!
+      usersInLicenseCount: Int!
+    }
+    """
+)
+
+
+def _iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class Query:
+    @staticmethod
+    def cloudConnectorAccess(info, licenseKey: str, gitlabVersion: str):  # noqa: N802, N803 (GraphQL names)
+        instance = instance_by_license_key(licenseKey)
+        if instance is None:
+            raise GraphQLError("The license key is not valid (unknown, replaced or released).")
+        request = info.context
+        try:
+            result = service_access_token_sync(
+                instance,
+                gitlab_version=gitlabVersion or request.headers.get("X-Gitlab-Version", ""),
+                hostname=request.headers.get("X-Gitlab-Host-Name", ""),
+            )
+        except SigningKeyRefused as error:
+            raise GraphQLError(f"Tokens cannot be issued right now: {error}") from None
+        service_token = (
+            {"token": result.token, "expiresAt": _iso(result.expires_at)} if result.token is not None else None
+        )
+        return {
+            "serviceToken": service_token,
+            "availableServices": available_services(),
+            "catalog": catalog_document(),
+        }
+
+
+class Mutation:
+    @staticmethod
+    def cloudActivationActivate(info, input: dict):  # noqa: N802, A002 (GraphQL names)
+        try:
+            activation = instance_activate(
+                activation_code=input["activationCode"],
+                instance_identifier=input["instanceIdentifier"],
+                hostname=input["hostname"],
+                gitlab_version=input["gitlabVersion"],
+            )
+        except ActivationError as error:
+            return {"licenseKey": None, "futureSubscriptions": [], "errors": [str(error)]}
+        subscription = activation.instance.subscription
+        future = []
+        if subscription.starts_on > timezone.now().date():
+            future.append(
+                {
+                    "cloudLicenseEnabled": True,
+                    "offlineCloudLicenseEnabled": False,
+                    "plan": subscription.license_type,
+                    "name": subscription.customer.name,
+                    "startsAt": subscription.starts_on.isoformat(),
+                    "expiresAt": subscription.expires_on.isoformat(),
+                    "usersInLicenseCount": subscription.seats,
+                }
+            )
+        return {"licenseKey": activation.license_key, "futureSubscriptions": future, "errors": []}
+
+
+class Root(Query, Mutation):
+    """graphql-core resolves root fields as methods of the root value."""
+
+
+@functools.lru_cache(maxsize=64)
+def _prepared(query: str):
+    """Parse + validate once per distinct query text; returns (document, errors)."""
+    try:
+        document = parse(query)
+    except GraphQLError as error:
+        return None, (error,)
+    return document, tuple(validate(SCHEMA, document))
+
+
+def _errors(errors, status=200):
+    return JsonResponse({"errors": [error.formatted for error in errors]}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def graphql_view(request):
+    try:
+        payload = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return _errors([GraphQLError("The request body is not valid JSON.")], status=400)
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        return _errors([GraphQLError("The body must be a JSON object with a `query` string.")], status=400)
+    variables = payload.get("variables") or {}
+    if not isinstance(variables, dict):
+        return _errors([GraphQLError("`variables` must be a JSON object.")], status=400)
+    document, errors = _prepared(payload["query"])
+    if errors:
+        return _errors(errors, status=400)
+    operation = payload.get("operationName")
+    result = execute(
+        SCHEMA,
+        document,
+        root_value=Root,
+        context_value=request,
+        variable_values=variables,
+        operation_name=operation if isinstance(operation, str) else None,
+    )
+    body = {"data": result.data}
+    if result.errors:
+        for error in result.errors:
+            if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
+                logger.error("GraphQL resolver failed", exc_info=error.original_error)
+        body["errors"] = [_public_error(error) for error in result.errors]
+    return JsonResponse(body)
+
+
+def _public_error(error: GraphQLError) -> dict:
+    """Business errors say why; an unexpected failure says only that, never its internals."""
+    if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
+        return {"message": "Internal error.", "path": error.path}
+    return error.formatted

@@ -1,0 +1,85 @@
+"""Signing keys (private part encrypted at rest), the tokens minted with them, and the job locks."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class SigningKey(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending", "pending (published, not signing)"
+        ACTIVE = "active", "active (signing)"
+        RETIRED = "retired", "retired (published, not signing)"
+        REVOKED = "revoked", "revoked (withdrawn)"
+
+    PUBLISHED_STATES = (State.PENDING, State.ACTIVE, State.RETIRED)
+
+    kid = models.CharField(max_length=64, unique=True, editable=False, help_text="RFC 7638 SHA-256 thumbprint.")
+    algorithm = models.CharField(max_length=8, default="RS256", editable=False)
+    key_size = models.PositiveIntegerField(default=2048, editable=False)
+    public_jwk = models.JSONField(editable=False)
+    private_key_encrypted = models.BinaryField(editable=False)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING, editable=False)
+    created_at = models.DateTimeField(editable=False, help_text="Also the moment it was first published.")
+    activated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"],
+                condition=Q(state="active"),
+                name="exactly_one_active_signing_key",
+                violation_error_message="Only one signing key can be active.",
+            ),
+            models.CheckConstraint(
+                condition=Q(key_size__gte=2048),
+                name="signing_key_at_least_2048_bits",
+                violation_error_message="RSA keys need at least 2048 bits.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kid[:12]}… ({self.state})"
+
+    def __repr__(self):  # never the private part
+        return f"<SigningKey kid={self.kid} state={self.state}>"
+
+
+class IssuedToken(models.Model):
+    """Every minted ServiceAccessToken. The token itself is kept only encrypted, to hand out again while fresh."""
+
+    jti = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    instance = models.ForeignKey("subscriptions.Instance", on_delete=models.CASCADE, related_name="issued_tokens")
+    kid = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    audiences = models.JSONField(default=list)
+    duo_seat_count = models.PositiveIntegerField(default=0)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    fingerprint = models.CharField(max_length=64, help_text="Entitlement fingerprint the token was minted for.")
+    reason = models.CharField(max_length=32)
+    token_encrypted = models.BinaryField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["-issued_at"]
+        indexes = [models.Index(fields=["instance", "-issued_at"]), models.Index(fields=["kid"])]
+
+    def __str__(self):
+        return str(self.jti)
+
+    def __repr__(self):
+        return f"<IssuedToken jti={self.jti} kid={self.kid}>"
+
+
+class JobLock(models.Model):
+    """One row per periodic job: locked with SELECT ... FOR UPDATE so two workers or beats cannot double-act."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.name

@@ -1,0 +1,148 @@
+"""Reads: the published key set (JWKS, discovery), the active key, token verification, refresh candidates."""
+
+import datetime as dt
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+
+import jwt
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import OuterRef, Subquery
+
+from issuer.conf import issuer_settings
+from issuer.models import IssuedToken, SigningKey
+
+KEYSET_CACHE_KEY = "issuer:keyset:v1"
+# Without a shared cache another process (CLI, worker) cannot invalidate ours: bound the staleness instead.
+LOCAL_KEYSET_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """What every public request needs, serialized once per key change."""
+
+    jwks_body: bytes
+    jwks_etag: str
+    active_kid: str | None
+
+
+def _build_keyset() -> KeySet:
+    keys = list(
+        SigningKey.objects.filter(state__in=SigningKey.PUBLISHED_STATES)
+        .order_by("created_at", "id")
+        .values("kid", "state", "public_jwk")
+    )
+    jwks = {"keys": [key["public_jwk"] for key in keys]}
+    body = json.dumps(jwks, separators=(",", ":")).encode()
+    active = next((key["kid"] for key in keys if key["state"] == SigningKey.State.ACTIVE), None)
+    return KeySet(jwks_body=body, jwks_etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"', active_kid=active)
+
+
+def keyset() -> KeySet:
+    current = cache.get(KEYSET_CACHE_KEY)
+    if current is None:
+        current = _build_keyset()
+        cache.set(KEYSET_CACHE_KEY, current, None if settings.CACHE_IS_SHARED else LOCAL_KEYSET_SECONDS)
+    return current
+
+
+def keyset_invalidate() -> None:
+    cache.delete(KEYSET_CACHE_KEY)
+
+
+def jwks_document() -> dict:
+    return json.loads(keyset().jwks_body)
+
+
+@functools.cache
+def _discovery(issuer_url: str) -> tuple[bytes, str]:
+    document = {
+        "issuer": issuer_url,
+        "jwks_uri": f"{issuer_url}/oauth/discovery/keys",
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "nbf",
+            "iat",
+            "jti",
+            "scopes",
+            "gitlab_realm",
+            "gitlab_instance_uid",
+            "duo_seat_count",
+        ],
+    }
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def discovery_document_body() -> tuple[bytes, str]:
+    """The discovery document and its ETag; it only depends on ISSUER_URL."""
+    return _discovery(settings.ISSUER_URL)
+
+
+def signing_keys_published():
+    return SigningKey.objects.filter(state__in=SigningKey.PUBLISHED_STATES)
+
+
+class TokenInvalid(Exception):
+    pass
+
+
+def verify_service_access_token(token: str, *, audience: str | None = None, leeway: int = 30) -> dict:
+    """Our own verifier: the key by `kid` among published keys, RS256 only, `iss`, `aud`, time claims.
+
+    Returns the claims, or raises `TokenInvalid` with the reason. Without `audience`, any audience is accepted
+    (support and the admin inspect form), but `aud` must still be present.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as error:
+        raise TokenInvalid(f"Not a JWT: {error}") from None
+    if header.get("alg") != "RS256":
+        raise TokenInvalid(f"Algorithm {header.get('alg')!r} is not allowed; only RS256.")
+    key = signing_keys_published().filter(kid=str(header.get("kid", ""))).first()
+    if key is None:
+        raise TokenInvalid(f"Unknown or withdrawn key id {header.get('kid')!r}.")
+    try:
+        return jwt.decode(
+            token,
+            jwt.PyJWK(key.public_jwk).key,
+            algorithms=["RS256"],
+            issuer=settings.ISSUER_URL,
+            audience=audience,
+            leeway=leeway,
+            options={
+                "require": ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"],
+                "verify_aud": audience is not None,
+            },
+        )
+    except jwt.PyJWTError as error:
+        raise TokenInvalid(str(error)) from None
+
+
+def newest_token_annotations():
+    """Annotations with the newest token's fingerprint, kid and expiry, for instance querysets."""
+    newest = IssuedToken.objects.filter(instance=OuterRef("pk")).order_by("-issued_at")
+    return {
+        "newest_token_fingerprint": Subquery(newest.values("fingerprint")[:1]),
+        "newest_token_kid": Subquery(newest.values("kid")[:1]),
+        "newest_token_expires_at": Subquery(newest.values("expires_at")[:1]),
+    }
+
+
+def token_is_fresh(*, fingerprint, kid, expires_at, entitlements, active_kid, at: dt.datetime) -> bool:
+    """A stored token may be handed out (or left alone by the refresh job) only while this holds."""
+    return (
+        fingerprint == entitlements.fingerprint
+        and kid is not None
+        and kid == active_kid
+        and expires_at is not None
+        and expires_at - at > issuer_settings.refresh_threshold
+    )

@@ -1,0 +1,109 @@
+"""Public doors: OIDC discovery and JWKS (cached bytes, no crypto, no auth), and the REST token endpoint."""
+
+from django.http import HttpResponse, HttpResponseNotModified
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from issuer.api_auth import InstanceThrottle, LicenseKeyAuthentication
+from issuer.conf import issuer_settings
+from issuer.selectors import discovery_document_body, keyset
+from issuer.services import SigningKeyRefused, service_access_token_sync
+
+
+def _public_json(request, body: bytes, etag: str) -> HttpResponse:
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponseNotModified()
+    else:
+        response = HttpResponse(body, content_type="application/json")
+    response["ETag"] = etag
+    response["Cache-Control"] = f"public, max-age={issuer_settings.JWKS_MAX_AGE_SECONDS}"
+    response["Access-Control-Allow-Origin"] = "*"
+    patch_vary_headers(response, ["Accept-Encoding"])
+    return response
+
+
+@require_GET
+def openid_configuration(request):
+    body, etag = discovery_document_body()
+    return _public_json(request, body, etag)
+
+
+@require_GET
+def jwks(request):
+    current = keyset()
+    return _public_json(request, current.jwks_body, current.jwks_etag)
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    gitlab_version = serializers.CharField(required=False, allow_blank=True, max_length=64)
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    scopes = serializers.ListField(child=serializers.CharField())
+    audiences = serializers.ListField(child=serializers.CharField())
+    kid = serializers.CharField()
+
+
+_error = inline_serializer("Error", {"detail": serializers.CharField()})
+
+
+class ServiceAccessTokenView(APIView):
+    """`POST /api/v1/service_access_tokens` (PROTOCOL §8): the REST twin of the GraphQL sync."""
+
+    authentication_classes = [LicenseKeyAuthentication]
+    permission_classes = []
+    throttle_classes = [InstanceThrottle]
+
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={
+            200: TokenResponseSerializer,
+            401: OpenApiResponse(_error, description="Missing, unknown or wrong license key."),
+            403: OpenApiResponse(
+                _error, description="Subscription ended, instance suspended, or instance id mismatch."
+            ),
+            429: OpenApiResponse(_error, description="Too many requests for this instance."),
+        },
+        summary="Issue (or hand out the stored) ServiceAccessToken",
+    )
+    def post(self, request):
+        instance = request.auth
+        if instance is None:
+            return Response({"detail": "A license key is required."}, status=status.HTTP_401_UNAUTHORIZED)
+        claimed_id = request.headers.get("X-Gitlab-Instance-Id")
+        if claimed_id and claimed_id != str(instance.instance_identifier):
+            return Response(
+                {"detail": "X-Gitlab-Instance-Id does not match the instance this license key belongs to."},
+                status=status.HTTP_403_FORBIDDEN,
+            )
+        body = TokenRequestSerializer(data=request.data if isinstance(request.data, dict) else {})
+        body.is_valid(raise_exception=True)
+        gitlab_version = body.validated_data.get("gitlab_version") or request.headers.get("X-Gitlab-Version", "")
+        try:
+            result = service_access_token_sync(
+                instance, gitlab_version=gitlab_version, hostname=request.headers.get("X-Gitlab-Host-Name", "")
+            )
+        except SigningKeyRefused as error:
+            return Response({"detail": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        if result.token is None:
+            return Response(
+                {"detail": "The subscription has ended or the instance is suspended."},
+                status=status.HTTP_403_FORBIDDEN,
+            )
+        return Response(
+            TokenResponseSerializer(
+                {
+                    "token": result.token,
+                    "expires_at": result.expires_at,
+                    "scopes": result.scopes,
+                    "audiences": result.audiences,
+                    "kid": result.kid,
+                }
+            ).data
+        )

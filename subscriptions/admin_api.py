@@ -1,0 +1,171 @@
+"""The staff-only admin REST API under /api/v1/admin/: the same services as the back office."""
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from subscriptions import services
+from subscriptions.models import AddOnPurchase, Customer, Instance, Subscription
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["id", "name", "contact_email", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def create(self, validated_data):
+        return services.customer_create(**validated_data)
+
+
+class AddOnPurchaseSerializer(serializers.ModelSerializer):
+    active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AddOnPurchase
+        fields = [
+            "id",
+            "purchase_id",
+            "subscription",
+            "add_on",
+            "quantity",
+            "started_on",
+            "expires_on",
+            "trial",
+            "cancelled_at",
+            "active",
+        ]
+        read_only_fields = ["id", "purchase_id", "cancelled_at", "active"]
+
+    def get_active(self, purchase) -> bool:
+        return purchase.is_active_on(timezone.now().date())
+
+    def create(self, validated_data):
+        return services.add_on_purchase_create(**validated_data)
+
+    def update(self, purchase, validated_data):
+        return services.add_on_purchase_update(
+            purchase, quantity=validated_data.get("quantity"), expires_on=validated_data.get("expires_on")
+        )
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    add_on_purchases = AddOnPurchaseSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "id",
+            "customer",
+            "license_type",
+            "seats",
+            "starts_on",
+            "expires_on",
+            "trial",
+            "suspended",
+            "activation_code",
+            "add_on_purchases",
+            "created_at",
+        ]
+        read_only_fields = ["id", "activation_code", "suspended", "add_on_purchases", "created_at"]
+
+    def create(self, validated_data):
+        return services.subscription_create(**validated_data)
+
+    def update(self, subscription, validated_data):
+        return services.subscription_update(
+            subscription, seats=validated_data.get("seats"), expires_on=validated_data.get("expires_on")
+        )
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Instance
+        fields = [
+            "id",
+            "instance_identifier",
+            "subscription",
+            "hostname",
+            "gitlab_version",
+            "unique_instance_id",
+            "activated_at",
+            "last_sync_at",
+            "license_key_prefix",
+            "suspended",
+        ]
+        read_only_fields = fields
+
+
+class SuspendSerializer(serializers.Serializer):
+    suspended = serializers.BooleanField()
+
+
+class CustomerViewSet(
+    mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+):
+    queryset = Customer.objects.all()
+    serializer_class = CustomerSerializer
+    search_fields = ["name", "contact_email"]
+
+
+class SubscriptionViewSet(
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Subscription.objects.select_related("customer").prefetch_related("add_on_purchases")
+    serializer_class = SubscriptionSerializer
+
+    @extend_schema(request=SuspendSerializer, responses=SubscriptionSerializer)
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, pk=None):
+        body = SuspendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        subscription = services.subscription_set_suspended(self.get_object(), body.validated_data["suspended"])
+        return Response(SubscriptionSerializer(subscription).data)
+
+    @extend_schema(request=None, responses=SubscriptionSerializer)
+    @action(detail=True, methods=["post"], url_path="regenerate_activation_code")
+    def regenerate_activation_code(self, request, pk=None):
+        subscription = services.subscription_regenerate_activation_code(self.get_object())
+        return Response(SubscriptionSerializer(subscription).data)
+
+
+class AddOnPurchaseViewSet(
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = AddOnPurchase.objects.select_related("subscription")
+    serializer_class = AddOnPurchaseSerializer
+
+    @extend_schema(request=None, responses=AddOnPurchaseSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        purchase = services.add_on_purchase_cancel(self.get_object())
+        return Response(AddOnPurchaseSerializer(purchase).data)
+
+
+class InstanceViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    queryset = Instance.objects.select_related("subscription")
+    serializer_class = InstanceSerializer
+
+    @extend_schema(request=SuspendSerializer, responses=InstanceSerializer)
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, pk=None):
+        body = SuspendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        instance = services.instance_set_suspended(self.get_object(), body.validated_data["suspended"])
+        return Response(InstanceSerializer(instance).data)
+
+    @extend_schema(request=None, responses=InstanceSerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk=None):
+        instance = services.instance_release(self.get_object())
+        return Response(InstanceSerializer(instance).data, status=status.HTTP_200_OK)

@@ -1,0 +1,162 @@
+"""Who bought what, and which instance may use it. Invariants live in the database as constraints."""
+
+import secrets
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+from unit_primitives.catalog import get_catalog
+
+# Easy to read aloud and type: no 0/O, 1/I/L.
+ACTIVATION_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+ACTIVATION_CODE_LENGTH = 24
+
+
+def new_activation_code() -> str:
+    return "".join(secrets.choice(ACTIVATION_CODE_ALPHABET) for _ in range(ACTIVATION_CODE_LENGTH))
+
+
+def new_purchase_id() -> str:
+    return f"P-{uuid.uuid4().hex[:12].upper()}"
+
+
+def validate_license_type(value: str) -> None:
+    if value not in get_catalog().license_types:
+        known = ", ".join(get_catalog().license_types)
+        raise ValidationError(f"Unknown license type {value!r}; the catalog knows: {known}.")
+
+
+def validate_add_on(value: str) -> None:
+    if value not in get_catalog().add_ons:
+        known = ", ".join(get_catalog().add_ons)
+        raise ValidationError(f"Unknown add-on {value!r}; the catalog knows: {known}.")
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    contact_email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Subscription(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    license_type = models.CharField(max_length=32, validators=[validate_license_type], help_text="premium or ultimate")
+    seats = models.PositiveIntegerField(help_text="Users in license.")
+    starts_on = models.DateField()
+    expires_on = models.DateField(help_text="First day without access.")
+    trial = models.BooleanField(default=False)
+    activation_code = models.CharField(max_length=32, unique=True, default=new_activation_code, editable=False)
+    suspended = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(starts_on__lt=F("expires_on")),
+                name="subscription_starts_before_expiry",
+                violation_error_message="The subscription must start before it expires.",
+            ),
+            models.CheckConstraint(
+                condition=Q(seats__gte=1),
+                name="subscription_has_seats",
+                violation_error_message="A subscription needs at least one seat.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.customer} · {self.license_type} · {self.starts_on}–{self.expires_on}"
+
+    def is_active_on(self, day) -> bool:
+        return not self.suspended and self.starts_on <= day < self.expires_on
+
+
+class AddOnPurchase(models.Model):
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="add_on_purchases")
+    add_on = models.CharField(max_length=64, validators=[validate_add_on])
+    quantity = models.PositiveIntegerField(help_text="Seats purchased.")
+    started_on = models.DateField()
+    expires_on = models.DateField(help_text="First day without access.")
+    trial = models.BooleanField(default=False)
+    purchase_id = models.CharField(max_length=32, unique=True, default=new_purchase_id, editable=False)
+    # A cancelled purchase is inactive from the moment of cancellation, whatever its dates say.
+    cancelled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["started_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(started_on__lt=F("expires_on")),
+                name="add_on_purchase_starts_before_expiry",
+                violation_error_message="The add-on purchase must start before it expires.",
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1),
+                name="add_on_purchase_quantity_positive",
+                violation_error_message="An add-on purchase needs a quantity of at least 1.",
+            ),
+        ]
+        indexes = [models.Index(fields=["subscription", "expires_on"])]
+
+    def __str__(self):
+        return f"{self.add_on} × {self.quantity} ({self.started_on}–{self.expires_on})"
+
+    def is_active_on(self, day) -> bool:
+        return self.cancelled_at is None and self.started_on <= day < self.expires_on
+
+
+class Instance(models.Model):
+    # One instance per subscription at a time (PROTOCOL §2.1); null once an admin releases the binding.
+    subscription = models.OneToOneField(
+        Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="instance"
+    )
+    instance_identifier = models.UUIDField(unique=True, help_text="GitLab's instance UUID: the token's `sub`.")
+    unique_instance_id = models.CharField(max_length=64, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    gitlab_version = models.CharField(max_length=64, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    # Peppered HMAC-SHA256 of the license key; the key itself is never stored.
+    license_key_digest = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    license_key_prefix = models.CharField(max_length=16, blank=True, editable=False)
+    suspended = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-activated_at", "-id"]
+        indexes = [models.Index(fields=["last_sync_at"])]
+
+    def __str__(self):
+        return f"{self.hostname or 'instance'} ({self.instance_identifier})"
+
+
+class SeatReport(models.Model):
+    """One seat-link report, kept as history."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="seat_reports")
+    reported_at = models.DateTimeField(help_text="The instance's own timestamp.")
+    received_at = models.DateTimeField(auto_now_add=True)
+    gitlab_version = models.CharField(max_length=64, blank=True)
+    billable_users = models.PositiveIntegerField()
+    max_historical_users = models.PositiveIntegerField()
+    # [{"add_on_type": str, "purchased_seats": int, "assigned_seats": int}, ...]
+    add_on_metrics = models.JSONField(default=list)
+    has_overage = models.BooleanField(default=False, help_text="Some add-on has more seats assigned than purchased.")
+
+    class Meta:
+        ordering = ["-reported_at", "-id"]
+        indexes = [models.Index(fields=["instance", "-reported_at"])]
+
+    def __str__(self):
+        return f"{self.instance_id} @ {self.reported_at:%Y-%m-%d %H:%M}"

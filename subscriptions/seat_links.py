@@ -1,0 +1,98 @@
+"""`POST /api/v1/seat_links` (PROTOCOL §6): 200 stored, 422 bad key or body, 400 not JSON. Never a 500."""
+
+import datetime as dt
+import json
+
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from rest_framework import serializers
+
+from subscriptions.selectors import instance_by_license_key
+from subscriptions.services import AddOnMetric, seat_report_record
+
+RECONCILIATION_INTERVAL = dt.timedelta(days=7)
+ALERT_LEAD = dt.timedelta(days=7)
+
+
+class AddOnMetricSerializer(serializers.Serializer):
+    add_on_type = serializers.CharField(max_length=64)
+    purchased_seats = serializers.IntegerField(min_value=0)
+    assigned_seats = serializers.IntegerField(min_value=0)
+
+
+class SeatLinkSerializer(serializers.Serializer):
+    license_key = serializers.CharField(max_length=256)
+    timestamp = serializers.DateTimeField()
+    gitlab_version = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    max_historical_user_count = serializers.IntegerField(min_value=0)
+    billable_users_count = serializers.IntegerField(min_value=0)
+    hostname = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    instance_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    unique_instance_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    add_on_metrics = AddOnMetricSerializer(many=True, required=False, default=list)
+
+
+def _fail(message: str, status: int) -> JsonResponse:
+    return JsonResponse({"success": False, "error": message}, status=status)
+
+
+def _describe(errors: dict) -> str:
+    parts = []
+    for field, problems in errors.items():
+        text = problems if isinstance(problems, str) else "; ".join(str(p) for p in _flatten(problems))
+        parts.append(f"{field}: {text}")
+    return ", ".join(parts)
+
+
+def _flatten(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _flatten(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _flatten(item)
+    else:
+        yield value
+
+
+@csrf_exempt
+@require_POST
+def seat_link(request):
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return _fail("The request body is not valid JSON.", 400)
+    if not isinstance(payload, dict):
+        return _fail("The request body must be a JSON object.", 400)
+    instance = instance_by_license_key(
+        payload.get("license_key") if isinstance(payload.get("license_key"), str) else None
+    )
+    if instance is None:
+        return _fail("The license key is not valid.", 422)
+    body = SeatLinkSerializer(data=payload)
+    if not body.is_valid():
+        return _fail(f"Invalid seat link: {_describe(body.errors)}", 422)
+    data = body.validated_data
+    if data["instance_id"] and data["instance_id"] != str(instance.instance_identifier):
+        return _fail("instance_id does not match the instance of this license key.", 422)
+    seat_report_record(
+        instance=instance,
+        reported_at=data["timestamp"],
+        gitlab_version=data["gitlab_version"],
+        billable_users=data["billable_users_count"],
+        max_historical_users=data["max_historical_user_count"],
+        hostname=data["hostname"],
+        unique_instance_id=data["unique_instance_id"],
+        add_on_metrics=[AddOnMetric(**metric) for metric in data["add_on_metrics"]],
+    )
+    today = timezone.now().date()
+    subscription = instance.subscription
+    return JsonResponse(
+        {
+            "success": True,
+            "next_reconciliation_date": (today + RECONCILIATION_INTERVAL).isoformat(),
+            "display_alert_from": (subscription.expires_on - ALERT_LEAD).isoformat(),
+        }
+    )

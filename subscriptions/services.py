@@ -1,0 +1,275 @@
+"""Writes on the commercial side. Every door (GraphQL, REST, admin, commands) calls these.
+
+Each service validates with the model's own rules (`full_clean`, which includes the database constraints) and
+runs in a transaction, so bad input raises `ValidationError` with a clear message and writes nothing.
+"""
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from subscriptions.license_keys import license_key_digest, license_key_display_prefix, license_key_new
+from subscriptions.models import AddOnPurchase, Customer, Instance, SeatReport, Subscription, new_activation_code
+
+# The instance's last sync time is written at most this often, so the hot path stays read-only.
+SYNC_RECORD_INTERVAL = dt.timedelta(minutes=1)
+
+
+def _save(instance, **clean_options):
+    instance.full_clean(**clean_options)
+    try:
+        instance.save()
+    except IntegrityError as error:  # a race past full_clean: still a validation error, never a 500
+        raise ValidationError(f"Could not save {instance._meta.verbose_name}: {error}") from error
+    return instance
+
+
+@transaction.atomic
+def customer_create(*, name: str, contact_email: str = "") -> Customer:
+    return _save(Customer(name=name.strip(), contact_email=contact_email))
+
+
+@transaction.atomic
+def subscription_create(
+    *,
+    customer: Customer,
+    license_type: str,
+    seats: int,
+    starts_on: dt.date,
+    expires_on: dt.date,
+    trial: bool = False,
+    add_ons: list[tuple[str, int]] | None = None,
+) -> Subscription:
+    """A subscription with its add-on purchases (each running for the subscription's whole term)."""
+    subscription = _save(
+        Subscription(
+            customer=customer,
+            license_type=license_type,
+            seats=seats,
+            starts_on=starts_on,
+            expires_on=expires_on,
+            trial=trial,
+        )
+    )
+    for add_on, quantity in add_ons or []:
+        add_on_purchase_create(
+            subscription=subscription,
+            add_on=add_on,
+            quantity=quantity,
+            started_on=starts_on,
+            expires_on=expires_on,
+            trial=trial,
+        )
+    return subscription
+
+
+@transaction.atomic
+def subscription_update(
+    subscription: Subscription, *, seats: int | None = None, expires_on: dt.date | None = None
+) -> Subscription:
+    """Change seats or extend (or shorten) the term."""
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if seats is not None:
+        subscription.seats = seats
+    if expires_on is not None:
+        subscription.expires_on = expires_on
+    return _save(subscription)
+
+
+@transaction.atomic
+def subscription_set_suspended(subscription: Subscription, suspended: bool) -> Subscription:
+    Subscription.objects.filter(pk=subscription.pk).update(suspended=suspended, updated_at=timezone.now())
+    subscription.refresh_from_db()
+    return subscription
+
+
+@transaction.atomic
+def subscription_regenerate_activation_code(subscription: Subscription) -> Subscription:
+    """A new code for the subscription; the old one stops working (a bound instance keeps its license key)."""
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    subscription.activation_code = new_activation_code()
+    subscription.save(update_fields=["activation_code", "updated_at"])
+    return subscription
+
+
+@transaction.atomic
+def add_on_purchase_create(
+    *,
+    subscription: Subscription,
+    add_on: str,
+    quantity: int,
+    started_on: dt.date,
+    expires_on: dt.date,
+    trial: bool = False,
+) -> AddOnPurchase:
+    return _save(
+        AddOnPurchase(
+            subscription=subscription,
+            add_on=add_on,
+            quantity=quantity,
+            started_on=started_on,
+            expires_on=expires_on,
+            trial=trial,
+        )
+    )
+
+
+@transaction.atomic
+def add_on_purchase_update(
+    purchase: AddOnPurchase, *, quantity: int | None = None, expires_on: dt.date | None = None
+) -> AddOnPurchase:
+    purchase = AddOnPurchase.objects.select_for_update().get(pk=purchase.pk)
+    if quantity is not None:
+        purchase.quantity = quantity
+    if expires_on is not None:
+        purchase.expires_on = expires_on
+    return _save(purchase)
+
+
+@transaction.atomic
+def add_on_purchase_cancel(purchase: AddOnPurchase, at: dt.datetime | None = None) -> AddOnPurchase:
+    """Ends the purchase now; the next token sync drops its scopes. Cancelling twice keeps the first time."""
+    purchase = AddOnPurchase.objects.select_for_update().get(pk=purchase.pk)
+    if purchase.cancelled_at is None:
+        purchase.cancelled_at = at or timezone.now()
+        purchase.save(update_fields=["cancelled_at", "updated_at"])
+    return purchase
+
+
+class ActivationError(Exception):
+    """A refused activation; the message is shown to the GitLab admin."""
+
+
+@dataclass(frozen=True)
+class Activation:
+    instance: Instance
+    license_key: str  # plaintext: shown once, in the activation answer
+
+
+def _normalize_code(code: str) -> str:
+    return "".join(code.split()).replace("-", "").upper()
+
+
+@transaction.atomic
+def instance_activate(
+    *, activation_code: str, instance_identifier: str, hostname: str = "", gitlab_version: str = ""
+) -> Activation:
+    """Binds the code's subscription to the instance and hands out a new license key (PROTOCOL §2.1).
+
+    The same instance re-activating gets a fresh key and its old key stops working; another identifier is
+    refused until an admin releases the binding. The subscription row is locked, so two concurrent activations
+    of one code bind exactly one instance (the one-to-one constraint backs this up on databases without row
+    locks).
+    """
+    try:
+        identifier = uuid.UUID(str(instance_identifier))
+    except ValueError:
+        raise ActivationError("The instance identifier is not a UUID.") from None
+    code = _normalize_code(activation_code or "")
+    subscription = Subscription.objects.select_for_update().filter(activation_code=code).first() if code else None
+    today = timezone.now().date()
+    if subscription is None:
+        raise ActivationError("The activation code is not valid.")
+    if subscription.suspended:
+        raise ActivationError("The subscription of this activation code is suspended.")
+    if subscription.expires_on <= today:
+        raise ActivationError("The subscription of this activation code has expired.")
+    bound = Instance.objects.filter(subscription=subscription).first()
+    if bound is not None and bound.instance_identifier != identifier:
+        raise ActivationError(
+            "This activation code is already in use by another instance. Ask your administrator to release it first."
+        )
+    instance = Instance.objects.select_for_update().filter(instance_identifier=identifier).first()
+    if instance is None:
+        instance = Instance(instance_identifier=identifier)
+    if instance.suspended:
+        raise ActivationError("This instance is suspended.")
+    license_key = license_key_new()
+    instance.subscription = subscription
+    instance.hostname = hostname[:255]
+    instance.gitlab_version = gitlab_version[:64]
+    instance.activated_at = timezone.now()
+    instance.license_key_digest = license_key_digest(license_key)
+    instance.license_key_prefix = license_key_display_prefix(license_key)
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError:
+        raise ActivationError("This activation code is already in use by another instance.") from None
+    return Activation(instance=instance, license_key=license_key)
+
+
+@transaction.atomic
+def instance_release(instance: Instance) -> Instance:
+    """Unbinds the instance from its subscription: its license key stops working, the code is free again."""
+    Instance.objects.filter(pk=instance.pk).update(subscription=None, license_key_digest=None)
+    instance.refresh_from_db()
+    return instance
+
+
+@transaction.atomic
+def instance_set_suspended(instance: Instance, suspended: bool) -> Instance:
+    Instance.objects.filter(pk=instance.pk).update(suspended=suspended)
+    instance.refresh_from_db()
+    return instance
+
+
+def instance_sync_record(instance: Instance, *, gitlab_version: str, hostname: str = "", at: dt.datetime) -> None:
+    """Notes what a sync told us. A version change is written at once (it changes scopes); otherwise the row is
+    touched at most once per SYNC_RECORD_INTERVAL."""
+    gitlab_version = (gitlab_version or instance.gitlab_version)[:64]
+    hostname = (hostname or instance.hostname)[:255]
+    changed = gitlab_version != instance.gitlab_version or hostname != instance.hostname
+    due = instance.last_sync_at is None or at - instance.last_sync_at >= SYNC_RECORD_INTERVAL
+    if not (changed or due):
+        return
+    instance.gitlab_version, instance.hostname, instance.last_sync_at = gitlab_version, hostname, at
+    Instance.objects.filter(pk=instance.pk).update(gitlab_version=gitlab_version, hostname=hostname, last_sync_at=at)
+
+
+@dataclass(frozen=True)
+class AddOnMetric:
+    add_on_type: str
+    purchased_seats: int
+    assigned_seats: int
+
+
+@transaction.atomic
+def seat_report_record(
+    *,
+    instance: Instance,
+    reported_at: dt.datetime,
+    gitlab_version: str,
+    billable_users: int,
+    max_historical_users: int,
+    hostname: str = "",
+    unique_instance_id: str = "",
+    add_on_metrics: list[AddOnMetric] = (),
+) -> SeatReport:
+    metrics = [
+        {"add_on_type": m.add_on_type, "purchased_seats": m.purchased_seats, "assigned_seats": m.assigned_seats}
+        for m in add_on_metrics
+    ]
+    report = _save(
+        SeatReport(
+            instance=instance,
+            reported_at=reported_at,
+            gitlab_version=gitlab_version[:64],
+            billable_users=billable_users,
+            max_historical_users=max_historical_users,
+            add_on_metrics=metrics,
+            has_overage=any(m.assigned_seats > m.purchased_seats for m in add_on_metrics),
+        )
+    )
+    updates = {}
+    if unique_instance_id and unique_instance_id != instance.unique_instance_id:
+        updates["unique_instance_id"] = unique_instance_id[:64]
+    if hostname and hostname != instance.hostname:
+        updates["hostname"] = hostname[:255]
+    if updates:
+        Instance.objects.filter(pk=instance.pk).update(**updates)
+    return report
