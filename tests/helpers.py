@@ -1,0 +1,41 @@
+"""Shared test helpers: the GitLab query texts and small request wrappers."""
+
+import json
+
+import pytest
+from django.db import connection
+
+SYNC_QUERY = """query cloudConnectorAccess($licenseKey: String!, $gitlabVersion: String!) {
+  cloudConnectorAccess(licenseKey: $licenseKey, gitlabVersion: $gitlabVersion) {
+    serviceToken { token expiresAt }
+    availableServices { name serviceStartTime bundledWith }
+    catalog
+  }
+}"""
+
+ACTIVATE_MUTATION = """mutation($gitlabVersion: String!, $activationCode: String!, $automated: Boolean!, $instanceIdentifier: String!, $hostname: String!) {
+  cloudActivationActivate(input: {gitlabVersion: $gitlabVersion, activationCode: $activationCode, automated: $automated, instanceIdentifier: $instanceIdentifier, hostname: $hostname}) {
+    licenseKey
+    futureSubscriptions { cloudLicenseEnabled offlineCloudLicenseEnabled plan name startsAt expiresAt usersInLicenseCount }
+    errors
+  }
+}"""
+
+
+def graphql_post(client, query, variables=None, **headers):
+    response = client.post(
+        "/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}),
+        content_type="application/json",
+        **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()},
+    )
+    return response, response.json()
+
+
+def sync(client, license_key, gitlab_version="17.11.0", query=SYNC_QUERY):
+    return graphql_post(client, query, {"licenseKey": license_key, "gitlabVersion": gitlab_version})
+
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL: set DATABASE_URL=postgres://..."
+)
