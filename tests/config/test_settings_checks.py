@@ -103,4 +103,4 @@ def test_unknown_issuer_knob_is_refused():
         override_settings(ISSUER={"TOKEN_TTL": 5}),
         pytest.raises(ValueError, match="Unknown ISSUER settings: TOKEN_TTL"),
     ):
-        issuer_settings.TOKEN_TTL_SECONDS
+        _ = issuer_settings.TOKEN_TTL_SECONDS
