@@ -1,0 +1,44 @@
+"""Read-only admin views of keys and tokens: neither private key nor token is ever shown."""
+
+from django.contrib import admin
+
+from issuer.models import IssuedToken, SigningKey
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(ReadOnlyAdmin):
+    list_display = ["kid", "state", "key_size", "created_at", "activated_at", "retired_at", "revoked_at"]
+    list_filter = ["state"]
+    fields = ["kid", "state", "algorithm", "key_size", "created_at", "activated_at", "retired_at", "revoked_at"]
+
+
+@admin.register(IssuedToken)
+class IssuedTokenAdmin(ReadOnlyAdmin):
+    list_display = ["jti", "instance", "kid", "issued_at", "expires_at", "reason"]
+    list_select_related = ["instance"]
+    list_filter = ["reason"]
+    search_fields = ["=jti", "=instance__instance_identifier", "=kid"]
+    fields = [
+        "jti",
+        "instance",
+        "kid",
+        "scopes",
+        "audiences",
+        "duo_seat_count",
+        "issued_at",
+        "expires_at",
+        "fingerprint",
+        "reason",
+    ]
+    show_full_result_count = False

@@ -1,0 +1,136 @@
+"""Django admin for the commercial side. Actions are doors onto the services; no secret is ever displayed."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from subscriptions import services
+from subscriptions.models import AddOnPurchase, Customer, Instance, SeatReport, Subscription
+
+
+class AddOnPurchaseInline(admin.TabularInline):
+    model = AddOnPurchase
+    extra = 0
+    fields = ["add_on", "quantity", "started_on", "expires_on", "trial", "purchase_id", "cancelled_at"]
+    readonly_fields = ["purchase_id", "cancelled_at"]
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["name", "contact_email", "created_at"]
+    search_fields = ["name", "contact_email"]
+
+
+def _each(modeladmin, request, queryset, service, done: str):
+    count = 0
+    for obj in queryset:
+        try:
+            service(obj)
+            count += 1
+        except ValidationError as error:
+            modeladmin.message_user(request, f"{obj}: {'; '.join(error.messages)}", messages.ERROR)
+    modeladmin.message_user(request, f"{count} {done}.", messages.SUCCESS)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = [
+        "customer",
+        "license_type",
+        "seats",
+        "starts_on",
+        "expires_on",
+        "trial",
+        "suspended",
+        "activation_code",
+    ]
+    list_select_related = ["customer"]
+    list_filter = ["license_type", "trial", "suspended", "expires_on"]
+    search_fields = ["customer__name", "activation_code"]
+    autocomplete_fields = ["customer"]
+    readonly_fields = ["activation_code", "suspended", "created_at", "updated_at"]
+    inlines = [AddOnPurchaseInline]
+    actions = ["suspend", "unsuspend", "regenerate_activation_code"]
+    date_hierarchy = "expires_on"
+
+    @admin.action(description="Suspend the selected subscriptions")
+    def suspend(self, request, queryset):
+        _each(self, request, queryset, lambda s: services.subscription_set_suspended(s, True), "suspended")
+
+    @admin.action(description="Lift the suspension of the selected subscriptions")
+    def unsuspend(self, request, queryset):
+        _each(self, request, queryset, lambda s: services.subscription_set_suspended(s, False), "unsuspended")
+
+    @admin.action(description="Regenerate the activation code")
+    def regenerate_activation_code(self, request, queryset):
+        _each(self, request, queryset, services.subscription_regenerate_activation_code, "codes regenerated")
+
+
+@admin.register(AddOnPurchase)
+class AddOnPurchaseAdmin(admin.ModelAdmin):
+    list_display = ["purchase_id", "subscription", "add_on", "quantity", "started_on", "expires_on", "cancelled_at"]
+    list_select_related = ["subscription__customer"]
+    list_filter = ["add_on", "trial"]
+    search_fields = ["purchase_id", "subscription__customer__name"]
+    autocomplete_fields = ["subscription"]
+    readonly_fields = ["purchase_id", "cancelled_at"]
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel the selected purchases now")
+    def cancel(self, request, queryset):
+        _each(self, request, queryset, services.add_on_purchase_cancel, "purchases cancelled")
+
+
+@admin.register(Instance)
+class InstanceAdmin(admin.ModelAdmin):
+    list_display = ["instance_identifier", "hostname", "customer", "gitlab_version", "last_sync_at", "suspended"]
+    list_select_related = ["subscription__customer"]
+    list_filter = ["suspended", "subscription__license_type"]
+    search_fields = ["=instance_identifier", "hostname", "subscription__customer__name", "license_key_prefix"]
+    fields = [
+        "instance_identifier",
+        "subscription",
+        "hostname",
+        "gitlab_version",
+        "unique_instance_id",
+        "license_key_prefix",
+        "activated_at",
+        "last_sync_at",
+        "suspended",
+    ]
+    readonly_fields = fields
+    actions = ["suspend", "unsuspend", "release"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False  # instances come into being by activating
+
+    @admin.display(ordering="subscription__customer__name")
+    def customer(self, instance):
+        return instance.subscription.customer if instance.subscription else "— (released)"
+
+    @admin.action(description="Suspend the selected instances")
+    def suspend(self, request, queryset):
+        _each(self, request, queryset, lambda i: services.instance_set_suspended(i, True), "suspended")
+
+    @admin.action(description="Lift the suspension of the selected instances")
+    def unsuspend(self, request, queryset):
+        _each(self, request, queryset, lambda i: services.instance_set_suspended(i, False), "unsuspended")
+
+    @admin.action(description="Release the binding (the license key stops working, the code is free again)")
+    def release(self, request, queryset):
+        _each(self, request, queryset, services.instance_release, "released")
+
+
+@admin.register(SeatReport)
+class SeatReportAdmin(admin.ModelAdmin):
+    list_display = ["instance", "reported_at", "billable_users", "max_historical_users", "has_overage"]
+    list_select_related = ["instance"]
+    list_filter = ["has_overage"]
+    search_fields = ["=instance__instance_identifier"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
