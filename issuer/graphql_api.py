@@ -163,7 +163,8 @@ def graphql_view(request):
         return _errors([GraphQLError("The request body is not valid JSON.")], status=400)
     if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
         return _errors([GraphQLError("The body must be a JSON object with a `query` string.")], status=400)
-    variables = payload.get("variables") or {}
+    variables = payload.get("variables")
+    variables = {} if variables is None else variables
     if not isinstance(variables, dict):
         return _errors([GraphQLError("`variables` must be a JSON object.")], status=400)
     document, errors = _prepared(payload["query"])

@@ -31,10 +31,6 @@ def _humanize(delta: dt.timedelta) -> str:
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def _on_key_change() -> None:
-    transaction.on_commit(keyset_invalidate)
-
-
 def _locked_key(kid: str) -> SigningKey:
     key = SigningKey.objects.select_for_update().filter(kid=kid).first()
     if key is None:
@@ -55,7 +51,6 @@ def signing_key_create(*, key_size: int | None = None, at: dt.datetime | None = 
         created_at=at or timezone.now(),
     )
     logger.info("signing key created", extra={"kid": key.kid, "key_size": key.key_size})
-    _on_key_change()
     return key
 
 
@@ -79,7 +74,6 @@ def signing_key_activate(kid: str, *, force: bool = False, at: dt.datetime | Non
     key.state, key.activated_at = State.ACTIVE, at
     key.save(update_fields=["state", "activated_at"])
     logger.info("signing key activated", extra={"kid": kid, "forced": force})
-    _on_key_change()
     return key
 
 
@@ -94,7 +88,6 @@ def signing_key_retire(kid: str, *, at: dt.datetime | None = None) -> SigningKey
         raise SigningKeyRefused(f"Key {kid} is {key.state}; only a pending key can be retired.")
     key.state, key.retired_at = State.RETIRED, at or timezone.now()
     key.save(update_fields=["state", "retired_at"])
-    _on_key_change()
     return key
 
 
@@ -116,7 +109,6 @@ def signing_key_revoke(kid: str, *, at: dt.datetime | None = None) -> SigningKey
         successor = SigningKey.objects.filter(state=State.PENDING).order_by("created_at").first()
         successor = successor or signing_key_create(at=at)
         signing_key_activate(successor.kid, force=True, at=at)
-    _on_key_change()
     transaction.on_commit(_enqueue_refresh)
     return key
 
@@ -147,7 +139,6 @@ def signing_key_purge(kid: str, *, force: bool = False, at: dt.datetime | None =
     key.delete()
     crypto.private_key_forget(kid)
     logger.info("signing key purged", extra={"kid": kid, "forced": force})
-    _on_key_change()
 
 
 @transaction.atomic

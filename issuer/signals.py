@@ -1,4 +1,5 @@
-"""Any change of a signing key, from any door, drops the cached key set once the transaction commits."""
+"""Any change of a signing key, from any door, drops the cached key set: at once, and again once the transaction
+commits (a request between the two may have cached the state before the commit)."""
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -11,6 +12,7 @@ from issuer.selectors import keyset_invalidate
 
 @receiver([post_save, post_delete], sender=SigningKey)
 def _signing_key_changed(**kwargs):
+    keyset_invalidate()
     transaction.on_commit(keyset_invalidate)
 
 

@@ -2,7 +2,7 @@ import threading
 import uuid
 
 import pytest
-from django.db import close_old_connections
+from django.db import connection
 
 from subscriptions.license_keys import license_key_digest
 from subscriptions.models import Instance
@@ -145,7 +145,7 @@ def test_two_concurrent_activations_of_one_code_bind_exactly_one_instance(enterp
         except ActivationError as error:
             outcomes.append(str(error))
         finally:
-            close_old_connections()
+            connection.close()
 
     threads = [threading.Thread(target=attempt) for _ in range(4)]
     for thread in threads:

@@ -1,0 +1,243 @@
+import datetime as dt
+import io
+import json
+import logging
+import threading
+
+import pytest
+import time_machine
+from cryptography.fernet import Fernet
+from django.core.checks import run_checks
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, connection, transaction
+
+from issuer import crypto, encryption
+from issuer.models import SigningKey
+from issuer.services import (
+    SigningKeyRefused,
+    signing_key_activate,
+    signing_key_create,
+    signing_key_ensure_active,
+    signing_key_policy_run,
+    signing_key_purge,
+    signing_key_retire,
+    signing_key_revoke,
+    signing_keys_rewrap,
+)
+from tests.helpers import postgres_only
+
+pytestmark = pytest.mark.django_db
+State = SigningKey.State
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def test_first_start_creates_and_activates_one_key():
+    key = signing_key_ensure_active(at=T0)
+    assert key.state == State.ACTIVE and key.activated_at == T0
+    assert signing_key_ensure_active(at=T0 + dt.timedelta(hours=1)).kid == key.kid
+    assert SigningKey.objects.count() == 1
+
+
+def test_key_material_is_encrypted_and_kid_is_the_thumbprint():
+    key = signing_key_create(at=T0)
+    assert key.kid == crypto.rfc7638_thumbprint(key.public_jwk)
+    assert set(key.public_jwk) == {"kty", "n", "e", "kid", "use", "alg"}
+    assert b"PRIVATE KEY" not in bytes(key.private_key_encrypted)
+    assert encryption.decrypt(key.private_key_encrypted).startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert "PRIVATE" not in repr(key) and key.kid in repr(key)
+
+
+@pytest.mark.parametrize("size", [3072])
+def test_larger_keys_are_allowed(size):
+    assert signing_key_create(key_size=size).key_size == size
+
+
+def test_small_keys_are_refused():
+    with pytest.raises(ValueError, match="must be one of"):
+        signing_key_create(key_size=1024)
+
+
+def test_early_activation_is_refused_with_the_reason():
+    signing_key_ensure_active(at=T0)
+    pending = signing_key_create(at=T0)
+    with pytest.raises(SigningKeyRefused, match=r"published for 1\.0 h; .* only sign after 2\.0 days .*Use force"):
+        signing_key_activate(pending.kid, at=T0 + dt.timedelta(hours=1))
+    assert SigningKey.objects.get(kid=pending.kid).state == State.PENDING
+    signing_key_activate(pending.kid, at=T0 + dt.timedelta(hours=1), force=True)
+    assert SigningKey.objects.get(kid=pending.kid).state == State.ACTIVE
+
+
+def test_activation_after_the_lead_retires_the_old_key():
+    old = signing_key_ensure_active(at=T0)
+    new = signing_key_create(at=T0)
+    signing_key_activate(new.kid, at=T0 + dt.timedelta(hours=48))
+    old.refresh_from_db()
+    assert old.state == State.RETIRED and old.retired_at == T0 + dt.timedelta(hours=48)
+    assert SigningKey.objects.filter(state=State.ACTIVE).get().kid == new.kid
+
+
+def test_only_pending_keys_activate():
+    active = signing_key_ensure_active(at=T0)
+    with pytest.raises(SigningKeyRefused, match="only a pending key can be activated"):
+        signing_key_activate(active.kid, force=True)
+    with pytest.raises(SigningKeyRefused, match="No signing key with kid"):
+        signing_key_activate("nope")
+
+
+def test_purge_refusals_and_overlap():
+    active = signing_key_ensure_active(at=T0)
+    with pytest.raises(SigningKeyRefused, match="is the active key and cannot be purged"):
+        signing_key_purge(active.kid, force=True)
+    pending = signing_key_create(at=T0)
+    with pytest.raises(SigningKeyRefused, match="pending; retire it first"):
+        signing_key_purge(pending.kid)
+    signing_key_activate(pending.kid, at=T0 + dt.timedelta(days=2))
+    retired_at = T0 + dt.timedelta(days=2)
+    overlap = dt.timedelta(days=3, hours=24, minutes=5)
+    with pytest.raises(SigningKeyRefused, match="tokens it signed may be verified until .*Use force"):
+        signing_key_purge(active.kid, at=retired_at + overlap - dt.timedelta(seconds=1))
+    signing_key_purge(active.kid, at=retired_at + overlap)
+    assert not SigningKey.objects.filter(kid=active.kid).exists()
+
+
+def test_retire_refuses_the_active_key():
+    active = signing_key_ensure_active(at=T0)
+    with pytest.raises(SigningKeyRefused, match="activate another key to retire it"):
+        signing_key_retire(active.kid)
+    pending = signing_key_create(at=T0)
+    assert signing_key_retire(pending.kid, at=T0).state == State.RETIRED
+
+
+def test_revoke_of_the_active_key_puts_a_successor_in_place():
+    active = signing_key_ensure_active(at=T0)
+    with time_machine.travel(T0):
+        signing_key_revoke(active.kid, at=T0)
+    active.refresh_from_db()
+    assert active.state == State.REVOKED
+    successor = SigningKey.objects.get(state=State.ACTIVE)
+    assert successor.kid != active.kid
+    with pytest.raises(SigningKeyRefused, match="already revoked"):
+        signing_key_revoke(active.kid)
+
+
+def test_exactly_one_active_key_is_a_database_constraint():
+    signing_key_ensure_active(at=T0)
+    other = signing_key_create(at=T0)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SigningKey.objects.filter(kid=other.kid).update(state=State.ACTIVE)
+
+
+def test_policy_timeline_create_activate_purge():
+    settings_days = dict(period=90, lead=2)
+    first = signing_key_policy_run(at=T0)
+    assert first.actions[0].startswith("bootstrapped")
+    assert signing_key_policy_run(at=T0 + dt.timedelta(days=80)).actions == []
+    created = signing_key_policy_run(at=T0 + dt.timedelta(days=settings_days["period"] - settings_days["lead"]))
+    assert created.actions[0].startswith("created")
+    assert signing_key_policy_run(at=T0 + dt.timedelta(days=89)).actions == []  # idempotent
+    activated = signing_key_policy_run(at=T0 + dt.timedelta(days=90))
+    assert activated.actions[0].startswith("activated")
+    assert signing_key_policy_run(at=T0 + dt.timedelta(days=94)).actions == []
+    purged = signing_key_policy_run(at=T0 + dt.timedelta(days=94, hours=1))
+    assert purged.actions[0].startswith("purged")
+    assert SigningKey.objects.count() == 1
+
+
+def test_rewrap_round_trips_with_a_new_primary_key(settings):
+    key = signing_key_ensure_active(at=T0)
+    old_kek = settings.KEY_ENCRYPTION_KEYS[0]
+    new_kek = Fernet.generate_key().decode()
+    settings.KEY_ENCRYPTION_KEYS = [new_kek, old_kek]
+    assert signing_keys_rewrap() == 1
+    settings.KEY_ENCRYPTION_KEYS = [new_kek]
+    key.refresh_from_db()
+    assert encryption.decrypt(key.private_key_encrypted).startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+def test_wrong_key_encryption_key_is_a_clear_startup_error(settings):
+    signing_key_ensure_active(at=T0)
+    settings.KEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    errors = [m for m in run_checks(databases=["default"]) if m.id == "issuer.E001"]
+    assert errors and "cannot be decrypted: No configured key-encryption key decrypts this data." in errors[0].msg
+
+
+def test_missing_key_encryption_key_is_a_clear_error(settings):
+    settings.KEY_ENCRYPTION_KEYS = []
+    with pytest.raises(encryption.KeyEncryptionError, match="KEY_ENCRYPTION_KEYS is not set"):
+        signing_key_create()
+
+
+def test_zero_active_keys_is_a_startup_error():
+    assert "issuer.E003" in {m.id for m in run_checks(databases=["default"])}
+    signing_key_ensure_active()
+    assert "issuer.E003" not in {m.id for m in run_checks(databases=["default"])}
+
+
+def test_private_key_bytes_never_reach_the_log(caplog):
+    caplog.set_level(logging.DEBUG)
+    key = signing_key_ensure_active()
+    signing_key_revoke(key.kid)
+    pem = encryption.decrypt(SigningKey.objects.get(state=State.ACTIVE).private_key_encrypted).decode()
+    body = pem.splitlines()[1]
+    assert body not in caplog.text and "PRIVATE KEY" not in caplog.text
+
+
+def _command(*args):
+    out = io.StringIO()
+    call_command("signing_keys", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_command_lifecycle_with_json():
+    assert json.loads(_command("list", "--json")) == []
+    created = json.loads(_command("create", "--json"))
+    assert created["state"] == "pending" and set(created) >= {
+        "kid",
+        "state",
+        "created_at",
+        "activated_at",
+        "retired_at",
+    }
+    with pytest.raises(CommandError, match="Use force"):
+        _command("activate", "--kid", created["kid"])
+    activated = json.loads(_command("activate", "--kid", created["kid"], "--force", "--json"))
+    assert activated["state"] == "active"
+    listed = json.loads(_command("list", "--json"))
+    assert [k["kid"] for k in listed] == [created["kid"]]
+    with pytest.raises(CommandError, match="needs --kid"):
+        _command("purge")
+    assert json.loads(_command("rewrap", "--json")) == {"rewrapped": 1}
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_policy_runs_and_activations_leave_exactly_one_active_key():
+    results = []
+
+    def run(target):
+        try:
+            results.append(target())
+        except SigningKeyRefused as error:
+            results.append(error)
+        finally:
+            connection.close()
+
+    def race(*targets):
+        barrier = threading.Barrier(len(targets))
+        threads = [threading.Thread(target=lambda t=t: (barrier.wait(), run(t))) for t in targets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    race(*[lambda: signing_key_policy_run(at=T0)] * 3)
+    assert SigningKey.objects.filter(state=State.ACTIVE).count() == 1
+    assert SigningKey.objects.count() == 1
+
+    a, b = signing_key_create(at=T0), signing_key_create(at=T0)
+    race(lambda: signing_key_activate(a.kid, force=True, at=T0), lambda: signing_key_activate(b.kid, force=True, at=T0))
+    assert SigningKey.objects.filter(state=State.ACTIVE).count() == 1
+
+    race(*[lambda: signing_key_policy_run(at=T0 + dt.timedelta(days=89))] * 3)
+    assert SigningKey.objects.filter(state=State.PENDING).count() == 1
+    assert SigningKey.objects.filter(state=State.ACTIVE).count() == 1
