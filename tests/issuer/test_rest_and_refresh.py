@@ -1,0 +1,175 @@
+import datetime as dt
+import threading
+import uuid
+
+import jwt
+import pytest
+from django.db import connection
+from django.test import override_settings
+
+from issuer.models import IssuedToken, SigningKey
+from issuer.services import (
+    signing_key_activate,
+    signing_key_create,
+    signing_key_revoke,
+    token_refresh_chunk,
+    token_refresh_plan,
+)
+from issuer.tasks import token_refresh
+from subscriptions.services import add_on_purchase_cancel, instance_activate
+from tests.factories import AddOnPurchaseFactory
+from tests.helpers import postgres_only
+
+pytestmark = pytest.mark.django_db
+
+
+def rest(client, key=None, instance_id=None, body=None):
+    headers = {}
+    if key is not None:
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    if instance_id is not None:
+        headers["HTTP_X_GITLAB_INSTANCE_ID"] = instance_id
+    return client.post("/api/v1/service_access_tokens", data=body or {}, content_type="application/json", **headers)
+
+
+def test_rest_issues_a_token(client, activated, signing_key):
+    instance, key = activated
+    response = rest(client, key, str(instance.instance_identifier), {"gitlab_version": "17.11.0"})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"token", "expires_at", "scopes", "audiences", "kid"}
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert body["scopes"] == claims["scopes"] and body["audiences"] == claims["aud"] and body["kid"] == signing_key.kid
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer cdl_unknown", "Basic abc", "Bearer a b"])
+def test_rest_401_same_answer_for_missing_and_unknown(client, activated, header):
+    kwargs = {"HTTP_AUTHORIZATION": header} if header else {}
+    response = client.post("/api/v1/service_access_tokens", content_type="application/json", **kwargs)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid or missing license key."}
+
+
+def test_rest_403_for_ended_subscription_and_wrong_instance(client, activated):
+    instance, key = activated
+    assert rest(client, key, str(uuid.uuid4())).status_code == 403
+    instance.subscription.expires_on = instance.subscription.starts_on + dt.timedelta(days=1)
+    instance.subscription.save()
+    response = rest(client, key)
+    assert response.status_code == 403 and "ended" in response.json()["detail"]
+
+
+def test_rest_bad_body_is_400(client, activated):
+    _, key = activated
+    assert rest(client, key, body={"gitlab_version": "x" * 100}).status_code == 400
+    response = client.post(
+        "/api/v1/service_access_tokens",
+        data="{nope",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert response.status_code == 400
+
+
+@override_settings(ISSUER={"SYNC_THROTTLE_PER_MINUTE": 3})
+def test_rest_is_throttled_per_instance(client, activated, enterprise_subscription):
+    _, key = activated
+    assert [rest(client, key).status_code for _ in range(3)] == [200, 200, 200]
+    throttled = rest(client, key)
+    assert throttled.status_code == 429 and int(throttled["Retry-After"]) > 0
+    other = AddOnPurchaseFactory().subscription
+    other_key = instance_activate(
+        activation_code=other.activation_code, instance_identifier=str(uuid.uuid4())
+    ).license_key
+    assert rest(client, other_key).status_code == 200
+
+
+def _instances(count, signing_key):
+    keys = []
+    for _ in range(count):
+        subscription = AddOnPurchaseFactory(add_on="duo_pro", quantity=5).subscription
+        keys.append(
+            instance_activate(
+                activation_code=subscription.activation_code,
+                instance_identifier=str(uuid.uuid4()),
+                gitlab_version="17.11.0",
+            )
+        )
+    return [activation.instance for activation in keys]
+
+
+def test_refresh_mints_for_instances_without_fresh_tokens_only(signing_key):
+    instances = _instances(5, signing_key)
+    token_refresh()
+    assert IssuedToken.objects.count() == 5
+    assert set(IssuedToken.objects.values_list("reason", flat=True)) == {"refresh_first"}
+    token_refresh()
+    assert IssuedToken.objects.count() == 5  # idempotent
+    add_on_purchase_cancel(instances[0].subscription.add_on_purchases.get())
+    token_refresh()
+    assert IssuedToken.objects.filter(reason="refresh_entitlements").count() == 1
+
+
+def test_refresh_remints_near_expiry(signing_key):
+    _instances(2, signing_key)
+    now = dt.datetime.now(dt.UTC)
+    for first, last in token_refresh_plan():
+        token_refresh_chunk(first, last, at=now)
+    later = now + dt.timedelta(hours=13)
+    minted = sum(token_refresh_chunk(first, last, at=later) for first, last in token_refresh_plan())
+    assert minted == 2
+    assert IssuedToken.objects.filter(reason="refresh_expiry").count() == 2
+
+
+def test_refresh_after_rotation_and_after_revoke(signing_key):
+    _instances(3, signing_key)
+    token_refresh()
+    new_key = signing_key_create()
+    signing_key_activate(new_key.kid, force=True)
+    token_refresh()
+    assert IssuedToken.objects.filter(reason="refresh_key", kid=new_key.kid).count() == 3
+    signing_key_revoke(new_key.kid)  # on commit: re-mint everything it signed
+    token_refresh()
+    assert IssuedToken.objects.filter(kid=new_key.kid).count() == 3
+    successor = SigningKey.objects.get(state=SigningKey.State.ACTIVE)
+    assert successor.kid not in (new_key.kid, signing_key.kid)
+    assert IssuedToken.objects.filter(kid=successor.kid, reason="refresh_key").count() == 3
+
+
+def test_refresh_plan_chunks_by_id(signing_key):
+    instances = _instances(5, signing_key)
+    ids = sorted(instance.pk for instance in instances)
+    assert token_refresh_plan(chunk_size=2) == [(ids[0], ids[1]), (ids[2], ids[3]), (ids[4], ids[4])]
+
+
+def test_refresh_skips_instances_without_access(signing_key):
+    instances = _instances(2, signing_key)
+    instances[0].subscription.suspended = True
+    instances[0].subscription.save()
+    token_refresh()
+    assert IssuedToken.objects.count() == 1
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_refresh_runs_at_once_mint_once_per_instance(signing_key):
+    instances = _instances(30, signing_key)
+    first, last = min(i.pk for i in instances), max(i.pk for i in instances)
+    barrier = threading.Barrier(2)
+    counts = []
+
+    def run():
+        barrier.wait()
+        try:
+            counts.append(token_refresh_chunk(first, last))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(counts) == 30
+    assert IssuedToken.objects.count() == 30
+    assert set(IssuedToken.objects.values_list("instance_id", flat=True)) == {i.pk for i in instances}
