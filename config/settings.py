@@ -34,7 +34,7 @@ KEY_ENCRYPTION_KEYS = env.list("KEY_ENCRYPTION_KEYS", default=[])
 LICENSE_KEY_PEPPER = env.str("LICENSE_KEY_PEPPER", default="")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_app.IssuerAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

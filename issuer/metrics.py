@@ -7,21 +7,33 @@ from prometheus_client.registry import REGISTRY
 
 tokens_issued = Counter("issuer_tokens_issued_total", "ServiceAccessTokens minted", ["reason"])
 syncs = Counter("issuer_token_syncs_total", "Token syncs by result", ["result"])
-refresh_lag = Gauge("issuer_token_refresh_lag_seconds", "How late the last refresh run was against its schedule")
+refresh_lag = Gauge(
+    "issuer_token_refresh_lag_seconds", "Seconds the last refresh run took to plan and dispatch its chunks"
+)
+
+
+def _families():
+    return (
+        GaugeMetricFamily("issuer_signing_keys", "Signing keys by state", labels=["state"]),
+        GaugeMetricFamily("issuer_active_signing_key_age_seconds", "Age of the active signing key"),
+        GaugeMetricFamily(
+            "issuer_job_last_success_timestamp_seconds", "Last successful run of a periodic job", labels=["job"]
+        ),
+    )
 
 
 class SigningKeyCollector:
     """Read at scrape time from the database, so every web replica reports the same truth."""
 
+    def describe(self):
+        """Names only: without this, registering would query the database at import time."""
+        return _families()
+
     def collect(self):
         from issuer.models import JobLock, SigningKey
 
-        by_state = GaugeMetricFamily("issuer_signing_keys", "Signing keys by state", labels=["state"])
-        counts = {state: 0 for state in SigningKey.State.values}
-        active_age = GaugeMetricFamily("issuer_active_signing_key_age_seconds", "Age of the active signing key")
-        last_run = GaugeMetricFamily(
-            "issuer_job_last_success_timestamp_seconds", "Last successful run of a periodic job", labels=["job"]
-        )
+        by_state, active_age, last_run = _families()
+        counts = dict.fromkeys(SigningKey.State.values, 0)
         try:
             for key in SigningKey.objects.values("state", "activated_at"):
                 counts[key["state"]] += 1

@@ -66,7 +66,11 @@ class IssuedToken(models.Model):
 
     class Meta:
         ordering = ["-issued_at"]
-        indexes = [models.Index(fields=["instance", "-issued_at"]), models.Index(fields=["kid"])]
+        indexes = [
+            models.Index(fields=["instance", "-issued_at"]),
+            models.Index(fields=["kid"]),
+            models.Index(fields=["issued_at"]),
+        ]
 
     def __str__(self):
         return str(self.jti)

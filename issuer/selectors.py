@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import jwt
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 
 from issuer.conf import issuer_settings
 from issuer.models import IssuedToken, SigningKey
@@ -145,4 +145,59 @@ def token_is_fresh(*, fingerprint, kid, expires_at, entitlements, active_kid, at
         and kid == active_kid
         and expires_at is not None
         and expires_at - at > issuer_settings.refresh_threshold
+    )
+
+
+@dataclass(frozen=True)
+class KeyTimelineEntry:
+    key: SigningKey
+    activation_due: dt.datetime | None  # pending: when the policy will activate it
+    purge_due: dt.datetime | None  # retired: when it leaves the JWKS
+
+
+def signing_key_timeline() -> list[KeyTimelineEntry]:
+    """Every key with the moments the policy will act on it."""
+    keys = list(SigningKey.objects.order_by("created_at", "id"))
+    active = next((key for key in keys if key.state == SigningKey.State.ACTIVE), None)
+    entries = []
+    for key in keys:
+        activation_due = purge_due = None
+        if key.state == SigningKey.State.PENDING:
+            activation_due = key.created_at + issuer_settings.publish_lead
+            if active is not None:
+                activation_due = max(activation_due, active.activated_at + issuer_settings.rotation_period)
+        elif key.state == SigningKey.State.RETIRED:
+            purge_due = key.retired_at + issuer_settings.retire_overlap
+        entries.append(KeyTimelineEntry(key=key, activation_due=activation_due, purge_due=purge_due))
+    return entries
+
+
+@dataclass(frozen=True)
+class DashboardSummary:
+    customers: int
+    active_subscriptions: int
+    instances_synced_24h: int
+    stale_instances: int
+    tokens_issued_24h: int
+
+
+STALE_AFTER = dt.timedelta(days=3)
+
+
+def dashboard_summary(now: dt.datetime) -> DashboardSummary:
+    """Counts for the dashboard: each one indexed aggregate, so the page stays fast with many instances."""
+    from subscriptions.models import Customer, Instance, Subscription
+
+    today = now.date()
+    bound = Instance.objects.filter(subscription__isnull=False)
+    return DashboardSummary(
+        customers=Customer.objects.count(),
+        active_subscriptions=Subscription.objects.filter(
+            suspended=False, starts_on__lte=today, expires_on__gt=today
+        ).count(),
+        instances_synced_24h=bound.filter(last_sync_at__gte=now - dt.timedelta(hours=24)).count(),
+        stale_instances=bound.filter(
+            Q(last_sync_at__lt=now - STALE_AFTER) | Q(last_sync_at__isnull=True, activated_at__lt=now - STALE_AFTER)
+        ).count(),
+        tokens_issued_24h=IssuedToken.objects.filter(issued_at__gte=now - dt.timedelta(hours=24)).count(),
     )

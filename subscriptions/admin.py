@@ -1,14 +1,39 @@
 """Django admin for the commercial side. Actions are doors onto the services; no secret is ever displayed."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import format_html
 
 from subscriptions import services
 from subscriptions.models import AddOnPurchase, Customer, Instance, SeatReport, Subscription
+from unit_primitives.catalog import get_catalog
+
+
+def _catalog_choices(kind: str):
+    return lambda: [(name, name) for name in getattr(get_catalog(), kind)]
+
+
+class SubscriptionForm(forms.ModelForm):
+    license_type = forms.ChoiceField(choices=_catalog_choices("license_types"))
+
+    class Meta:
+        model = Subscription
+        fields = ["customer", "license_type", "seats", "starts_on", "expires_on", "trial"]
+
+
+class AddOnPurchaseForm(forms.ModelForm):
+    add_on = forms.ChoiceField(choices=_catalog_choices("add_ons"))
+
+    class Meta:
+        model = AddOnPurchase
+        fields = ["subscription", "add_on", "quantity", "started_on", "expires_on", "trial"]
 
 
 class AddOnPurchaseInline(admin.TabularInline):
     model = AddOnPurchase
+    form = AddOnPurchaseForm
     extra = 0
     fields = ["add_on", "quantity", "started_on", "expires_on", "trial", "purchase_id", "cancelled_at"]
     readonly_fields = ["purchase_id", "cancelled_at"]
@@ -33,6 +58,7 @@ def _each(modeladmin, request, queryset, service, done: str):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
+    form = SubscriptionForm
     list_display = [
         "customer",
         "license_type",
@@ -67,6 +93,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 @admin.register(AddOnPurchase)
 class AddOnPurchaseAdmin(admin.ModelAdmin):
+    form = AddOnPurchaseForm
     list_display = ["purchase_id", "subscription", "add_on", "quantity", "started_on", "expires_on", "cancelled_at"]
     list_select_related = ["subscription__customer"]
     list_filter = ["add_on", "trial"]
@@ -82,7 +109,15 @@ class AddOnPurchaseAdmin(admin.ModelAdmin):
 
 @admin.register(Instance)
 class InstanceAdmin(admin.ModelAdmin):
-    list_display = ["instance_identifier", "hostname", "customer", "gitlab_version", "last_sync_at", "suspended"]
+    list_display = [
+        "instance_identifier",
+        "hostname",
+        "customer",
+        "gitlab_version",
+        "last_sync_at",
+        "suspended",
+        "overview",
+    ]
     list_select_related = ["subscription__customer"]
     list_filter = ["suspended", "subscription__license_type"]
     search_fields = ["=instance_identifier", "hostname", "subscription__customer__name", "license_key_prefix"]
@@ -107,6 +142,16 @@ class InstanceAdmin(admin.ModelAdmin):
     @admin.display(ordering="subscription__customer__name")
     def customer(self, instance):
         return instance.subscription.customer if instance.subscription else "— (released)"
+
+    @admin.display(description="Overview")
+    def overview(self, instance):
+        return format_html(
+            '<a href="{}">Entitlements, scopes, tokens</a>', reverse("admin:issuer_instance", args=[instance.pk])
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "overview_url": reverse("admin:issuer_instance", args=[object_id])}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Suspend the selected instances")
     def suspend(self, request, queryset):

@@ -151,7 +151,7 @@ class SeatReport(models.Model):
     billable_users = models.PositiveIntegerField()
     max_historical_users = models.PositiveIntegerField()
     # [{"add_on_type": str, "purchased_seats": int, "assigned_seats": int}, ...]
-    add_on_metrics = models.JSONField(default=list)
+    add_on_metrics = models.JSONField(default=list, blank=True)
     has_overage = models.BooleanField(default=False, help_text="Some add-on has more seats assigned than purchased.")
 
     class Meta:

@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 
+from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -77,16 +78,19 @@ def seat_link(request):
     data = body.validated_data
     if data["instance_id"] and data["instance_id"] != str(instance.instance_identifier):
         return _fail("instance_id does not match the instance of this license key.", 422)
-    seat_report_record(
-        instance=instance,
-        reported_at=data["timestamp"],
-        gitlab_version=data["gitlab_version"],
-        billable_users=data["billable_users_count"],
-        max_historical_users=data["max_historical_user_count"],
-        hostname=data["hostname"],
-        unique_instance_id=data["unique_instance_id"],
-        add_on_metrics=[AddOnMetric(**metric) for metric in data["add_on_metrics"]],
-    )
+    try:
+        seat_report_record(
+            instance=instance,
+            reported_at=data["timestamp"],
+            gitlab_version=data["gitlab_version"],
+            billable_users=data["billable_users_count"],
+            max_historical_users=data["max_historical_user_count"],
+            hostname=data["hostname"],
+            unique_instance_id=data["unique_instance_id"],
+            add_on_metrics=[AddOnMetric(**metric) for metric in data["add_on_metrics"]],
+        )
+    except ValidationError as error:
+        return _fail(f"Invalid seat link: {'; '.join(error.messages)}", 422)
     today = timezone.now().date()
     subscription = instance.subscription
     return JsonResponse(

@@ -44,6 +44,16 @@ def test_report_is_stored_and_history_kept(client, activated):
     assert activated[0].unique_instance_id == "uniq-1"
 
 
+@pytest.mark.parametrize(
+    "optional", ["add_on_metrics", "hostname", "gitlab_version", "instance_id", "unique_instance_id"]
+)
+def test_optional_fields_may_be_missing(client, activated, optional):
+    body = report(activated)
+    del body[optional]
+    assert post(client, body).status_code == 200
+    assert SeatReport.objects.count() == 1
+
+
 def test_overage_is_detected(client, activated):
     post(
         client,

@@ -1,0 +1,202 @@
+"""Staff only; no page ever renders a private key, a token or a license key; changelists stay O(1) in queries."""
+
+import uuid
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from issuer import encryption
+from issuer.models import IssuedToken, SigningKey
+from issuer.services import service_access_token_sync, signing_key_create
+from subscriptions.services import instance_activate, seat_report_record
+from tests.factories import AddOnPurchaseFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _pages(instance, kid):
+    return [
+        "/admin/",
+        "/admin/catalog/",
+        "/admin/keys/",
+        f"/admin/keys/{kid}/activate/",
+        "/admin/inspect-token/",
+        f"/admin/instances/{instance.pk}/overview/",
+        "/admin/subscriptions/instance/",
+        f"/admin/subscriptions/instance/{instance.pk}/change/",
+        "/admin/subscriptions/subscription/",
+        f"/admin/subscriptions/subscription/{instance.subscription_id}/change/",
+        "/admin/issuer/issuedtoken/",
+        f"/admin/issuer/issuedtoken/{IssuedToken.objects.first().pk}/change/",
+        "/admin/issuer/signingkey/",
+        f"/admin/issuer/signingkey/{SigningKey.objects.get(kid=kid).pk}/change/",
+        "/admin/subscriptions/seatreport/",
+    ]
+
+
+@pytest.fixture
+def world(activated):
+    instance, license_key = activated
+    import datetime as dt
+
+    seat_report_record(
+        instance=instance,
+        reported_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        gitlab_version="17.11.0",
+        billable_users=3,
+        max_historical_users=4,
+    )
+    token = service_access_token_sync(instance, gitlab_version="17.11.0").token
+    pending = signing_key_create()
+    return instance, license_key, token, pending
+
+
+@pytest.fixture
+def staff_client():
+    user = User.objects.create_user("staff", password="pw-staff-123", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_no_page_renders_a_secret(staff_client, world):
+    instance, license_key, token, pending = world
+    pem_lines = []
+    for key in SigningKey.objects.all():
+        pem_lines += encryption.decrypt(key.private_key_encrypted).decode().splitlines()[1:3]
+    for path in _pages(instance, pending.kid):
+        response = staff_client.get(path)
+        assert response.status_code == 200, path
+        body = response.content.decode()
+        assert license_key not in body, path
+        assert token not in body and token.split(".")[2] not in body, path
+        assert instance.license_key_digest not in body, path
+        assert "PRIVATE KEY" not in body, path
+        for line in pem_lines:
+            assert line not in body, path
+
+
+def test_inspect_token_shows_claims_not_the_token(staff_client, world):
+    instance, _, token, _ = world
+    response = staff_client.post("/admin/inspect-token/", {"token": token, "audience": "gitlab-ai-gateway"})
+    body = response.content.decode()
+    assert "Valid. Claims" in body and str(instance.instance_identifier) in body
+    assert token not in body
+    header, payload, signature = token.split(".")
+    tampered = ".".join([header, payload, signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]])
+    bad = staff_client.post("/admin/inspect-token/", {"token": tampered}).content.decode()
+    assert "Not valid:" in bad and "Signature verification failed" in bad
+
+
+@pytest.mark.parametrize("who", ["anonymous", "plain user"])
+def test_non_staff_get_nothing(world, who):
+    instance, _, _, pending = world
+    client = Client()
+    if who == "plain user":
+        client.force_login(User.objects.create_user("plain", password="pw-plain-123"))
+    for path in _pages(instance, pending.kid):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), path
+    assert client.post(f"/admin/keys/{pending.kid}/activate/", {"force": "on"}).status_code == 302
+    assert SigningKey.objects.get(kid=pending.kid).state == "pending"
+
+
+def test_key_actions_need_post_and_csrf(world):
+    _, _, _, pending = world
+    user = User.objects.create_user("csrf", password="pw-csrf-123", is_staff=True, is_superuser=True)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert client.post(f"/admin/keys/{pending.kid}/activate/", {"force": "on"}).status_code == 403
+    assert client.get(f"/admin/keys/{pending.kid}/activate/").status_code == 200
+    assert SigningKey.objects.get(kid=pending.kid).state == "pending"
+
+
+def test_early_purge_is_explained_and_needs_force(staff_client, world):
+    _, _, _, pending = world
+    from issuer.services import signing_key_activate
+
+    signing_key_activate(pending.kid, force=True)
+    retired = SigningKey.objects.get(state="retired")
+    page = staff_client.get(f"/admin/keys/{retired.kid}/purge/").content.decode()
+    assert "The policy would refuse this now" in page and "may still be verified until" in page
+    staff_client.post(f"/admin/keys/{retired.kid}/purge/", {})
+    assert SigningKey.objects.filter(kid=retired.kid).exists()
+    staff_client.post(f"/admin/keys/{retired.kid}/purge/", {"force": "on"})
+    assert not SigningKey.objects.filter(kid=retired.kid).exists()
+
+
+def test_repeated_failed_logins_are_locked_out(db):
+    User.objects.create_user("victim", password="the-right-password", is_staff=True)
+    client = Client(REMOTE_ADDR="10.9.8.7")
+    for _ in range(5):
+        client.post("/admin/login/", {"username": "victim", "password": "wrong"})
+    locked = client.post("/admin/login/", {"username": "victim", "password": "the-right-password"})
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def _changelist_queries(client, path, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "subscriptions_instance",
+        "subscriptions_subscription",
+        "subscriptions_addonpurchase",
+        "issuer_issuedtoken",
+        "subscriptions_seatreport",
+    ],
+)
+def test_changelist_queries_do_not_grow_with_rows(staff_client, signing_key, name, django_assert_max_num_queries):
+    import datetime as dt
+
+    path = reverse(f"admin:{name}_changelist")
+
+    def grow(count):
+        for _ in range(count):
+            subscription = AddOnPurchaseFactory().subscription
+            activation = instance_activate(
+                activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4())
+            )
+            service_access_token_sync(activation.instance, gitlab_version="17.11.0")
+            seat_report_record(
+                instance=activation.instance,
+                reported_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+                gitlab_version="17.11.0",
+                billable_users=1,
+                max_historical_users=1,
+            )
+
+    grow(2)
+    few = _changelist_queries(staff_client, path, django_assert_max_num_queries)
+    grow(20)
+    many = _changelist_queries(staff_client, path, django_assert_max_num_queries)
+    assert many == few, f"{name}: {few} queries with 2 rows, {many} with 22"
+
+
+def test_dashboard_queries_do_not_grow_with_rows(staff_client, signing_key):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count():
+        with CaptureQueriesContext(connection) as captured:
+            staff_client.get("/admin/")
+        return len(captured)
+
+    for _ in range(2):
+        subscription = AddOnPurchaseFactory().subscription
+        instance_activate(activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4()))
+    few = count()
+    for _ in range(10):
+        subscription = AddOnPurchaseFactory().subscription
+        instance_activate(activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4()))
+    assert count() == few

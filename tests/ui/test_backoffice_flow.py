@@ -1,0 +1,172 @@
+"""The admin's day, driven in Debian's Chromium: log in, sell Duo Enterprise, watch an instance activate and
+sync, cancel the purchase and see the scopes drop, rotate a key by hand."""
+
+import json
+import uuid
+
+import pytest
+import requests
+from django.contrib.auth.models import User
+
+from issuer.models import SigningKey
+from issuer.services import signing_key_ensure_active
+from subscriptions.models import Subscription
+from tests.helpers import ACTIVATE_MUTATION, SYNC_QUERY
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def login(page, base):
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "correct-horse-battery")
+    page.keyboard.press("Enter")  # keyboard works: no mouse needed to log in
+    page.wait_for_selector("#at-a-glance")
+
+
+def graphql(base, query, variables):
+    response = requests.post(
+        f"{base}/graphql",
+        data=json.dumps({"query": query, "variables": variables}),
+        headers={"Content-Type": "application/json", "X-Gitlab-Host-Name": "gitlab.acme.test"},
+        timeout=30,
+    )
+    return response.json()
+
+
+@pytest.fixture
+def admin_user(db):
+    return User.objects.create_superuser("admin", "admin@example.test", "correct-horse-battery")
+
+
+def test_subscription_to_scopes_to_key_rotation(page, live_server, admin_user, shot, settings):
+    settings.ISSUER_URL = live_server.url
+    signing_key_ensure_active()
+    base = live_server.url
+    login(page, base)
+    shot(page, "01-dashboard-empty")
+
+    # a customer, then a subscription with a Duo Enterprise purchase in the inline
+    page.goto(f"{base}/admin/subscriptions/customer/add/")
+    page.fill("#id_name", "ACME Corp")
+    page.fill("#id_contact_email", "it@acme.test")
+    page.click("input[name=_save]")
+    page.goto(f"{base}/admin/subscriptions/subscription/add/")
+    page.click("#id_customer + .select2 .select2-selection")
+    page.fill(".select2-search__field", "ACME")
+    page.click(".select2-results__option:has-text('ACME Corp')")
+    page.select_option("#id_license_type", "ultimate")
+    page.fill("#id_seats", "100")
+    page.fill("#id_starts_on", "2026-01-01")
+    page.fill("#id_expires_on", "2030-01-01")
+    page.click("#add_on_purchases-group .add-row a")
+    page.select_option("#id_add_on_purchases-0-add_on", "duo_enterprise")
+    page.fill("#id_add_on_purchases-0-quantity", "50")
+    page.fill("#id_add_on_purchases-0-started_on", "2026-01-01")
+    page.fill("#id_add_on_purchases-0-expires_on", "2030-01-01")
+    shot(page, "02-subscription-form")
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".messagelist .success")
+
+    # the activation code is on the page
+    code = page.inner_text(".field-activation_code .readonly").strip()
+    assert code == Subscription.objects.get().activation_code
+    shot(page, "03-subscription-saved-with-code")
+
+    # a GitLab instance activates and syncs
+    instance_id = str(uuid.uuid4())
+    activated = graphql(
+        base,
+        ACTIVATE_MUTATION,
+        {
+            "gitlabVersion": "17.11.0",
+            "activationCode": code,
+            "automated": True,
+            "instanceIdentifier": instance_id,
+            "hostname": "gitlab.acme.test",
+        },
+    )
+    license_key = activated["data"]["cloudActivationActivate"]["licenseKey"]
+    assert license_key
+    synced = graphql(base, SYNC_QUERY, {"licenseKey": license_key, "gitlabVersion": "17.11.0"})
+    assert synced["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+
+    page.goto(f"{base}/admin/")
+    assert page.inner_text("[data-metric=instances_synced_24h]") == "1"
+    assert page.inner_text("[data-metric=active_subscriptions]") == "1"
+    assert page.is_visible(f"tr[data-instance='{instance_id}']")
+    shot(page, "04-dashboard-with-instance")
+
+    page.click(f"tr[data-instance='{instance_id}'] a")
+    page.wait_for_selector("#scope-table")
+    assert page.get_attribute("tr[data-scope=troubleshoot_job]", "data-granted") == "yes"
+    assert page.get_attribute("tr[data-scope=code_suggestions]", "data-granted") == "yes"
+    shot(page, "05-instance-scopes")
+    assert license_key not in page.content()
+
+    # cancel the purchase: the scopes drop
+    page.goto(f"{base}/admin/subscriptions/addonpurchase/")
+    page.check("input[name=_selected_action]")
+    page.select_option("select[name=action]", "cancel")
+    page.click("button[name=index]")
+    page.wait_for_selector(".messagelist .success")
+    page.goto(f"{base}/admin/")
+    page.click(f"tr[data-instance='{instance_id}'] a")
+    assert page.get_attribute("tr[data-scope=troubleshoot_job]", "data-granted") == "no"
+    assert page.get_attribute("tr[data-scope=code_suggestions]", "data-granted") == "no"
+    assert page.get_attribute("tr[data-scope=observability_all]", "data-granted") == "yes"
+    shot(page, "06-instance-scopes-after-cancel")
+
+    # create a key, try to activate it early (refused with the reason), force it, see the timeline change
+    old_kid = SigningKey.objects.get(state="active").kid
+    page.goto(f"{base}/admin/keys/")
+    page.click("input[value='Create a pending key']")
+    page.wait_for_selector(".messagelist .success")
+    new_kid = SigningKey.objects.get(state="pending").kid
+    assert page.inner_text(f"tr[data-kid='{new_kid}'] .state-pending") == "pending"
+    shot(page, "07-keys-pending")
+    page.click(f"tr[data-kid='{new_kid}'] a:has-text('Activate')")
+    assert "The policy would refuse this now" in page.inner_text("[role=alert]")
+    page.click("input[type=submit]")  # without force: refused again, nothing changes
+    assert "Tick “Force”" in page.inner_text(".messagelist")
+    assert SigningKey.objects.get(kid=new_kid).state == "pending"
+    page.check("#id_force")
+    shot(page, "08-key-force-confirm")
+    page.click("input[type=submit]")
+    page.wait_for_selector(".messagelist .success")
+    assert page.inner_text(f"tr[data-kid='{new_kid}'] td:nth-child(2)") == "active"
+    assert page.inner_text(f"tr[data-kid='{old_kid}'] td:nth-child(2)") == "retired"
+    shot(page, "09-keys-rotated")
+    page.goto(f"{base}/admin/")
+    assert page.inner_text(f"tr[data-kid='{new_kid}'] td:nth-child(2)") == "active"
+
+
+def test_pages_fit_a_phone(browser, live_server, admin_user, shot):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    login(page, live_server.url)
+    for path, name in (
+        ("/admin/", "10-phone-dashboard"),
+        ("/admin/catalog/", "11-phone-catalog"),
+        ("/admin/keys/", "12-phone-keys"),
+    ):
+        page.goto(f"{live_server.url}{path}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{path} scrolls sideways by {overflow}px"
+        shot(page, name)
+    context.close()
+
+
+def test_every_field_has_a_label(page, live_server, admin_user):
+    login(page, live_server.url)
+    for path in (
+        "/admin/inspect-token/",
+        "/admin/subscriptions/subscription/add/",
+        "/admin/subscriptions/customer/add/",
+    ):
+        page.goto(f"{live_server.url}{path}")
+        unlabelled = page.evaluate("""() => [...document.querySelectorAll('input:not([type=hidden]):not([type=submit]), select, textarea')]
+            .filter(el => !el.closest('.empty-form') && !el.closest('.select2-container') && el.offsetParent !== null)
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+            .map(el => el.name || el.id)""")
+        assert unlabelled == [], f"{path}: {unlabelled}"
