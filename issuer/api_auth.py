@@ -4,7 +4,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 
 from issuer.conf import issuer_settings
-from subscriptions.selectors import instance_by_license_key
+from issuer.sync_state import sync_state_by_license_key
 
 
 class InstanceUser:
@@ -21,7 +21,9 @@ class InstanceUser:
 
 
 class LicenseKeyAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer <license key>`; the same 401 for a missing, unknown or wrong key."""
+    """`Authorization: Bearer <license key>`; the same 401 for a missing, unknown or wrong key.
+
+    `request.auth` is the instance's `SyncState` (what the token endpoint needs, cached like the GraphQL sync)."""
 
     keyword = "Bearer"
     failure = "Invalid or missing license key."
@@ -36,10 +38,10 @@ class LicenseKeyAuthentication(authentication.BaseAuthentication):
             license_key = header[1].decode()
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(self.failure) from None
-        instance = instance_by_license_key(license_key)
-        if instance is None:
+        state = sync_state_by_license_key(license_key)
+        if state is None:
             raise exceptions.AuthenticationFailed(self.failure)
-        return InstanceUser(instance), instance
+        return InstanceUser(state.instance), state
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="license key"'
@@ -64,4 +66,4 @@ class InstanceThrottle(throttling.SimpleRateThrottle):
     def get_cache_key(self, request, view):
         if request.auth is None:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.instance.pk}

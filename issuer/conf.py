@@ -18,6 +18,7 @@ DEFAULTS = {
     "RSA_KEY_SIZE": 2048,
     "SYNC_THROTTLE_PER_MINUTE": 30,
     "REFRESH_CHUNK_SIZE": 500,
+    "SYNC_STATE_CACHE_SECONDS": 900,
 }
 
 
@@ -34,6 +35,7 @@ class IssuerSettings:
     RSA_KEY_SIZE: int
     SYNC_THROTTLE_PER_MINUTE: int
     REFRESH_CHUNK_SIZE: int
+    SYNC_STATE_CACHE_SECONDS: int  # how long a sync's inputs stay in the shared cache (0: never cached)
 
     @property
     def token_ttl(self) -> dt.timedelta:

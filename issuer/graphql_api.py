@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from graphql import GraphQLError, build_schema, execute, parse, validate
 
 from issuer.services import SigningKeyRefused, service_access_token_sync
-from subscriptions.selectors import instance_by_license_key
+from issuer.sync_state import sync_state_by_license_key
 from subscriptions.services import ActivationError, instance_activate
 from unit_primitives.catalog import available_services, catalog_document
 
@@ -85,13 +85,13 @@ def _iso(moment) -> str:
 class Query:
     @staticmethod
     def cloudConnectorAccess(info, licenseKey: str, gitlabVersion: str):  # noqa: N802, N803 (GraphQL names)
-        instance = instance_by_license_key(licenseKey)
-        if instance is None:
+        state = sync_state_by_license_key(licenseKey)
+        if state is None:
             raise GraphQLError("The license key is not valid (unknown, replaced or released).")
         request = info.context
         try:
             result = service_access_token_sync(
-                instance,
+                state,
                 gitlab_version=gitlabVersion or request.headers.get("X-Gitlab-Version", ""),
                 hostname=request.headers.get("X-Gitlab-Host-Name", ""),
             )

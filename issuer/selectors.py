@@ -4,6 +4,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 
 import jwt
@@ -17,6 +18,9 @@ from issuer.models import IssuedToken, SigningKey
 KEYSET_CACHE_KEY = "issuer:keyset:v1"
 # Without a shared cache another process (CLI, worker) cannot invalidate ours: bound the staleness instead.
 LOCAL_KEYSET_SECONDS = 5
+# Each process also keeps the key set in memory this long, so the public endpoints make no network call at all;
+# a change made by another process therefore shows within a second (this process's own changes at once).
+MEMO_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -40,15 +44,24 @@ def _build_keyset() -> KeySet:
     return KeySet(jwks_body=body, jwks_etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"', active_kid=active)
 
 
+_memo: dict[str, tuple[float, KeySet]] = {}
+
+
 def keyset() -> KeySet:
+    now = time.monotonic()
+    memo = _memo.get(KEYSET_CACHE_KEY)
+    if memo is not None and now - memo[0] < MEMO_SECONDS:
+        return memo[1]
     current = cache.get(KEYSET_CACHE_KEY)
     if current is None:
         current = _build_keyset()
         cache.set(KEYSET_CACHE_KEY, current, None if settings.CACHE_IS_SHARED else LOCAL_KEYSET_SECONDS)
+    _memo[KEYSET_CACHE_KEY] = (now, current)
     return current
 
 
 def keyset_invalidate() -> None:
+    _memo.clear()
     cache.delete(KEYSET_CACHE_KEY)
 
 

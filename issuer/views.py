@@ -73,11 +73,9 @@ class ServiceAccessTokenView(APIView):
         summary="Issue (or hand out the stored) ServiceAccessToken",
     )
     def post(self, request):
-        instance = request.auth
-        if instance is None:
-            return Response({"detail": "A license key is required."}, status=status.HTTP_401_UNAUTHORIZED)
+        state = request.auth
         claimed_id = request.headers.get("X-Gitlab-Instance-Id")
-        if claimed_id and claimed_id != str(instance.instance_identifier):
+        if claimed_id and claimed_id != str(state.instance.instance_identifier):
             return Response(
                 {"detail": "X-Gitlab-Instance-Id does not match the instance this license key belongs to."},
                 status=status.HTTP_403_FORBIDDEN,
@@ -87,7 +85,7 @@ class ServiceAccessTokenView(APIView):
         gitlab_version = body.validated_data.get("gitlab_version") or request.headers.get("X-Gitlab-Version", "")
         try:
             result = service_access_token_sync(
-                instance, gitlab_version=gitlab_version, hostname=request.headers.get("X-Gitlab-Host-Name", "")
+                state, gitlab_version=gitlab_version, hostname=request.headers.get("X-Gitlab-Host-Name", "")
             )
         except SigningKeyRefused as error:
             return Response({"detail": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)

@@ -17,16 +17,20 @@ from unit_primitives.scopes import Grant, granted_scopes
 DUO_SEAT_ADD_ONS = ("duo_pro", "duo_enterprise")
 
 
-def instance_by_license_key(license_key: str | None) -> Instance | None:
-    """The bound instance holding `license_key`, or None: the same answer for an unknown and a wrong key."""
+def instance_by_license_key(license_key: str | None, *, with_purchases: bool = False) -> Instance | None:
+    """The bound instance holding `license_key`, or None: the same answer for an unknown and a wrong key.
+
+    `with_purchases` prefetches the subscription's add-on purchases, so `instance_entitlements` needs no query.
+    """
     if not license_key or len(license_key) > 256:
         return None
     digest = license_key_digest(license_key)
-    instance = (
-        Instance.objects.select_related("subscription", "subscription__customer")
-        .filter(license_key_digest=digest, subscription__isnull=False)
-        .first()
+    instances = Instance.objects.select_related("subscription", "subscription__customer").filter(
+        license_key_digest=digest, subscription__isnull=False
     )
+    if with_purchases:
+        instances = instances.prefetch_related("subscription__add_on_purchases")
+    instance = instances.first()
     if instance is None or not hmac.compare_digest(instance.license_key_digest, digest):
         return None
     return instance

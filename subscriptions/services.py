@@ -1,10 +1,13 @@
 """Writes on the commercial side. Every door (GraphQL, REST, admin, commands) calls these.
 
 Each service validates with the model's own rules (`full_clean`, which includes the database constraints) and
-runs in a transaction, so bad input raises `ValidationError` with a clear message and writes nothing.
+runs in a transaction, so bad input raises `ValidationError` with a clear message and writes nothing. Writes go
+through `save()`, never a bare queryset `update()`, so that listeners (the issuer's sync cache) hear of every
+change to an entitlement input.
 """
 
 import datetime as dt
+import enum
 import uuid
 from dataclasses import dataclass
 
@@ -82,8 +85,9 @@ def subscription_update(
 
 @transaction.atomic
 def subscription_set_suspended(subscription: Subscription, suspended: bool) -> Subscription:
-    Subscription.objects.filter(pk=subscription.pk).update(suspended=suspended, updated_at=timezone.now())
-    subscription.refresh_from_db()
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    subscription.suspended = suspended
+    subscription.save(update_fields=["suspended", "updated_at"])
     return subscription
 
 
@@ -206,29 +210,41 @@ def instance_activate(
 @transaction.atomic
 def instance_release(instance: Instance) -> Instance:
     """Unbinds the instance from its subscription: its license key stops working, the code is free again."""
-    Instance.objects.filter(pk=instance.pk).update(subscription=None, license_key_digest=None)
-    instance.refresh_from_db()
+    instance = Instance.objects.select_for_update().get(pk=instance.pk)
+    instance.subscription, instance.license_key_digest = None, None
+    instance.save(update_fields=["subscription", "license_key_digest"])
     return instance
 
 
 @transaction.atomic
 def instance_set_suspended(instance: Instance, suspended: bool) -> Instance:
-    Instance.objects.filter(pk=instance.pk).update(suspended=suspended)
-    instance.refresh_from_db()
+    instance = Instance.objects.select_for_update().get(pk=instance.pk)
+    instance.suspended = suspended
+    instance.save(update_fields=["suspended"])
     return instance
 
 
-def instance_sync_record(instance: Instance, *, gitlab_version: str, hostname: str = "", at: dt.datetime) -> None:
+class SyncRecord(enum.Enum):
+    NOTHING = "nothing"  # synced less than SYNC_RECORD_INTERVAL ago: nothing written
+    TOUCHED = "touched"  # only last_sync_at written (not an entitlement input)
+    CHANGED = "changed"  # version or host name changed: saved, listeners notified
+
+
+def instance_sync_record(instance: Instance, *, gitlab_version: str, hostname: str = "", at: dt.datetime) -> SyncRecord:
     """Notes what a sync told us. A version change is written at once (it changes scopes); otherwise the row is
-    touched at most once per SYNC_RECORD_INTERVAL."""
+    touched at most once per SYNC_RECORD_INTERVAL, with a bare update (no entitlement input changes)."""
     gitlab_version = (gitlab_version or instance.gitlab_version)[:64]
     hostname = (hostname or instance.hostname)[:255]
     changed = gitlab_version != instance.gitlab_version or hostname != instance.hostname
     due = instance.last_sync_at is None or at - instance.last_sync_at >= SYNC_RECORD_INTERVAL
     if not (changed or due):
-        return
+        return SyncRecord.NOTHING
     instance.gitlab_version, instance.hostname, instance.last_sync_at = gitlab_version, hostname, at
-    Instance.objects.filter(pk=instance.pk).update(gitlab_version=gitlab_version, hostname=hostname, last_sync_at=at)
+    if changed:
+        instance.save(update_fields=["gitlab_version", "hostname", "last_sync_at"])
+        return SyncRecord.CHANGED
+    Instance.objects.filter(pk=instance.pk).update(last_sync_at=at)
+    return SyncRecord.TOUCHED
 
 
 @dataclass(frozen=True)
@@ -271,5 +287,7 @@ def seat_report_record(
     if hostname and hostname != instance.hostname:
         updates["hostname"] = hostname[:255]
     if updates:
-        Instance.objects.filter(pk=instance.pk).update(**updates)
+        for name, value in updates.items():
+            setattr(instance, name, value)
+        instance.save(update_fields=list(updates))
     return report

@@ -17,6 +17,7 @@ from issuer.services import (
     signing_key_create,
     signing_key_revoke,
 )
+from issuer.sync_state import sync_state_by_license_key
 from subscriptions.services import add_on_purchase_cancel, instance_set_suspended, subscription_update
 from tests.factories import AddOnPurchaseFactory
 from tests.helpers import SYNC_QUERY, sync
@@ -96,37 +97,43 @@ def test_sync_answers_both_query_texts(client, activated):
 
 
 def test_stored_token_reused_while_fresh_and_replaced_on_fingerprint_change(activated):
-    instance, _ = activated
-    first = service_access_token_sync(instance, gitlab_version="17.11.0")
-    assert service_access_token_sync(instance, gitlab_version="17.11.0").token == first.token
+    instance, key = activated
+    first = service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.0")
+    assert service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.0").token == first.token
     AddOnPurchaseFactory(subscription=instance.subscription, add_on="duo_pro", quantity=3)
-    second = service_access_token_sync(instance, gitlab_version="17.11.0")
+    second = service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.0")
     assert second.token != first.token
-    assert service_access_token_sync(instance, gitlab_version="17.11.1").token != second.token  # version changed
+    assert (
+        service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.1").token != second.token
+    )  # version changed
 
 
 def test_stored_token_replaced_when_the_key_changes(activated, signing_key):
-    instance, _ = activated
-    first = service_access_token_sync(instance, gitlab_version="17.11.0")
+    instance, key = activated
+    first = service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.0")
     new_key = signing_key_create()
     signing_key_activate(new_key.kid, force=True)
-    second = service_access_token_sync(instance, gitlab_version="17.11.0")
+    second = service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.0")
     assert (
         jwt.get_unverified_header(second.token)["kid"] == new_key.kid != jwt.get_unverified_header(first.token)["kid"]
     )
 
 
 def test_stored_token_replaced_near_expiry(activated):
-    instance, _ = activated
+    instance, key = activated
     start = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
-    first = service_access_token_sync(instance, gitlab_version="17.11.0", at=start)
+    first = service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.0", at=start)
     assert (
-        service_access_token_sync(instance, gitlab_version="17.11.0", at=start + dt.timedelta(hours=11)).token
+        service_access_token_sync(
+            sync_state_by_license_key(key), gitlab_version="17.11.0", at=start + dt.timedelta(hours=11)
+        ).token
         == first.token
     )
     # 60 h threshold: at 12 h of age, 60 h of life remain, which is no longer "more than" the threshold
     assert (
-        service_access_token_sync(instance, gitlab_version="17.11.0", at=start + dt.timedelta(hours=12)).token
+        service_access_token_sync(
+            sync_state_by_license_key(key), gitlab_version="17.11.0", at=start + dt.timedelta(hours=12)
+        ).token
         != first.token
     )
 

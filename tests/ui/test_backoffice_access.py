@@ -10,6 +10,7 @@ from django.urls import reverse
 from issuer import encryption
 from issuer.models import IssuedToken, SigningKey
 from issuer.services import service_access_token_sync, signing_key_create
+from issuer.sync_state import sync_state_by_license_key
 from subscriptions.services import instance_activate, seat_report_record
 from tests.factories import AddOnPurchaseFactory
 
@@ -48,7 +49,7 @@ def world(activated):
         billable_users=3,
         max_historical_users=4,
     )
-    token = service_access_token_sync(instance, gitlab_version="17.11.0").token
+    token = service_access_token_sync(sync_state_by_license_key(license_key), gitlab_version="17.11.0").token
     pending = signing_key_create()
     return instance, license_key, token, pending
 
@@ -167,7 +168,7 @@ def test_changelist_queries_do_not_grow_with_rows(staff_client, signing_key, nam
             activation = instance_activate(
                 activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4())
             )
-            service_access_token_sync(activation.instance, gitlab_version="17.11.0")
+            service_access_token_sync(sync_state_by_license_key(activation.license_key), gitlab_version="17.11.0")
             seat_report_record(
                 instance=activation.instance,
                 reported_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),

@@ -1,0 +1,130 @@
+"""What a token sync reads, cached per license key in the shared cache so a warm sync needs no query.
+
+A `SyncState` holds the *inputs* (the instance, its subscription and add-on purchases, its newest stored token),
+never a decision: entitlements and freshness are computed at each request, so dates and key rotations need no
+invalidation. Every write to an input bumps a per-license-key generation counter (model signals in
+`issuer.signals`, and the token services); a state is used only while its generation is current. A reader that
+raced a writer therefore stores a state tagged with an old generation, which nobody uses.
+
+Only with a shared cache (Redis): with per-process caches another process could not invalidate ours, so every
+sync reads the database instead.
+"""
+
+import datetime as dt
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from issuer.conf import issuer_settings
+from issuer.models import IssuedToken
+from subscriptions.license_keys import license_key_digest
+from subscriptions.models import Instance
+from subscriptions.selectors import instance_by_license_key
+
+GENERATION_SECONDS = 86400  # outlives every cached state
+
+
+@dataclass(frozen=True)
+class NewestToken:
+    kid: str
+    fingerprint: str
+    expires_at: dt.datetime
+    ciphertext: bytes
+    scopes: tuple[str, ...]
+    audiences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SyncState:
+    instance: Instance  # subscription attached, add-on purchases prefetched
+    newest: NewestToken | None
+    generation: int
+
+
+def _keys(digest: str) -> tuple[str, str]:
+    return f"issuer:sync:{digest}", f"issuer:sync-generation:{digest}"
+
+
+def sync_state_enabled() -> bool:
+    return settings.CACHE_IS_SHARED and issuer_settings.SYNC_STATE_CACHE_SECONDS > 0
+
+
+def _newest_token(instance: Instance) -> NewestToken | None:
+    row = (
+        IssuedToken.objects.filter(instance=instance, token_encrypted__isnull=False)
+        .order_by("-issued_at")
+        .values_list("kid", "fingerprint", "expires_at", "token_encrypted", "scopes", "audiences")
+        .first()
+    )
+    if row is None:
+        return None
+    kid, fingerprint, expires_at, ciphertext, scopes, audiences = row
+    return NewestToken(kid, fingerprint, expires_at, bytes(ciphertext), tuple(scopes), tuple(audiences))
+
+
+def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
+    """The sync inputs of the instance holding `license_key`; None for an unknown or wrong key (same answer)."""
+    if not license_key or len(license_key) > 256:
+        return None
+    generation = 0
+    if sync_state_enabled():
+        digest = license_key_digest(license_key)
+        state_key, generation_key = _keys(digest)
+        found = cache.get_many([state_key, generation_key])
+        generation = found.get(generation_key, 0)
+        state = found.get(state_key)
+        if (
+            state is not None
+            and state.generation == generation
+            and hmac.compare_digest(state.instance.license_key_digest or "", digest)
+        ):
+            return state
+    instance = instance_by_license_key(license_key, with_purchases=True)
+    if instance is None:
+        return None
+    state = SyncState(instance=instance, newest=_newest_token(instance), generation=generation)
+    _store(state)
+    return state
+
+
+def _store(state: SyncState) -> None:
+    if sync_state_enabled():
+        state_key, _ = _keys(state.instance.license_key_digest)
+        cache.set(state_key, state, issuer_settings.SYNC_STATE_CACHE_SECONDS)
+
+
+def sync_state_touch(state: SyncState) -> None:
+    """Re-stores a state whose instance changed in a way that is not an entitlement input (last sync time)."""
+    _store(state)
+
+
+def _bump(digests: list[str]) -> None:
+    for digest in digests:
+        state_key, generation_key = _keys(digest)
+        cache.add(generation_key, 0, GENERATION_SECONDS)
+        try:
+            cache.incr(generation_key)
+        except ValueError:  # expired between add and incr
+            cache.set(generation_key, 1, GENERATION_SECONDS)
+        cache.delete(state_key)
+
+
+def sync_state_invalidate(digests: Iterable[str | None]) -> None:
+    """Now, and again once the transaction commits (a reader in between saw the old rows)."""
+    if not sync_state_enabled():
+        return
+    digests = [digest for digest in digests if digest]
+    if digests:
+        _bump(digests)
+        transaction.on_commit(lambda: _bump(digests))
+
+
+def sync_state_invalidate_subscription(subscription_id: int | None) -> None:
+    if subscription_id is not None and sync_state_enabled():
+        sync_state_invalidate(
+            Instance.objects.filter(subscription_id=subscription_id).values_list("license_key_digest", flat=True)
+        )

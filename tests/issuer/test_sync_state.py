@@ -1,0 +1,138 @@
+"""The sync-state cache: a warm sync reads no database, and every write to an input is seen at the next sync."""
+
+import datetime as dt
+import uuid
+
+import jwt
+import pytest
+from django.core.cache import cache
+
+from issuer.services import service_access_token_sync
+from issuer.sync_state import _keys, sync_state_by_license_key, sync_state_invalidate
+from subscriptions.license_keys import license_key_digest
+from subscriptions.services import (
+    add_on_purchase_cancel,
+    add_on_purchase_update,
+    instance_activate,
+    instance_release,
+    instance_set_suspended,
+    subscription_set_suspended,
+    subscription_update,
+)
+from tests.factories import AddOnPurchaseFactory
+from tests.helpers import sync
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def shared_cache(settings):
+    """Tests run in one process, so the local-memory cache behaves as a shared one here."""
+    settings.CACHE_IS_SHARED = True
+
+
+def scopes_of(client, key):
+    _, body = sync(client, key)
+    token = (body["data"]["cloudConnectorAccess"] or {}).get("serviceToken")
+    return None if token is None else set(jwt.decode(token["token"], options={"verify_signature": False})["scopes"])
+
+
+def test_warm_sync_reads_no_database(client, activated, django_assert_num_queries):
+    _, key = activated
+    sync(client, key)  # mints and records
+    sync(client, key)  # reads the new token into the cache
+    with django_assert_num_queries(0):
+        _, body = sync(client, key)
+    assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+
+
+def test_purchase_changes_are_seen_at_once(client, activated):
+    instance, key = activated
+    assert "troubleshoot_job" in scopes_of(client, key)
+    purchase = instance.subscription.add_on_purchases.get()
+    add_on_purchase_update(purchase, quantity=7)
+    _, body = sync(client, key)
+    assert (
+        jwt.decode(body["data"]["cloudConnectorAccess"]["serviceToken"]["token"], options={"verify_signature": False})[
+            "duo_seat_count"
+        ]
+        == 7
+    )
+    add_on_purchase_cancel(purchase)
+    assert "troubleshoot_job" not in scopes_of(client, key)
+    AddOnPurchaseFactory(subscription=instance.subscription, add_on="duo_pro", quantity=2)
+    assert "code_suggestions" in scopes_of(client, key)
+
+
+def test_suspension_and_end_are_seen_at_once(client, activated):
+    instance, key = activated
+    assert scopes_of(client, key)
+    instance_set_suspended(instance, True)
+    assert scopes_of(client, key) is None
+    instance_set_suspended(instance, False)
+    assert scopes_of(client, key)
+    subscription_set_suspended(instance.subscription, True)
+    assert scopes_of(client, key) is None
+    subscription_set_suspended(instance.subscription, False)
+    subscription_update(instance.subscription, expires_on=instance.subscription.starts_on + dt.timedelta(days=1))
+    assert scopes_of(client, key) is None
+
+
+def test_release_and_reactivation_kill_the_old_key_at_once(client, activated):
+    instance, key = activated
+    assert scopes_of(client, key)
+    new_key = instance_activate(
+        activation_code=instance.subscription.activation_code, instance_identifier=str(instance.instance_identifier)
+    ).license_key
+    _, body = sync(client, key)
+    assert body["errors"] and body["data"]["cloudConnectorAccess"] is None
+    assert scopes_of(client, new_key)
+    instance_release(instance)
+    _, body = sync(client, new_key)
+    assert body["errors"]
+
+
+def test_admin_edit_through_the_model_is_seen(client, activated):
+    instance, key = activated
+    assert scopes_of(client, key)
+    subscription = instance.subscription
+    subscription.license_type = "premium"
+    subscription.save()  # what a Django admin form does
+    assert "troubleshoot_job" in scopes_of(client, key)  # premium still has Duo Enterprise primitives listed
+    purchase = subscription.add_on_purchases.get()
+    purchase.delete()
+    assert "troubleshoot_job" not in scopes_of(client, key)
+
+
+def test_a_state_read_before_a_write_is_never_served_after_it(activated):
+    instance, key = activated
+    stale = sync_state_by_license_key(key)  # a reader read the rows ...
+    add_on_purchase_cancel(instance.subscription.add_on_purchases.get())  # ... a writer changed them ...
+    state_key, _ = _keys(license_key_digest(key))
+    cache.set(state_key, stale)  # ... and the slow reader stores what it read
+    fresh = sync_state_by_license_key(key)
+    assert fresh.generation > stale.generation
+    assert fresh.instance.subscription.add_on_purchases.all()[0].cancelled_at is not None
+
+
+def test_invalidate_is_per_license_key(signing_key):
+    keys = []
+    for _ in range(2):
+        subscription = AddOnPurchaseFactory().subscription
+        keys.append(
+            instance_activate(
+                activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4())
+            ).license_key
+        )
+    first, second = (sync_state_by_license_key(k) for k in keys)
+    sync_state_invalidate([license_key_digest(keys[0])])
+    assert sync_state_by_license_key(keys[1]).generation == second.generation
+    assert sync_state_by_license_key(keys[0]).generation == first.generation + 1
+
+
+def test_cache_off_without_a_shared_cache(settings, activated, django_assert_num_queries):
+    settings.CACHE_IS_SHARED = False
+    _, key = activated
+    service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.0")
+    with django_assert_num_queries(3):  # instance + subscription, purchases, newest token
+        sync_state_by_license_key(key)
