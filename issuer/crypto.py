@@ -56,5 +56,9 @@ def private_key_load(kid: str, ciphertext: bytes) -> rsa.RSAPrivateKey:
     return key
 
 
+def private_key_loaded(kid: str) -> rsa.RSAPrivateKey | None:
+    return _private_keys.get(kid)
+
+
 def private_key_forget(kid: str) -> None:
     _private_keys.pop(kid, None)

@@ -1,17 +1,22 @@
 """`POST /graphql`: the GitLab-facing GraphQL schema (graphql-core), with resolvers as thin doors onto services.
 
 Documents are parsed and validated once and kept in a small LRU cache: GitLab sends the same few query texts.
+The catalog views (`availableServices`, `catalog`) never change while the process runs, so their completed
+values are memoized per document and field (`StaticValue`, `_MemoizingExecutor`): a sync only completes
+what depends on the request.
 """
 
 import functools
 import json
 import logging
+from dataclasses import dataclass
 
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from graphql import GraphQLError, build_schema, execute, parse, validate
+from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 
 from issuer.services import SigningKeyRefused, service_access_token_sync
 from issuer.sync_state import sync_state_by_license_key
@@ -78,6 +83,34 @@ SCHEMA = build_schema(
 )
 
 
+class StaticValue:
+    """A resolver result that is the same for every request (the catalog views)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request: object
+    memo: dict  # the document's memo of completed static values; lives and dies with the cached document
+
+
+class _MemoizingExecutor(ExecutorThrowingOnIncremental):
+    def complete_value(self, return_type, field_details_list, info, path, result, position_context):
+        if not isinstance(result, StaticValue):
+            return super().complete_value(return_type, field_details_list, info, path, result, position_context)
+        memo = info.context.memo
+        key = (return_type, tuple(id(details.node) for details in field_details_list))
+        if key not in memo:
+            memo[key] = super().complete_value(
+                return_type, field_details_list, info, path, result.value, position_context
+            )
+        return memo[key]
+
+
 def _iso(moment) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -88,7 +121,7 @@ class Query:
         state = sync_state_by_license_key(licenseKey)
         if state is None:
             raise GraphQLError("The license key is not valid (unknown, replaced or released).")
-        request = info.context
+        request = info.context.request
         try:
             result = service_access_token_sync(
                 state,
@@ -102,9 +135,13 @@ class Query:
         )
         return {
             "serviceToken": service_token,
-            "availableServices": available_services(),
-            "catalog": catalog_document(),
+            "availableServices": STATIC_AVAILABLE_SERVICES,
+            "catalog": STATIC_CATALOG,
         }
+
+
+STATIC_AVAILABLE_SERVICES = StaticValue(available_services())
+STATIC_CATALOG = StaticValue(catalog_document())
 
 
 class Mutation:
@@ -142,12 +179,12 @@ class Root(Query, Mutation):
 
 @functools.lru_cache(maxsize=64)
 def _prepared(query: str):
-    """Parse + validate once per distinct query text; returns (document, errors)."""
+    """Parse + validate once per distinct query text; returns (document, errors, memo of static values)."""
     try:
         document = parse(query)
     except GraphQLError as error:
-        return None, (error,)
-    return document, tuple(validate(SCHEMA, document))
+        return None, (error,), None
+    return document, tuple(validate(SCHEMA, document)), {}
 
 
 def _errors(errors, status=200):
@@ -167,7 +204,7 @@ def graphql_view(request):
     variables = {} if variables is None else variables
     if not isinstance(variables, dict):
         return _errors([GraphQLError("`variables` must be a JSON object.")], status=400)
-    document, errors = _prepared(payload["query"])
+    document, errors, memo = _prepared(payload["query"])
     if errors:
         return _errors(errors, status=400)
     operation = payload.get("operationName")
@@ -175,9 +212,10 @@ def graphql_view(request):
         SCHEMA,
         document,
         root_value=Root,
-        context_value=request,
+        context_value=RequestContext(request=request, memo=memo),
         variable_values=variables,
         operation_name=operation if isinstance(operation, str) else None,
+        executor_class=_MemoizingExecutor,
     )
     body = {"data": result.data}
     if result.errors:

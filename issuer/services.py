@@ -14,7 +14,7 @@ from issuer import crypto, encryption, metrics
 from issuer.conf import issuer_settings
 from issuer.models import IssuedToken, JobLock, SigningKey
 from issuer.selectors import keyset, keyset_invalidate, newest_token_annotations, token_is_fresh
-from issuer.sync_state import SyncState, sync_state_invalidate, sync_state_touch
+from issuer.sync_state import SyncState, sync_state_invalidate, sync_state_replace_token, sync_state_touch
 from subscriptions.models import Instance
 from subscriptions.selectors import Entitlements, instance_entitlements
 from subscriptions.services import SyncRecord, instance_sync_record
@@ -223,7 +223,12 @@ class MintedToken:
 
 
 def _active_signing_key() -> tuple[str, object]:
+    """The active key, as the key set says (every process sees a key change within a second); the database is
+    read only when this process has not decrypted that key yet."""
     kid = keyset().active_kid
+    loaded = crypto.private_key_loaded(kid) if kid else None
+    if loaded is not None:
+        return kid, loaded
     key = SigningKey.objects.filter(kid=kid, state=State.ACTIVE).only("kid", "private_key_encrypted").first()
     if key is None:  # the cached key set is behind; read the truth
         keyset_invalidate()
@@ -330,7 +335,9 @@ def service_access_token_sync(
             audiences=newest.audiences,
             kid=newest.kid,
         )
-    minted = service_access_token_issue(instance, entitlements=entitlements, at=at, reason="sync")
+    minted = _sign(instance, entitlements, at, "sync", _active_signing_key())
+    minted.record.save(force_insert=True)
+    sync_state_replace_token(state, minted.record)  # the next sync finds this token without a query
     metrics.syncs.labels(result="minted").inc()
     record = minted.record
     return SyncResult(

@@ -12,6 +12,7 @@ sync reads the database instead.
 
 import datetime as dt
 import hmac
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -102,14 +103,27 @@ def sync_state_touch(state: SyncState) -> None:
     _store(state)
 
 
+def sync_state_replace_token(state: SyncState, record: IssuedToken) -> None:
+    """After a sync minted: the same inputs with the new newest token (same generation, so a concurrent write to
+    an input still wins)."""
+    newest = NewestToken(
+        kid=record.kid,
+        fingerprint=record.fingerprint,
+        expires_at=record.expires_at,
+        ciphertext=bytes(record.token_encrypted),
+        scopes=tuple(record.scopes),
+        audiences=tuple(record.audiences),
+    )
+    _store(SyncState(instance=state.instance, newest=newest, generation=state.generation))
+
+
 def _bump(digests: list[str]) -> None:
     for digest in digests:
         state_key, generation_key = _keys(digest)
-        cache.add(generation_key, 0, GENERATION_SECONDS)
         try:
             cache.incr(generation_key)
-        except ValueError:  # expired between add and incr
-            cache.set(generation_key, 1, GENERATION_SECONDS)
+        except ValueError:  # no counter yet (or it expired): any value but the old one will do
+            cache.set(generation_key, time.time_ns(), GENERATION_SECONDS)
         cache.delete(state_key)
 
 
@@ -118,8 +132,10 @@ def sync_state_invalidate(digests: Iterable[str | None]) -> None:
     if not sync_state_enabled():
         return
     digests = [digest for digest in digests if digest]
-    if digests:
-        _bump(digests)
+    if not digests:
+        return
+    _bump(digests)
+    if transaction.get_connection().in_atomic_block:
         transaction.on_commit(lambda: _bump(digests))
 
 
