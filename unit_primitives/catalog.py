@@ -84,7 +84,7 @@ _ENTRY_CLASSES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one loaded catalog is one value
 class Catalog:
     unit_primitives: dict[str, UnitPrimitive]
     backend_services: dict[str, BackendService]

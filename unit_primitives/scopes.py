@@ -1,6 +1,8 @@
 """The one function that turns entitlements into scopes (PROTOCOL §5). Everything else asks it."""
 
+import bisect
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -31,6 +33,32 @@ def _is_granted(
     )
 
 
+def _grant(catalog: Catalog, license_type, add_ons: frozenset[str], version, at: dt.datetime) -> Grant:
+    scopes, audiences = [], set()
+    for primitive in catalog.unit_primitives.values():
+        services = [catalog.backend_services.get(name) for name in primitive.backend_services]
+        if any(service is None for service in services):
+            continue
+        if not _is_granted(primitive, license_type, add_ons, version, at):
+            continue
+        scopes.append(primitive.name)
+        audiences.update(service.jwt_aud for service in services)
+    return Grant(scopes=tuple(sorted(scopes)), audiences=tuple(sorted(audiences)))
+
+
+@functools.cache
+def _cut_offs(catalog: Catalog) -> tuple[dt.datetime, ...]:
+    return tuple(sorted({p.cut_off_date for p in catalog.unit_primitives.values() if p.cut_off_date}))
+
+
+@functools.lru_cache(maxsize=4096)
+def _grant_between_cut_offs(catalog: Catalog, license_type, add_ons: frozenset[str], version, passed: int) -> Grant:
+    """The grant is the same for every moment between two consecutive cut-off dates: decide at the first."""
+    cut_offs = _cut_offs(catalog)
+    moment = cut_offs[passed - 1] if passed else dt.datetime.min.replace(tzinfo=dt.UTC)
+    return _grant(catalog, license_type, add_ons, version, moment)
+
+
 def granted_scopes(
     *,
     license_type: str | None,
@@ -42,18 +70,13 @@ def granted_scopes(
     """Unit primitives an instance may use at `at`, and the audiences of their backend services.
 
     `active_add_ons` are the add-on names with a purchase active at `at`; `gitlab_version` may be None or
-    unparseable (unknown), in which case no version-gated primitive is granted.
+    unparseable (unknown), in which case no version-gated primitive is granted. Results are memoized per
+    catalog, inputs and the number of cut-off dates already passed (the only way `at` matters).
     """
     if at.tzinfo is None:
         raise ValueError("`at` must be timezone-aware")
     catalog = catalog or get_catalog()
-    add_ons = frozenset(active_add_ons)
-    version = parse_version(gitlab_version)
-    scopes, audiences = [], set()
-    for primitive in catalog.unit_primitives.values():
-        services = [catalog.backend_services.get(name) for name in primitive.backend_services]
-        if None in services or not _is_granted(primitive, license_type, add_ons, version, at):
-            continue
-        scopes.append(primitive.name)
-        audiences.update(service.jwt_aud for service in services)
-    return Grant(scopes=tuple(sorted(scopes)), audiences=tuple(sorted(audiences)))
+    passed = bisect.bisect_right(_cut_offs(catalog), at)
+    return _grant_between_cut_offs(
+        catalog, license_type, frozenset(active_add_ons), parse_version(gitlab_version), passed
+    )
