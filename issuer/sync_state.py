@@ -117,6 +117,16 @@ def sync_state_replace_token(state: SyncState, record: IssuedToken) -> None:
     _store(SyncState(instance=state.instance, newest=newest, generation=state.generation))
 
 
+def sync_state_forget(digests: Iterable[str | None]) -> None:
+    """After tokens were minted outside a sync (refresh job, by hand): drop the cached states in one round trip.
+
+    No generation bump is needed: a token is not an entitlement input, and a state that still names an older token
+    only makes the next sync find that token not fresh (rotated key, near expiry) and mint again, or hand out the
+    older token, which is valid and carries the same entitlements."""
+    if sync_state_enabled():
+        cache.delete_many([_keys(digest)[0] for digest in digests if digest])
+
+
 def _bump(digests: list[str]) -> None:
     for digest in digests:
         state_key, generation_key = _keys(digest)

@@ -173,3 +173,17 @@ def test_two_refresh_runs_at_once_mint_once_per_instance(signing_key):
     assert sum(counts) == 30
     assert IssuedToken.objects.count() == 30
     assert set(IssuedToken.objects.values_list("instance_id", flat=True)) == {i.pk for i in instances}
+
+
+def test_a_pre_minted_token_is_what_the_next_sync_hands_out(client, signing_key):
+    """The refresh job's bulk insert (COPY on PostgreSQL) round-trips: the sync reuses that exact token."""
+    subscription = AddOnPurchaseFactory(add_on="duo_enterprise", quantity=9).subscription
+    activation = instance_activate(activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4()), gitlab_version="17.11.0")
+    token_refresh()
+    record = IssuedToken.objects.get()
+    assert record.reason == "refresh_first" and "troubleshoot_job" in record.scopes and record.duo_seat_count == 9
+    response = rest(client, activation.license_key, body={"gitlab_version": "17.11.0"})
+    body = response.json()
+    assert IssuedToken.objects.count() == 1, "the stored token was handed out, nothing minted"
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert claims["jti"] == str(record.jti) and claims["scopes"] == record.scopes
