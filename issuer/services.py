@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import jwt
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -16,7 +17,7 @@ from issuer.models import IssuedToken, JobLock, SigningKey
 from issuer.selectors import keyset, keyset_invalidate, newest_token_annotations, token_is_fresh
 from issuer.sync_state import SyncState, sync_state_forget, sync_state_replace_token, sync_state_touch
 from subscriptions.models import Instance
-from subscriptions.selectors import Entitlements, instance_entitlements
+from subscriptions.selectors import Entitlements, add_on_quantities_active, instance_entitlements
 from subscriptions.services import SyncRecord, instance_sync_record
 
 logger = logging.getLogger(__name__)
@@ -382,17 +383,15 @@ def token_refresh_chunk(first_id: int, last_id: int, *, at: dt.datetime | None =
     queryset = _refreshable_instances().filter(pk__gte=first_id, pk__lte=last_id)
     locking = queryset.select_for_update(skip_locked=connection.features.has_select_for_update_skip_locked)
     locked_ids = list(locking.values_list("pk", flat=True))
-    instances = (
-        Instance.objects.filter(pk__in=locked_ids)
-        .select_related("subscription")
-        .prefetch_related("subscription__add_on_purchases")
-        .annotate(**newest_token_annotations())
+    instances = list(
+        Instance.objects.filter(pk__in=locked_ids).select_related("subscription").annotate(**newest_token_annotations())
     )
+    add_ons = add_on_quantities_active([i.subscription_id for i in instances], at.astimezone(dt.UTC).date())
     active_kid = keyset().active_kid
     signer = None
     minted = []
     for instance in instances:
-        entitlements = instance_entitlements(instance, at)
+        entitlements = instance_entitlements(instance, at, active_add_ons=add_ons.get(instance.subscription_id, []))
         if not entitlements.access:
             continue
         if token_is_fresh(
@@ -439,17 +438,20 @@ def _insert_tokens(records: list[IssuedToken]) -> None:
     from psycopg.types.json import Jsonb
 
     table = IssuedToken._meta.db_table
-    with connection.cursor() as cursor, cursor.cursor.copy(
-        f"COPY {table} ({', '.join(_TOKEN_COLUMNS)}) FROM STDIN"  # noqa: S608 (constant names)
-    ) as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(
+            f"COPY {table} ({', '.join(_TOKEN_COLUMNS)}) FROM STDIN"  # noqa: S608 (constant names)
+        ) as copy,
+    ):
         for r in records:
             copy.write_row(
                 (
                     r.jti,
                     r.instance_id,
                     r.kid,
-                    Jsonb(r.scopes),
-                    Jsonb(r.audiences),
+                    Jsonb(r.scopes, dumps=orjson.dumps),
+                    Jsonb(r.audiences, dumps=orjson.dumps),
                     r.duo_seat_count,
                     r.issued_at,
                     r.expires_at,

@@ -3,9 +3,9 @@
 import datetime as dt
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 
+import orjson
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -64,13 +64,32 @@ class Entitlements:
     fingerprint: str
 
 
-def instance_entitlements(instance: Instance, at: dt.datetime | None = None) -> Entitlements:
+def add_on_quantities_active(subscription_ids: list[int], day: dt.date) -> dict[int, list[tuple[str, int]]]:
+    """(add-on, quantity) of the purchases active on `day`, per subscription: one query for a whole batch."""
+    found: dict[int, list[tuple[str, int]]] = {}
+    rows = AddOnPurchase.objects.filter(
+        subscription_id__in=subscription_ids, started_on__lte=day, expires_on__gt=day, cancelled_at__isnull=True
+    ).values_list("subscription_id", "add_on", "quantity")
+    for subscription_id, add_on, quantity in rows:
+        found.setdefault(subscription_id, []).append((add_on, quantity))
+    return found
+
+
+def instance_entitlements(
+    instance: Instance, at: dt.datetime | None = None, *, active_add_ons: list[tuple[str, int]] | None = None
+) -> Entitlements:
+    """`active_add_ons`: the (add-on, quantity) pairs active at `at`, when a batch has read them already
+    (`add_on_quantities_active`); otherwise prefetched purchases or one query."""
     at = at or timezone.now()
     day = at.astimezone(dt.UTC).date()
     subscription = instance.subscription
     access = bool(subscription and not instance.suspended and subscription.is_active_on(day))
     if access:
-        purchases = [(p.add_on, p.quantity) for p in _active_purchases(subscription, day)]
+        purchases = (
+            active_add_ons
+            if active_add_ons is not None
+            else [(p.add_on, p.quantity) for p in _active_purchases(subscription, day)]
+        )
         license_type = subscription.license_type
     else:
         purchases, license_type = [], None
@@ -86,7 +105,7 @@ def instance_entitlements(instance: Instance, at: dt.datetime | None = None) -> 
         if access
         else Grant(scopes=(), audiences=())
     )
-    fingerprint_source = json.dumps(
+    fingerprint_source = orjson.dumps(
         [
             str(instance.instance_identifier),
             access,
@@ -107,7 +126,7 @@ def instance_entitlements(instance: Instance, at: dt.datetime | None = None) -> 
         duo_seat_count=duo_seat_count,
         gitlab_version=instance.gitlab_version,
         grant=grant,
-        fingerprint=hashlib.sha256(fingerprint_source.encode()).hexdigest()[:32],
+        fingerprint=hashlib.sha256(fingerprint_source).hexdigest()[:32],
     )
 
 

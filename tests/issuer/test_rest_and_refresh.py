@@ -178,7 +178,9 @@ def test_two_refresh_runs_at_once_mint_once_per_instance(signing_key):
 def test_a_pre_minted_token_is_what_the_next_sync_hands_out(client, signing_key):
     """The refresh job's bulk insert (COPY on PostgreSQL) round-trips: the sync reuses that exact token."""
     subscription = AddOnPurchaseFactory(add_on="duo_enterprise", quantity=9).subscription
-    activation = instance_activate(activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4()), gitlab_version="17.11.0")
+    activation = instance_activate(
+        activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4()), gitlab_version="17.11.0"
+    )
     token_refresh()
     record = IssuedToken.objects.get()
     assert record.reason == "refresh_first" and "troubleshoot_job" in record.scopes and record.duo_seat_count == 9
