@@ -30,10 +30,16 @@ def public_jwk(private_key: rsa.RSAPrivateKey) -> dict:
 
 
 def rsa_key_generate(key_size: int) -> tuple[dict, bytes]:
-    """A new key: its public JWK and its private key as encrypted PKCS#8."""
+    """A new key: its public JWK and its private key as encrypted PKCS#8.
+
+    A key whose thumbprint starts with "-" (one in 64) is drawn again: operators pass kids on command lines
+    (`signing_keys activate --kid KID`), where argparse would read such a kid as an option.
+    """
     if key_size not in ALLOWED_KEY_SIZES:
         raise ValueError(f"RSA key size must be one of {ALLOWED_KEY_SIZES}, not {key_size}.")
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    while public_jwk(private_key)["kid"].startswith("-"):
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

@@ -3,6 +3,7 @@ import uuid
 import pytest
 from django.core.cache import cache
 
+from issuer.selectors import keyset_invalidate
 from issuer.services import signing_key_ensure_active
 from subscriptions.services import instance_activate
 from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
@@ -10,8 +11,11 @@ from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
+    """Every test starts with an empty cache and no key set memoized in this process."""
+    keyset_invalidate()
     cache.clear()
     yield
+    keyset_invalidate()
     cache.clear()
 
 

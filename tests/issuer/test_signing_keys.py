@@ -241,3 +241,19 @@ def test_concurrent_policy_runs_and_activations_leave_exactly_one_active_key():
     race(*[lambda: signing_key_policy_run(at=T0 + dt.timedelta(days=89))] * 3)
     assert SigningKey.objects.filter(state=State.PENDING).count() == 1
     assert SigningKey.objects.filter(state=State.ACTIVE).count() == 1
+
+
+def test_kids_never_start_with_a_dash(monkeypatch):
+    """A kid like "-abc" would be read as an option by `signing_keys activate --kid -abc`."""
+    real = crypto.public_jwk
+    calls = []
+
+    def first_one_dashed(private_key):
+        jwk = real(private_key)
+        calls.append(jwk["kid"])
+        return {**jwk, "kid": "-" + jwk["kid"][1:]} if len(calls) == 1 else jwk
+
+    monkeypatch.setattr(crypto, "public_jwk", first_one_dashed)
+    key = signing_key_create()
+    assert not key.kid.startswith("-")
+    assert len(calls) >= 2
