@@ -25,7 +25,7 @@ def instance_by_license_key(license_key: str | None, *, with_purchases: bool = F
     if not license_key or len(license_key) > 256:
         return None
     digest = license_key_digest(license_key)
-    instances = Instance.objects.select_related("subscription", "subscription__customer").filter(
+    instances = Instance.objects.select_related("subscription").filter(
         license_key_digest=digest, subscription__isnull=False
     )
     if with_purchases:
