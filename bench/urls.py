@@ -3,17 +3,33 @@
 import time
 
 import jwt
-from django.http import JsonResponse
+import orjson
+from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
 from config.urls import urlpatterns as project_urls
 from issuer.crypto import private_key_load
 from issuer.models import SigningKey
+from unit_primitives.catalog import available_services, catalog_document
 
 
 def bare_json(request):
     """Baseline 1: the cheapest JSON view through the same middleware stack."""
     return JsonResponse({"ok": True})
+
+
+def bare_json_same_size(request):
+    """Baseline 1b (information only): no logic either, but as many bytes as a sync answer (the catalog)."""
+    body = {
+        "data": {
+            "cloudConnectorAccess": {
+                "serviceToken": {"token": "x" * 900, "expiresAt": "2026-01-01T00:00:00Z"},
+                "availableServices": list(available_services()),
+                "catalog": catalog_document(),
+            }
+        }
+    }
+    return HttpResponse(orjson.dumps(body), content_type="application/json")
 
 
 _signer = {}
@@ -31,4 +47,9 @@ def bare_sign(request):
     return JsonResponse({"token": token})
 
 
-urlpatterns = [path("bench/json", bare_json), path("bench/sign", bare_sign), *project_urls]
+urlpatterns = [
+    path("bench/json", bare_json),
+    path("bench/json-large", bare_json_same_size),
+    path("bench/sign", bare_sign),
+    *project_urls,
+]
