@@ -36,6 +36,17 @@ def sync(client, license_key, gitlab_version="17.11.0", query=SYNC_QUERY):
     return graphql_post(client, query, {"licenseKey": license_key, "gitlabVersion": gitlab_version})
 
 
-postgres_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="needs PostgreSQL: set DATABASE_URL=postgres://..."
-)
+def postgres_only(test):
+    """Marked `postgres`; skipped with the reason when the suite runs on another database."""
+    skip = pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="needs PostgreSQL: set DATABASE_URL=postgres://..."
+    )
+    return pytest.mark.postgres(skip(test))
+
+
+def redis_only(test):
+    """Marked `redis`; skipped with the reason when the cache is not Redis."""
+    from django.conf import settings
+
+    skip = pytest.mark.skipif(not settings.CACHE_IS_SHARED, reason="needs Redis: set REDIS_URL=redis://...")
+    return pytest.mark.redis(skip(test))

@@ -257,3 +257,40 @@ def test_kids_never_start_with_a_dash(monkeypatch):
     key = signing_key_create()
     assert not key.kid.startswith("-")
     assert len(calls) >= 2
+
+
+@pytest.fixture
+def staff_api():
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(User.objects.create_user("keys", password="pw-keys-123", is_staff=True))
+    return client
+
+
+def test_admin_api_key_lifecycle(staff_api):
+    assert staff_api.get("/api/v1/admin/signing_keys/").json()["results"] == []
+    created = staff_api.post("/api/v1/admin/signing_keys/", {}, format="json")
+    assert created.status_code == 201
+    kid = created.json()["kid"]
+    assert created.json()["state"] == "pending"
+    assert set(created.json()["public_jwk"]) == {"kty", "n", "e", "kid", "use", "alg"}
+    refused = staff_api.post(f"/api/v1/admin/signing_keys/{kid}/activate/", {}, format="json")
+    assert refused.status_code == 409 and "Use force" in refused.json()["detail"]
+    activated = staff_api.post(f"/api/v1/admin/signing_keys/{kid}/activate/", {"force": True}, format="json")
+    assert activated.status_code == 200 and activated.json()["state"] == "active"
+    assert staff_api.post(f"/api/v1/admin/signing_keys/{kid}/purge/", {"force": True}, format="json").status_code == 409
+    body = staff_api.get(f"/api/v1/admin/signing_keys/{kid}/").content.decode()
+    assert "PRIVATE" not in body and '"d"' not in body
+
+
+def test_admin_api_keys_are_staff_only(client):
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+    assert client.get("/api/v1/admin/signing_keys/").status_code in (401, 403)
+    plain = APIClient()
+    plain.force_authenticate(User.objects.create_user("plainkeys", password="pw-plain-123"))
+    assert plain.post("/api/v1/admin/signing_keys/", {}, format="json").status_code == 403
+    assert SigningKey.objects.count() == 0

@@ -201,3 +201,39 @@ def test_dashboard_queries_do_not_grow_with_rows(staff_client, signing_key):
         subscription = AddOnPurchaseFactory().subscription
         instance_activate(activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4()))
     assert count() == few
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"starts_on": "2027-01-01", "expires_on": "2026-01-01"}, "The subscription must start before it expires."),
+        ({"seats": "0"}, "A subscription needs at least one seat."),
+        ({"license_type": "platinum"}, "Select a valid choice. platinum is not one of the available choices."),
+        ({"add_on_purchases-0-quantity": "0"}, "An add-on purchase needs a quantity of at least 1."),
+        ({"add_on_purchases-0-expires_on": "2025-01-01"}, "The add-on purchase must start before it expires."),
+    ],
+)
+def test_admin_form_shows_constraint_errors_and_writes_nothing(staff_client, change, message):
+    from subscriptions.models import AddOnPurchase, Subscription
+    from tests.factories import CustomerFactory
+
+    form = {
+        "customer": CustomerFactory().pk,
+        "license_type": "ultimate",
+        "seats": "10",
+        "starts_on": "2026-01-01",
+        "expires_on": "2027-01-01",
+        "add_on_purchases-TOTAL_FORMS": "1",
+        "add_on_purchases-INITIAL_FORMS": "0",
+        "add_on_purchases-MIN_NUM_FORMS": "0",
+        "add_on_purchases-MAX_NUM_FORMS": "1000",
+        "add_on_purchases-0-add_on": "duo_pro",
+        "add_on_purchases-0-quantity": "5",
+        "add_on_purchases-0-started_on": "2026-01-01",
+        "add_on_purchases-0-expires_on": "2027-01-01",
+        **change,
+    }
+    response = staff_client.post("/admin/subscriptions/subscription/add/", form)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert Subscription.objects.count() == 0 and AddOnPurchase.objects.count() == 0

@@ -1,0 +1,86 @@
+"""Signing keys in the staff-only admin REST API (/api/v1/admin/signing_keys/): the same services as the keys
+page and `manage.py signing_keys`. Only public members ever leave: kid, state, times, public JWK."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from issuer import services
+from issuer.models import SigningKey
+
+
+class SigningKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SigningKey
+        fields = [
+            "kid",
+            "state",
+            "algorithm",
+            "key_size",
+            "public_jwk",
+            "created_at",
+            "activated_at",
+            "retired_at",
+            "revoked_at",
+        ]
+        read_only_fields = fields
+
+
+class CreateKeySerializer(serializers.Serializer):
+    key_size = serializers.ChoiceField(choices=[2048, 3072, 4096], required=False)
+
+
+class ForceSerializer(serializers.Serializer):
+    force = serializers.BooleanField(default=False, help_text="Act before the safe time (publish lead, overlap).")
+
+
+_refused = OpenApiResponse(description="The lifecycle rules refuse this now; `detail` says why (409).")
+
+
+class SigningKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = SigningKey.objects.order_by("created_at")
+    serializer_class = SigningKeySerializer
+    lookup_field = "kid"
+    lookup_value_regex = "[A-Za-z0-9_-]+"
+
+    def _act(self, request, step):
+        try:
+            key = step()
+        except services.SigningKeyRefused as refused:
+            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
+        return Response(SigningKeySerializer(key).data if key is not None else None)
+
+    def _force(self, request) -> bool:
+        body = ForceSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return body.validated_data["force"]
+
+    @extend_schema(request=CreateKeySerializer, responses={201: SigningKeySerializer})
+    def create(self, request):
+        body = CreateKeySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = services.signing_key_create(key_size=body.validated_data.get("key_size"))
+        return Response(SigningKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ForceSerializer, responses={200: SigningKeySerializer, 409: _refused})
+    @action(detail=True, methods=["post"])
+    def activate(self, request, kid=None):
+        force = self._force(request)
+        return self._act(request, lambda: services.signing_key_activate(kid, force=force))
+
+    @extend_schema(request=None, responses={200: SigningKeySerializer, 409: _refused})
+    @action(detail=True, methods=["post"])
+    def retire(self, request, kid=None):
+        return self._act(request, lambda: services.signing_key_retire(kid))
+
+    @extend_schema(request=None, responses={200: SigningKeySerializer, 409: _refused})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, kid=None):
+        return self._act(request, lambda: services.signing_key_revoke(kid))
+
+    @extend_schema(request=ForceSerializer, responses={200: OpenApiResponse(description="Purged."), 409: _refused})
+    @action(detail=True, methods=["post"])
+    def purge(self, request, kid=None):
+        force = self._force(request)
+        return self._act(request, lambda: services.signing_key_purge(kid, force=force))
