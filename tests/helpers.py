@@ -1,6 +1,7 @@
 """Shared test helpers: the GitLab query texts and small request wrappers."""
 
 import json
+import threading
 
 import pytest
 from django.db import connection
@@ -50,3 +51,28 @@ def redis_only(test):
 
     skip = pytest.mark.skipif(not settings.CACHE_IS_SHARED, reason="needs Redis: set REDIS_URL=redis://...")
     return pytest.mark.redis(skip(test))
+
+
+def run_at_once(*calls):
+    """Runs the calls in threads released together; returns each call's result or the exception it raised.
+
+    Each thread has its own database connection, closed at the end (PostgreSQL would keep the test database busy).
+    """
+    barrier = threading.Barrier(len(calls))
+    outcomes = [None] * len(calls)
+
+    def run(position, call):
+        barrier.wait()
+        try:
+            outcomes[position] = call()
+        except Exception as error:  # the caller asserts on it
+            outcomes[position] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(position, call)) for position, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

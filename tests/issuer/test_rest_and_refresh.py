@@ -1,10 +1,8 @@
 import datetime as dt
-import threading
 import uuid
 
 import jwt
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from issuer.models import IssuedToken, SigningKey
@@ -18,7 +16,7 @@ from issuer.services import (
 from issuer.tasks import token_refresh
 from subscriptions.services import add_on_purchase_cancel, instance_activate
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import postgres_only
+from tests.helpers import postgres_only, run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -155,21 +153,7 @@ def test_refresh_skips_instances_without_access(signing_key):
 def test_two_refresh_runs_at_once_mint_once_per_instance(signing_key):
     instances = _instances(30, signing_key)
     first, last = min(i.pk for i in instances), max(i.pk for i in instances)
-    barrier = threading.Barrier(2)
-    counts = []
-
-    def run():
-        barrier.wait()
-        try:
-            counts.append(token_refresh_chunk(first, last))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    counts = run_at_once(lambda: token_refresh_chunk(first, last), lambda: token_refresh_chunk(first, last))
     assert sum(counts) == 30
     assert IssuedToken.objects.count() == 30
     assert set(IssuedToken.objects.values_list("instance_id", flat=True)) == {i.pk for i in instances}

@@ -2,14 +2,13 @@ import datetime as dt
 import io
 import json
 import logging
-import threading
 
 import pytest
 import time_machine
 from cryptography.fernet import Fernet
 from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from issuer import crypto, encryption
 from issuer.models import SigningKey
@@ -24,7 +23,7 @@ from issuer.services import (
     signing_key_revoke,
     signing_keys_rewrap,
 )
-from tests.helpers import postgres_only
+from tests.helpers import postgres_only, run_at_once
 
 pytestmark = pytest.mark.django_db
 State = SigningKey.State
@@ -212,33 +211,18 @@ def test_command_lifecycle_with_json():
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_policy_runs_and_activations_leave_exactly_one_active_key():
-    results = []
-
-    def run(target):
-        try:
-            results.append(target())
-        except SigningKeyRefused as error:
-            results.append(error)
-        finally:
-            connection.close()
-
-    def race(*targets):
-        barrier = threading.Barrier(len(targets))
-        threads = [threading.Thread(target=lambda t=t: (barrier.wait(), run(t))) for t in targets]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    race(*[lambda: signing_key_policy_run(at=T0)] * 3)
+    outcomes = run_at_once(*[lambda: signing_key_policy_run(at=T0)] * 3)
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     assert SigningKey.objects.filter(state=State.ACTIVE).count() == 1
     assert SigningKey.objects.count() == 1
 
     a, b = signing_key_create(at=T0), signing_key_create(at=T0)
-    race(lambda: signing_key_activate(a.kid, force=True, at=T0), lambda: signing_key_activate(b.kid, force=True, at=T0))
+    run_at_once(
+        lambda: signing_key_activate(a.kid, force=True, at=T0), lambda: signing_key_activate(b.kid, force=True, at=T0)
+    )
     assert SigningKey.objects.filter(state=State.ACTIVE).count() == 1
 
-    race(*[lambda: signing_key_policy_run(at=T0 + dt.timedelta(days=89))] * 3)
+    run_at_once(*[lambda: signing_key_policy_run(at=T0 + dt.timedelta(days=89))] * 3)
     assert SigningKey.objects.filter(state=State.PENDING).count() == 1
     assert SigningKey.objects.filter(state=State.ACTIVE).count() == 1
 

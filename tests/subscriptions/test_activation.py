@@ -1,15 +1,13 @@
-import threading
 import uuid
 
 import pytest
-from django.db import connection
 
 from subscriptions.license_keys import license_key_digest
 from subscriptions.models import Instance
 from subscriptions.selectors import instance_by_license_key
 from subscriptions.services import ActivationError, instance_activate, instance_release, subscription_set_suspended
 from tests.factories import SubscriptionFactory
-from tests.helpers import ACTIVATE_MUTATION, graphql_post, postgres_only, sync
+from tests.helpers import ACTIVATE_MUTATION, graphql_post, postgres_only, run_at_once, sync
 
 pytestmark = pytest.mark.django_db
 
@@ -132,26 +130,14 @@ def test_unknown_and_wrong_keys_get_the_same_answer(license_key, enterprise_subs
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_activations_of_one_code_bind_exactly_one_instance(enterprise_subscription):
-    barrier = threading.Barrier(4)
-    outcomes = []
-
     def attempt():
-        barrier.wait()
-        try:
-            instance_activate(
-                activation_code=enterprise_subscription.activation_code, instance_identifier=str(uuid.uuid4())
-            )
-            outcomes.append("bound")
-        except ActivationError as error:
-            outcomes.append(str(error))
-        finally:
-            connection.close()
+        return instance_activate(
+            activation_code=enterprise_subscription.activation_code, instance_identifier=str(uuid.uuid4())
+        )
 
-    threads = [threading.Thread(target=attempt) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert outcomes.count("bound") == 1
+    outcomes = run_at_once(*[attempt] * 4)
+    refused = [o for o in outcomes if isinstance(o, ActivationError)]
+    assert len(refused) == 3, outcomes
+    assert all("already in use" in str(error) for error in refused)
     assert Instance.objects.filter(subscription=enterprise_subscription).count() == 1
     assert Instance.objects.count() == 1
