@@ -4,8 +4,6 @@ Every page is staff-only through `AdminSite.admin_view` (login, CSRF). No page r
 or a license key: the instance page shows token records (jti, kid, scopes, times), the inspect form shows claims.
 """
 
-import datetime as dt
-
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
@@ -14,7 +12,6 @@ from django.urls import path
 from django.utils import timezone
 
 from issuer import selectors, services
-from issuer.conf import issuer_settings
 from issuer.models import SigningKey
 from subscriptions.models import Instance
 from subscriptions.selectors import (
@@ -166,7 +163,7 @@ def key_action(request, kid, action):
     if action not in KEY_ACTIONS:
         return redirect("admin:issuer_keys")
     key = get_object_or_404(SigningKey, kid=kid)
-    refusal = _refusal(key, action)
+    refusal = services.signing_key_too_early(key, action)
     form = KeyActionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         force = form.cleaned_data["force"]
@@ -190,30 +187,6 @@ def key_action(request, kid, action):
         refusal=refusal,
         form=form,
     )
-
-
-def _refusal(key: SigningKey, action: str) -> str | None:
-    """What the policy would say about this action now, without doing it."""
-    now = timezone.now()
-    if action == "activate":
-        if key.state != SigningKey.State.PENDING:
-            return f"Only a pending key can be activated; this one is {key.state}."
-        due = key.created_at + issuer_settings.publish_lead
-        if now < due:
-            return (
-                f"Published {_ago(now - key.created_at)} ago; "
-                f"validators may not have it until {due:%Y-%m-%d %H:%M} UTC."
-            )
-    if action == "purge" and key.state == SigningKey.State.RETIRED:
-        due = key.retired_at + issuer_settings.retire_overlap
-        if now < due:
-            return f"Tokens it signed may still be verified until {due:%Y-%m-%d %H:%M} UTC."
-    return None
-
-
-def _ago(delta: dt.timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def _run(action: str, kid: str, force: bool) -> None:

@@ -33,6 +33,28 @@ def _humanize(delta: dt.timedelta) -> str:
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
+def signing_key_too_early(key: SigningKey, action: str, at: dt.datetime | None = None) -> str | None:
+    """Why activating or purging `key` at `at` is not yet safe (None when it is): the one rule behind `force`,
+    shared by the services, the command line, the admin API and the keys page."""
+    at = at or timezone.now()
+    if action == "activate" and key.state == State.PENDING:
+        published_for = at - key.created_at
+        if published_for < issuer_settings.publish_lead:
+            return (
+                f"Key {key.kid} has been published for {_humanize(published_for)}; validators cache the JWKS, so it "
+                f"may only sign after {_humanize(issuer_settings.publish_lead)} "
+                f"(at {key.created_at + issuer_settings.publish_lead:%Y-%m-%d %H:%M} UTC)."
+            )
+    if action == "purge" and key.state == State.RETIRED:
+        due = key.retired_at + issuer_settings.retire_overlap
+        if at < due:
+            return (
+                f"Key {key.kid} retired at {key.retired_at:%Y-%m-%d %H:%M} UTC; tokens it signed may be verified "
+                f"until {due:%Y-%m-%d %H:%M} UTC ({_humanize(due - at)} from now)."
+            )
+    return None
+
+
 def _locked_key(kid: str) -> SigningKey:
     key = SigningKey.objects.select_for_update().filter(kid=kid).first()
     if key is None:
@@ -65,13 +87,9 @@ def signing_key_activate(kid: str, *, force: bool = False, at: dt.datetime | Non
     key = _locked_key(kid)
     if key.state != State.PENDING:
         raise SigningKeyRefused(f"Key {kid} is {key.state}; only a pending key can be activated.")
-    published_for = at - key.created_at
-    if published_for < issuer_settings.publish_lead and not force:
-        raise SigningKeyRefused(
-            f"Key {kid} has been published for {_humanize(published_for)}; validators cache the JWKS, so it may "
-            f"only sign after {_humanize(issuer_settings.publish_lead)} "
-            f"(at {key.created_at + issuer_settings.publish_lead:%Y-%m-%d %H:%M} UTC). Use force to activate now."
-        )
+    too_early = signing_key_too_early(key, "activate", at)
+    if too_early and not force:
+        raise SigningKeyRefused(f"{too_early} Use force to activate now.")
     SigningKey.objects.filter(state=State.ACTIVE).update(state=State.RETIRED, retired_at=at)
     key.state, key.activated_at = State.ACTIVE, at
     key.save(update_fields=["state", "activated_at"])
@@ -131,13 +149,9 @@ def signing_key_purge(kid: str, *, force: bool = False, at: dt.datetime | None =
         raise SigningKeyRefused(f"Key {kid} is the active key and cannot be purged.")
     if key.state == State.PENDING:
         raise SigningKeyRefused(f"Key {kid} is pending; retire it first.")
-    if key.state == State.RETIRED:
-        due = key.retired_at + issuer_settings.retire_overlap
-        if at < due and not force:
-            raise SigningKeyRefused(
-                f"Key {kid} retired at {key.retired_at:%Y-%m-%d %H:%M} UTC; tokens it signed may be verified until "
-                f"{due:%Y-%m-%d %H:%M} UTC ({_humanize(due - at)} from now). Use force to purge anyway."
-            )
+    too_early = signing_key_too_early(key, "purge", at)
+    if too_early and not force:
+        raise SigningKeyRefused(f"{too_early} Use force to purge anyway.")
     key.delete()
     crypto.private_key_forget(kid)
     logger.info("signing key purged", extra={"kid": kid, "forced": force})

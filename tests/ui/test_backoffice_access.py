@@ -121,7 +121,7 @@ def test_early_purge_is_explained_and_needs_force(staff_client, world):
     signing_key_activate(pending.kid, force=True)
     retired = SigningKey.objects.get(state="retired")
     page = staff_client.get(f"/admin/keys/{retired.kid}/purge/").content.decode()
-    assert "The policy would refuse this now" in page and "may still be verified until" in page
+    assert "The policy would refuse this now" in page and "tokens it signed may be verified until" in page
     staff_client.post(f"/admin/keys/{retired.kid}/purge/", {})
     assert SigningKey.objects.filter(kid=retired.kid).exists()
     staff_client.post(f"/admin/keys/{retired.kid}/purge/", {"force": "on"})
