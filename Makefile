@@ -33,7 +33,8 @@ run: $(VENV)/.installed .env
 
 # Chromium for the browser tests: Debian's package, never a downloaded browser.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "Could not install chromium (needs root): the browser tests will be skipped."
 
 test: $(VENV)/.installed browser
 	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
