@@ -29,7 +29,10 @@ class LicenseKeyAuthentication(authentication.BaseAuthentication):
     failure = "Invalid or missing license key."
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
+        try:
+            header = authentication.get_authorization_header(request).split()
+        except UnicodeError:  # not latin-1: no license key of ours
+            raise exceptions.AuthenticationFailed(self.failure) from None
         if not header or header[0].lower() != self.keyword.lower().encode():
             raise exceptions.AuthenticationFailed(self.failure)
         if len(header) != 2:

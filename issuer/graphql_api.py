@@ -20,6 +20,7 @@ from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingO
 
 from issuer.services import SigningKeyRefused, service_access_token_sync
 from issuer.sync_state import sync_state_by_license_key
+from issuer.views import header
 from subscriptions.services import ActivationError, instance_activate
 from unit_primitives.catalog import available_services, catalog_document
 
@@ -125,8 +126,8 @@ class Query:
         try:
             result = service_access_token_sync(
                 state,
-                gitlab_version=gitlabVersion or request.headers.get("X-Gitlab-Version", ""),
-                hostname=request.headers.get("X-Gitlab-Host-Name", ""),
+                gitlab_version=gitlabVersion or header(request, "X-Gitlab-Version"),
+                hostname=header(request, "X-Gitlab-Host-Name"),
             )
         except SigningKeyRefused as error:
             raise GraphQLError(f"Tokens cannot be issued right now: {error}") from None
@@ -207,6 +208,8 @@ def graphql_view(request):
     variables = {} if variables is None else variables
     if not isinstance(variables, dict):
         return _errors([GraphQLError("`variables` must be a JSON object.")], status=400)
+    if _has_nul(variables):
+        return _errors([GraphQLError("Strings must not contain NUL characters.")], status=400)
     document, errors, memo = _prepared(payload["query"])
     if errors:
         return _errors(errors, status=400)
@@ -227,6 +230,17 @@ def graphql_view(request):
                 logger.error("GraphQL resolver failed", exc_info=error.original_error)
         body["errors"] = [_public_error(error) for error in result.errors]
     return _json(body)
+
+
+def _has_nul(value) -> bool:
+    """No database stores a NUL character in text: such input is refused here, before anything is written."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _public_error(error: GraphQLError) -> dict:

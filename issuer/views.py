@@ -14,6 +14,11 @@ from issuer.selectors import discovery_document_body, keyset
 from issuer.services import SigningKeyRefused, service_access_token_sync
 
 
+def header(request, name: str) -> str:
+    """A header value as text we can store (NUL characters dropped)."""
+    return request.headers.get(name, "").replace("\x00", "")
+
+
 def _public_json(request, body: bytes, etag: str) -> HttpResponse:
     if etag in request.headers.get("If-None-Match", ""):
         response = HttpResponseNotModified()
@@ -82,10 +87,10 @@ class ServiceAccessTokenView(APIView):
             )
         body = TokenRequestSerializer(data=request.data if isinstance(request.data, dict) else {})
         body.is_valid(raise_exception=True)
-        gitlab_version = body.validated_data.get("gitlab_version") or request.headers.get("X-Gitlab-Version", "")
+        gitlab_version = body.validated_data.get("gitlab_version") or header(request, "X-Gitlab-Version")
         try:
             result = service_access_token_sync(
-                state, gitlab_version=gitlab_version, hostname=request.headers.get("X-Gitlab-Host-Name", "")
+                state, gitlab_version=gitlab_version, hostname=header(request, "X-Gitlab-Host-Name")
             )
         except SigningKeyRefused as error:
             return Response({"detail": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)

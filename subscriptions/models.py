@@ -4,6 +4,7 @@ import secrets
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -35,7 +36,7 @@ def validate_add_on(value: str) -> None:
 
 
 class Customer(models.Model):
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200, unique=True, validators=[ProhibitNullCharactersValidator()])
     contact_email = models.EmailField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

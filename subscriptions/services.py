@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from subscriptions.license_keys import license_key_digest, license_key_display_prefix, license_key_new
@@ -25,8 +25,11 @@ SYNC_RECORD_INTERVAL = dt.timedelta(minutes=1)
 def _save(instance, **clean_options):
     instance.full_clean(**clean_options)
     try:
-        instance.save()
+        with transaction.atomic():
+            instance.save()
     except IntegrityError as error:  # a race past full_clean: still a validation error, never a 500
+        raise ValidationError(f"Could not save {instance._meta.verbose_name}: {error}") from error
+    except DataError as error:  # what the database refuses to store (e.g. a NUL character)
         raise ValidationError(f"Could not save {instance._meta.verbose_name}: {error}") from error
     return instance
 
@@ -34,6 +37,14 @@ def _save(instance, **clean_options):
 @transaction.atomic
 def customer_create(*, name: str, contact_email: str = "") -> Customer:
     return _save(Customer(name=name.strip(), contact_email=contact_email))
+
+
+@transaction.atomic
+def customer_get_or_create(*, name: str) -> Customer:
+    """The customer of that name, created when new (the command line's `--customer`)."""
+    name = name.strip()
+    Customer._meta.get_field("name").run_validators(name)
+    return Customer.objects.filter(name=name).first() or customer_create(name=name)
 
 
 @transaction.atomic

@@ -6,8 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from subscriptions.models import Customer
-from subscriptions.services import customer_create, subscription_create
+from subscriptions.services import customer_get_or_create, subscription_create
 
 
 def _add_on(value: str) -> tuple[str, int]:
@@ -44,8 +43,7 @@ class Command(BaseCommand):
         add_ons = [_add_on(value) for value in options["add_ons"]]
         try:
             with transaction.atomic():
-                customer = Customer.objects.filter(name=options["customer"].strip()).first()
-                customer = customer or customer_create(name=options["customer"])
+                customer = customer_get_or_create(name=options["customer"])
                 subscription = subscription_create(
                     customer=customer,
                     license_type=options["plan"],
