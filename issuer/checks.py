@@ -1,9 +1,10 @@
 """Start-up checks: keys that do not decrypt, and zero or two active keys."""
 
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
 from issuer import encryption
+from issuer.conf import issuer_settings
 from issuer.models import SigningKey
 
 
@@ -39,6 +40,46 @@ def signing_keys_usable(app_configs=None, databases=None, **kwargs):
                 "No signing key is active: tokens cannot be issued.",
                 hint="Run `manage.py signing_keys ensure` (a first start creates and activates one at once).",
                 id="issuer.E003",
+            )
+        )
+    return problems
+
+
+GITLAB_REFRESH_POINT_SECONDS = 2 * 86400  # GitLab replaces a token with less than about two days left
+
+
+@register(deploy=False)
+def issuer_knobs_are_safe(app_configs=None, **kwargs):
+    """Knob combinations that would let a validator meet an unknown key, or make every sync sign."""
+    knobs = issuer_settings
+    problems = []
+    if knobs.PUBLISH_LEAD_SECONDS < knobs.VALIDATOR_CACHE_SECONDS:
+        problems.append(
+            Error(
+                f"ISSUER_PUBLISH_LEAD_SECONDS ({knobs.PUBLISH_LEAD_SECONDS}) is shorter than validators cache the "
+                f"JWKS (ISSUER_VALIDATOR_CACHE_SECONDS, {knobs.VALIDATOR_CACHE_SECONDS}): a new key could sign "
+                "before a validator has fetched it.",
+                id="issuer.E004",
+            )
+        )
+    if knobs.PUBLISH_LEAD_SECONDS >= knobs.ROTATION_PERIOD_SECONDS:
+        problems.append(
+            Error("ISSUER_PUBLISH_LEAD_SECONDS must be shorter than ISSUER_ROTATION_PERIOD_SECONDS.", id="issuer.E005")
+        )
+    if knobs.REFRESH_THRESHOLD_SECONDS <= GITLAB_REFRESH_POINT_SECONDS:
+        problems.append(
+            Warning(
+                "ISSUER_REFRESH_THRESHOLD_SECONDS is at most two days: GitLab asks for a new token at about two days "
+                "left and would be handed one it wants to replace at once.",
+                id="issuer.W001",
+            )
+        )
+    if knobs.REFRESH_THRESHOLD_SECONDS >= knobs.TOKEN_TTL_SECONDS:
+        problems.append(
+            Warning(
+                "ISSUER_REFRESH_THRESHOLD_SECONDS is not shorter than the token TTL: no stored token is ever fresh, "
+                "so every sync signs.",
+                id="issuer.W002",
             )
         )
     return problems

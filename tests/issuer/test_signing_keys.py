@@ -278,3 +278,20 @@ def test_admin_api_keys_are_staff_only(client):
     plain.force_authenticate(User.objects.create_user("plainkeys", password="pw-plain-123"))
     assert plain.post("/api/v1/admin/signing_keys/", {}, format="json").status_code == 403
     assert SigningKey.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("knobs", "expected"),
+    [
+        ({"PUBLISH_LEAD_SECONDS": 3600}, "issuer.E004"),
+        ({"PUBLISH_LEAD_SECONDS": 90 * 86400}, "issuer.E005"),
+        ({"REFRESH_THRESHOLD_SECONDS": 86400}, "issuer.W001"),
+        ({"REFRESH_THRESHOLD_SECONDS": 10**9}, "issuer.W002"),
+    ],
+)
+def test_unsafe_knobs_are_reported_at_startup(settings, knobs, expected):
+    from issuer.checks import issuer_knobs_are_safe
+
+    assert issuer_knobs_are_safe() == []
+    settings.ISSUER = knobs
+    assert expected in {message.id for message in issuer_knobs_are_safe()}
