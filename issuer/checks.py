@@ -51,7 +51,10 @@ GITLAB_REFRESH_POINT_SECONDS = 2 * 86400  # GitLab replaces a token with less th
 @register(deploy=False)
 def issuer_knobs_are_safe(app_configs=None, **kwargs):
     """Knob combinations that would let a validator meet an unknown key, or make every sync sign."""
-    knobs = issuer_settings
+    try:
+        knobs = issuer_settings._load()
+    except ValueError as error:
+        return [Error(str(error), hint="Check the ISSUER_* variables in the environment and .env.", id="issuer.E006")]
     problems = []
     if knobs.PUBLISH_LEAD_SECONDS < knobs.VALIDATOR_CACHE_SECONDS:
         problems.append(

@@ -78,6 +78,11 @@ class _Lazy:
     def reload(self):
         self._value = None
 
+    @staticmethod
+    def _load() -> IssuerSettings:
+        """A fresh read of the settings (raises ValueError on an unknown name); used by the start-up check."""
+        return _load()
+
 
 issuer_settings = _Lazy()
 

@@ -295,3 +295,11 @@ def test_unsafe_knobs_are_reported_at_startup(settings, knobs, expected):
     assert issuer_knobs_are_safe() == []
     settings.ISSUER = knobs
     assert expected in {message.id for message in issuer_knobs_are_safe()}
+
+
+def test_unknown_knob_is_a_startup_error(settings):
+    from issuer.checks import issuer_knobs_are_safe
+
+    settings.ISSUER = {"TOKEN_TTL": 60}
+    [error] = issuer_knobs_are_safe()
+    assert error.id == "issuer.E006" and "Unknown ISSUER settings: TOKEN_TTL" in error.msg
