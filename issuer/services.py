@@ -184,6 +184,11 @@ def signing_key_ensure_active(*, at: dt.datetime | None = None) -> SigningKey:
     return signing_key_activate(candidate.kid, force=True, at=at)
 
 
+def job_record_success(name: str, *, at: dt.datetime) -> None:
+    """Seen in /metrics as the job's last success (and, for the refresh, its lag)."""
+    JobLock.objects.update_or_create(name=name, defaults={"last_success_at": at})
+
+
 def _lock(name: str) -> JobLock:
     lock, _ = JobLock.objects.get_or_create(name=name)
     return JobLock.objects.select_for_update().get(name=name)

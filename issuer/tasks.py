@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from issuer import metrics, services
+from issuer import services
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def token_refresh() -> int:
     for first_id, last_id in plan:
         token_refresh_chunk.delay(first_id, last_id)
     services.token_ciphertexts_drop_expired(at=started)
-    metrics.refresh_lag.set((timezone.now() - started).total_seconds())
+    services.job_record_success("token_refresh", at=started)
     return len(plan)
 
 

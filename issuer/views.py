@@ -2,7 +2,7 @@
 
 from django.http import HttpResponse, HttpResponseNotModified
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -31,13 +31,13 @@ def _public_json(request, body: bytes, etag: str) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def openid_configuration(request):
     body, etag = discovery_document_body()
     return _public_json(request, body, etag)
 
 
-@require_GET
+@require_safe
 def jwks(request):
     current = keyset()
     return _public_json(request, current.jwks_body, current.jwks_etag)

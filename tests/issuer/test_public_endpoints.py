@@ -85,3 +85,10 @@ def test_private_key_never_in_any_public_response(client, signing_key):
     for path in ("/oauth/discovery/keys", "/.well-known/openid-configuration", "/metrics", "/readyz", "/api/schema/"):
         assert secret_line not in client.get(path).content.decode()
     assert "d" not in json.loads(client.get("/oauth/discovery/keys").content)["keys"][0]
+
+
+def test_head_is_answered_like_get(client, signing_key):
+    get = client.get("/oauth/discovery/keys")
+    head = client.head("/oauth/discovery/keys")
+    assert head.status_code == 200 and head["ETag"] == get["ETag"] and head.content == b""
+    assert client.post("/oauth/discovery/keys").status_code == 405

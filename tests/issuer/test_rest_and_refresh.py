@@ -173,3 +173,33 @@ def test_a_pre_minted_token_is_what_the_next_sync_hands_out(client, signing_key)
     assert IssuedToken.objects.count() == 1, "the stored token was handed out, nothing minted"
     claims = jwt.decode(body["token"], options={"verify_signature": False})
     assert claims["jti"] == str(record.jti) and claims["scopes"] == record.scopes
+
+
+def test_refresh_lag_and_key_metrics_are_exported(client, signing_key):
+    from issuer.services import signing_key_policy_run
+
+    token_refresh()
+    signing_key_policy_run()
+    text = client.get("/metrics").content.decode()
+    assert 'issuer_signing_keys{state="active"} 1.0' in text
+    assert "issuer_active_signing_key_age_seconds" in text
+    assert 'issuer_job_last_success_timestamp_seconds{job="signing_key_policy"}' in text
+    lag = next(line for line in text.splitlines() if line.startswith("issuer_token_refresh_lag_seconds "))
+    assert 0 <= float(lag.split()[1]) < 60
+    assert 'issuer_tokens_issued_total{reason="refresh_first"}' in text
+
+
+def test_sync_results_are_counted(client, activated):
+    from tests.helpers import sync
+
+    def count(result):
+        text = client.get("/metrics").content.decode()
+        line = next(
+            (row for row in text.splitlines() if row.startswith(f'issuer_token_syncs_total{{result="{result}"}}')), None
+        )
+        return float(line.split()[1]) if line else 0.0
+
+    minted, stored = count("minted"), count("stored")
+    sync(client, activated[1])
+    sync(client, activated[1])
+    assert (count("minted"), count("stored")) == (minted + 1, stored + 1)
