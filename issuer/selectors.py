@@ -65,10 +65,6 @@ def keyset_invalidate() -> None:
     cache.delete(KEYSET_CACHE_KEY)
 
 
-def jwks_document() -> dict:
-    return json.loads(keyset().jwks_body)
-
-
 @functools.cache
 def _discovery(issuer_url: str) -> tuple[bytes, str]:
     document = {

@@ -203,3 +203,14 @@ def test_sync_results_are_counted(client, activated):
     sync(client, activated[1])
     sync(client, activated[1])
     assert (count("minted"), count("stored")) == (minted + 1, stored + 1)
+
+
+def test_expired_tokens_keep_their_record_but_lose_the_ciphertext(signing_key):
+    from issuer.services import token_ciphertexts_drop_expired
+
+    _instances(2, signing_key)
+    token_refresh()
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=4)
+    assert token_ciphertexts_drop_expired(at=later) == 2
+    assert IssuedToken.objects.count() == 2
+    assert not IssuedToken.objects.filter(token_encrypted__isnull=False).exists()
