@@ -26,7 +26,7 @@ run: $(VENV)/.installed .env
 	@echo "Ctrl-C stops web, worker and beat."
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
-	$(VENV)/bin/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile - & \
+	$(VENV)/bin/gunicorn -c config/gunicorn.conf.py config.wsgi --bind 127.0.0.1:$(PORT) & \
 	$(VENV)/bin/celery -A config worker --loglevel INFO --concurrency 2 & \
 	$(VENV)/bin/celery -A config beat --loglevel INFO --schedule var/celerybeat-schedule & \
 	wait

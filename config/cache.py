@@ -1,12 +1,50 @@
-"""Django's Redis cache, reusing one client object per connection pool.
+"""Django's Redis cache, made cheaper and outage-tolerant.
 
-Django builds a new `redis.Redis` client for every cache operation, and each client builds its table of response
-callbacks (about 0.1 ms); on the sync hot path that was a tenth of the request. Clients are thread-safe and the
-pools are Django's own, so one client per pool is equivalent and cheaper.
+- One client object per connection pool: Django builds a new `redis.Redis` client for every cache operation, and
+  each builds its table of response callbacks (about 0.1 ms); on the sync hot path that was a tenth of the
+  request. Clients are thread-safe and the pools are Django's own, so one client per pool is equivalent.
+- A Redis outage degrades instead of failing: reads miss, writes are dropped (logged at most every 10 s), so
+  JWKS, discovery and token syncs keep answering from the database. What is lost meanwhile: throttling (fails
+  open) and cache invalidations, so a cached sync state may be up to `ISSUER_SYNC_STATE_CACHE_SECONDS` stale after
+  Redis returns with its old data. /readyz reports the cache as down throughout.
 """
+
+import functools
+import logging
+import time
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+_last_warning = [0.0]
+
+
+def _warn(error: RedisError) -> None:
+    now = time.monotonic()
+    if now - _last_warning[0] > 10:
+        _last_warning[0] = now
+        logger.warning("Redis unavailable, the cache degrades to misses", extra={"error": repr(error)})
+
+
+def _degrade(fallback):
+    """On a Redis error: warn and return `fallback()` (or raise it, for an exception class)."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except RedisError as error:
+                _warn(error)
+                if isinstance(fallback, type) and issubclass(fallback, Exception):
+                    raise fallback("cache unavailable") from None
+                return fallback()
+
+        return wrapper
+
+    return decorate
 
 
 class ReusingRedisCacheClient(RedisCacheClient):
@@ -20,6 +58,23 @@ class ReusingRedisCacheClient(RedisCacheClient):
         if client is None:
             client = self._clients[index] = self._client(connection_pool=self._get_connection_pool(write))
         return client
+
+    add = _degrade(bool)(RedisCacheClient.add)
+    set = _degrade(bool)(RedisCacheClient.set)
+    touch = _degrade(bool)(RedisCacheClient.touch)
+    delete = _degrade(bool)(RedisCacheClient.delete)
+    has_key = _degrade(bool)(RedisCacheClient.has_key)
+    incr = _degrade(ValueError)(RedisCacheClient.incr)
+    get_many = _degrade(dict)(RedisCacheClient.get_many)
+    set_many = _degrade(list)(RedisCacheClient.set_many)
+    delete_many = _degrade(type(None))(RedisCacheClient.delete_many)
+
+    def get(self, key, default):
+        try:
+            return super().get(key, default)
+        except RedisError as error:
+            _warn(error)
+            return default
 
 
 class RedisCache(DjangoRedisCache):

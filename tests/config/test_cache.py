@@ -1,0 +1,47 @@
+"""A Redis outage degrades the cache to misses: the public endpoints and token syncs keep answering."""
+
+import pytest
+from django.core.cache import caches
+from django.test import override_settings
+
+from config.cache import RedisCache
+from tests.helpers import sync
+
+DOWN = {
+    "default": {
+        "BACKEND": "config.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:9/0",  # the discard port: nothing listens, connections are refused
+        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+    }
+}
+
+
+def test_every_operation_degrades_instead_of_raising():
+    cache = RedisCache(DOWN["default"]["LOCATION"], {"OPTIONS": DOWN["default"]["OPTIONS"]})
+    assert cache.get("k", "fallback") == "fallback"
+    assert cache.get_many(["a", "b"]) == {}
+    cache.set("k", 1)  # dropped, not raised
+    assert cache.add("k", 1) is False
+    assert cache.delete("k") is False
+    cache.delete_many(["a"])
+    assert cache.get("k") is None
+    with pytest.raises(ValueError):
+        cache.incr("k")
+
+
+@pytest.mark.django_db
+def test_public_endpoints_and_sync_survive_a_redis_outage(client, activated, settings):
+    with override_settings(CACHES=DOWN, CACHE_IS_SHARED=True):
+        caches["default"].get("probe")  # the overridden cache is in use
+        assert client.get("/oauth/discovery/keys").status_code == 200
+        assert client.get("/.well-known/openid-configuration").status_code == 200
+        response, body = sync(client, activated[1])
+        assert response.status_code == 200 and body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["cache"]["ok"] is False
+        rest = client.post(
+            "/api/v1/service_access_tokens",
+            HTTP_AUTHORIZATION=f"Bearer {activated[1]}",
+            content_type="application/json",
+        )
+        assert rest.status_code == 200  # throttling fails open rather than refusing everyone
