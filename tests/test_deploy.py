@@ -39,3 +39,20 @@ def test_every_variable_is_documented_in_env_example_and_readme():
     assert expected <= documented, expected - documented
     missing_in_readme = {name for name in expected if f"`{name}`" not in readme}
     assert not missing_in_readme, missing_in_readme
+
+
+def test_compose_file_validates_with_docker_compose(tmp_path):
+    """Debian's docker-compose parses and validates the file (no engine needed); .ci/run installs it."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (.ci/run installs Debian's package)")
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    shutil.copy(ROOT / "Dockerfile", tmp_path / "Dockerfile")
+    done = subprocess.run([binary, "config", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
