@@ -79,7 +79,7 @@ def instance_overview(request, pk):
         instance=instance,
         entitlements=entitlements,
         scope_rows=[
-            {"name": name, "granted": name in granted, "in_token": name in newest_scopes}
+            {"name": name, "granted": name in granted, "in_token": (name in newest_scopes) if tokens else None}
             for name in sorted(granted | newest_scopes)
         ],
         tokens=tokens,
