@@ -12,15 +12,16 @@ from dataclasses import dataclass
 
 import orjson
 from django.http import HttpResponse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from graphql import GraphQLError, build_schema, execute, parse, validate
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 
-from issuer.services import SigningKeyRefused, service_access_token_sync
+from config.unavailable import DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS, RETRY_LATER
+from issuer.services import InstanceIdMismatch, SigningKeyRefused, service_access_token_sync
 from issuer.sync_state import sync_state_by_license_key
 from issuer.views import header
+from subscriptions.selectors import subscriptions_future
 from subscriptions.services import ActivationError, instance_activate
 from unit_primitives.catalog import available_services, catalog_document
 
@@ -63,11 +64,16 @@ SCHEMA = build_schema(
       automated: Boolean!
       instanceIdentifier: String!
       hostname: String!
+      "GitLab 18.x and newer: the instance's anonymous unique id (at most 64 printable characters)."
+      uniqueInstanceId: String
     }
 
     type CloudActivationActivatePayload {
       licenseKey: String
+      "The customer's subscriptions that start after today."
       futureSubscriptions: [FutureSubscription!]!
+      "True when this activation bound a subscription that no instance had activated before."
+      newSubscription: Boolean!
       errors: [String!]!
     }
 
@@ -75,6 +81,8 @@ SCHEMA = build_schema(
       cloudLicenseEnabled: Boolean!
       offlineCloudLicenseEnabled: Boolean!
       plan: String!
+      company: String!
+      email: String!
       name: String!
       startsAt: String!
       expiresAt: String!
@@ -128,9 +136,13 @@ class Query:
                 state,
                 gitlab_version=gitlabVersion or header(request, "X-Gitlab-Version"),
                 hostname=header(request, "X-Gitlab-Host-Name"),
+                deployment_type=header(request, "X-Gitlab-Deployment-Type"),
+                claimed_instance_id=header(request, "X-Gitlab-Instance-Id"),
             )
         except SigningKeyRefused as error:
             raise GraphQLError(f"Tokens cannot be issued right now: {error}") from None
+        except InstanceIdMismatch as error:
+            raise GraphQLError(str(error)) from None
         service_token = (
             {"token": result.token, "expiresAt": _iso(result.expires_at)} if result.token is not None else None
         )
@@ -143,6 +155,15 @@ def _static_catalog_views() -> tuple[StaticValue, StaticValue]:
     return StaticValue(available_services()), StaticValue(catalog_document())
 
 
+def _camel_case(row: dict) -> dict:
+    return {_camel(key): value for key, value in row.items()}
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
 class Mutation:
     @staticmethod
     def cloudActivationActivate(info, input: dict):  # noqa: N802, A002 (GraphQL names)
@@ -152,24 +173,17 @@ class Mutation:
                 instance_identifier=input["instanceIdentifier"],
                 hostname=input["hostname"],
                 gitlab_version=input["gitlabVersion"],
+                unique_instance_id=input.get("uniqueInstanceId") or "",
             )
         except ActivationError as error:
-            return {"licenseKey": None, "futureSubscriptions": [], "errors": [str(error)]}
-        subscription = activation.instance.subscription
-        future = []
-        if subscription.starts_on > timezone.now().date():
-            future.append(
-                {
-                    "cloudLicenseEnabled": True,
-                    "offlineCloudLicenseEnabled": False,
-                    "plan": subscription.license_type,
-                    "name": subscription.customer.name,
-                    "startsAt": subscription.starts_on.isoformat(),
-                    "expiresAt": subscription.expires_on.isoformat(),
-                    "usersInLicenseCount": subscription.seats,
-                }
-            )
-        return {"licenseKey": activation.license_key, "futureSubscriptions": future, "errors": []}
+            return {"licenseKey": None, "futureSubscriptions": [], "newSubscription": False, "errors": [str(error)]}
+        future = subscriptions_future(activation.instance.subscription.customer_id)
+        return {
+            "licenseKey": activation.license_key,
+            "futureSubscriptions": [_camel_case(row) for row in future],
+            "newSubscription": activation.new_subscription,
+            "errors": [],
+        }
 
 
 class Root(Query, Mutation):
@@ -223,6 +237,11 @@ def graphql_view(request):
         operation_name=operation if isinstance(operation, str) else None,
         executor_class=_MemoizingExecutor,
     )
+    if result.errors and any(isinstance(error.original_error, DATABASE_UNREACHABLE) for error in result.errors):
+        logger.warning("GraphQL request failed: the database is unreachable")
+        response = _errors([GraphQLError(RETRY_LATER)], status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     body = {"data": result.data}
     if result.errors:
         for error in result.errors:

@@ -18,7 +18,12 @@ from issuer.selectors import keyset, keyset_invalidate, newest_token_annotations
 from issuer.sync_state import SyncState, sync_state_forget, sync_state_replace_token, sync_state_touch
 from subscriptions.models import Instance
 from subscriptions.selectors import Entitlements, add_on_quantities_active, instance_entitlements
-from subscriptions.services import SyncRecord, instance_sync_record
+from subscriptions.services import (
+    SyncRecord,
+    instance_error_record,
+    instance_foreign_id_record,
+    instance_sync_record,
+)
 
 logger = logging.getLogger(__name__)
 State = SigningKey.State
@@ -26,6 +31,17 @@ State = SigningKey.State
 
 class SigningKeyRefused(Exception):
     """A lifecycle step the rules do not allow (now, or without force); the message says why."""
+
+
+class InstanceIdMismatch(Exception):
+    """A sync whose X-Gitlab-Instance-Id is not the instance the license key is bound to (a cloned instance)."""
+
+
+INSTANCE_ID_MISMATCH = (
+    "X-Gitlab-Instance-Id does not match the instance this license key was activated for, so AI gateways would "
+    "refuse its token. Is this instance a copy of another one? Each instance needs its own activation."
+)
+NO_ACCESS = "The subscription has ended or the instance is suspended."
 
 
 def _humanize(delta: dt.timedelta) -> str:
@@ -322,20 +338,47 @@ class SyncResult:
     kid: str | None = None
 
 
+def _refusal_note(state: SyncState, message: str, at: dt.datetime) -> None:
+    if instance_error_record(state.instance, message, at=at):
+        sync_state_touch(state)
+
+
 def service_access_token_sync(
-    state: SyncState, *, gitlab_version: str = "", hostname: str = "", at: dt.datetime | None = None
+    state: SyncState,
+    *,
+    gitlab_version: str = "",
+    hostname: str = "",
+    deployment_type: str = "",
+    claimed_instance_id: str = "",
+    at: dt.datetime | None = None,
 ) -> SyncResult:
     """What an instance gets when it syncs: its stored token while fresh, else a newly minted one.
 
+    `claimed_instance_id` (X-Gitlab-Instance-Id), when sent, must be the bound instance: the AI gateway requires
+    `sub` to equal it, so a token for another id would be refused there anyway (InstanceIdMismatch, and the
+    foreign id is noted as a sign of a clone).
     Warm path: the sync state (cached, or three reads), no signing, and at most one write a minute.
     """
     at = at or timezone.now()
     instance = state.instance
-    recorded = instance_sync_record(instance, gitlab_version=gitlab_version, hostname=hostname, at=at)
+    if claimed_instance_id and claimed_instance_id != str(instance.instance_identifier):
+        instance_foreign_id_record(instance, claimed_instance_id, at=at)
+        _refusal_note(state, INSTANCE_ID_MISMATCH, at)
+        metrics.syncs.labels(result="instance_mismatch").inc()
+        raise InstanceIdMismatch(INSTANCE_ID_MISMATCH)
+    recorded = instance_sync_record(
+        instance,
+        gitlab_version=gitlab_version,
+        hostname=hostname,
+        deployment_type=deployment_type,
+        seen_instance_id=claimed_instance_id,
+        at=at,
+    )
     if recorded is SyncRecord.TOUCHED:
         sync_state_touch(state)
     entitlements = instance_entitlements(instance, at)
     if not entitlements.access:
+        _refusal_note(state, NO_ACCESS, at)
         metrics.syncs.labels(result="no_access").inc()
         return SyncResult(token=None, expires_at=None)
     newest = state.newest

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from issuer.api_auth import InstanceThrottle, LicenseKeyAuthentication
 from issuer.conf import issuer_settings
 from issuer.selectors import discovery_document_body, keyset
-from issuer.services import SigningKeyRefused, service_access_token_sync
+from issuer.services import NO_ACCESS, InstanceIdMismatch, SigningKeyRefused, service_access_token_sync
 
 
 def header(request, name: str) -> str:
@@ -79,26 +79,23 @@ class ServiceAccessTokenView(APIView):
     )
     def post(self, request):
         state = request.auth
-        claimed_id = request.headers.get("X-Gitlab-Instance-Id")
-        if claimed_id and claimed_id != str(state.instance.instance_identifier):
-            return Response(
-                {"detail": "X-Gitlab-Instance-Id does not match the instance this license key belongs to."},
-                status=status.HTTP_403_FORBIDDEN,
-            )
         body = TokenRequestSerializer(data=request.data if isinstance(request.data, dict) else {})
         body.is_valid(raise_exception=True)
         gitlab_version = body.validated_data.get("gitlab_version") or header(request, "X-Gitlab-Version")
         try:
             result = service_access_token_sync(
-                state, gitlab_version=gitlab_version, hostname=header(request, "X-Gitlab-Host-Name")
+                state,
+                gitlab_version=gitlab_version,
+                hostname=header(request, "X-Gitlab-Host-Name"),
+                deployment_type=header(request, "X-Gitlab-Deployment-Type"),
+                claimed_instance_id=header(request, "X-Gitlab-Instance-Id"),
             )
         except SigningKeyRefused as error:
             return Response({"detail": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        except InstanceIdMismatch as error:
+            return Response({"detail": str(error)}, status=status.HTTP_403_FORBIDDEN)
         if result.token is None:
-            return Response(
-                {"detail": "The subscription has ended or the instance is suspended."},
-                status=status.HTTP_403_FORBIDDEN,
-            )
+            return Response({"detail": NO_ACCESS}, status=status.HTTP_403_FORBIDDEN)
         return Response(
             TokenResponseSerializer(
                 {

@@ -56,6 +56,8 @@ class Subscription(models.Model):
     trial = models.BooleanField(default=False)
     activation_code = models.CharField(max_length=32, unique=True, default=new_activation_code, editable=False)
     suspended = models.BooleanField(default=False)
+    # When an instance first activated this subscription: GitLab's `newSubscription` is true only on that one.
+    first_activated_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -123,9 +125,20 @@ class Instance(models.Model):
         Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="instance"
     )
     instance_identifier = models.UUIDField(unique=True, help_text="GitLab's instance UUID: the token's `sub`.")
-    unique_instance_id = models.CharField(max_length=64, blank=True)
+    unique_instance_id = models.CharField(
+        max_length=64, blank=True, help_text="GitLab's anonymous unique instance id (sent by 18.x and newer)."
+    )
     hostname = models.CharField(max_length=255, blank=True)
     gitlab_version = models.CharField(max_length=64, blank=True)
+    deployment_type = models.CharField(
+        max_length=32, blank=True, help_text="X-Gitlab-Deployment-Type: self-managed, dedicated or .com."
+    )
+    last_seen_instance_id = models.CharField(
+        max_length=64, blank=True, help_text="The last X-Gitlab-Instance-Id this license key was sent with."
+    )
+    # The last refusal this instance was given (diagnosis in the back office), and when.
+    last_error = models.CharField(max_length=255, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
     # Peppered HMAC-SHA256 of the license key; the key itself is never stored.
@@ -161,3 +174,23 @@ class SeatReport(models.Model):
 
     def __str__(self):
         return f"{self.instance_id} @ {self.reported_at:%Y-%m-%d %H:%M}"
+
+
+class InstanceIdSighting(models.Model):
+    """An X-Gitlab-Instance-Id that differs from the bound instance, seen with its license key: the mark of a
+    cloned instance (newer AI gateways refuse its tokens). Kept per (instance, id), with first and last sight."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="foreign_id_sightings")
+    seen_instance_id = models.CharField(max_length=64)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "seen_instance_id"], name="instance_id_sighting_unique")
+        ]
+        indexes = [models.Index(fields=["last_seen_at"])]
+
+    def __str__(self):
+        return f"{self.seen_instance_id} with the key of {self.instance_id}"

@@ -10,8 +10,15 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
-from subscriptions.selectors import instance_by_license_key
-from subscriptions.services import AddOnMetric, seat_report_record
+from subscriptions.selectors import instance_by_license_key, subscriptions_future
+from subscriptions.services import (
+    AddOnMetric,
+    instance_error_record,
+    instance_foreign_id_record,
+    seat_report_record,
+)
+
+INSTANCE_ID_MISMATCH = "instance_id does not match the instance this license key was activated for."
 
 RECONCILIATION_INTERVAL = dt.timedelta(days=7)
 ALERT_LEAD = dt.timedelta(days=7)
@@ -77,7 +84,9 @@ def seat_link(request):
         return _fail(f"Invalid seat link: {_describe(body.errors)}", 422)
     data = body.validated_data
     if data["instance_id"] and data["instance_id"] != str(instance.instance_identifier):
-        return _fail("instance_id does not match the instance of this license key.", 422)
+        instance_foreign_id_record(instance, data["instance_id"], at=timezone.now())
+        instance_error_record(instance, INSTANCE_ID_MISMATCH, at=timezone.now())
+        return _fail(INSTANCE_ID_MISMATCH, 422)
     try:
         seat_report_record(
             instance=instance,
@@ -98,5 +107,6 @@ def seat_link(request):
             "success": True,
             "next_reconciliation_date": (today + RECONCILIATION_INTERVAL).isoformat(),
             "display_alert_from": (subscription.expires_on - ALERT_LEAD).isoformat(),
+            "future_subscriptions": subscriptions_future(subscription.customer_id, today),
         }
     )

@@ -10,11 +10,13 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from subscriptions.license_keys import license_key_digest
-from subscriptions.models import AddOnPurchase, Instance, SeatReport, Subscription
+from subscriptions.models import AddOnPurchase, Instance, InstanceIdSighting, SeatReport, Subscription
 from unit_primitives.catalog import get_catalog
 from unit_primitives.scopes import Grant, granted_scopes
 
 DUO_SEAT_ADD_ONS = ("duo_pro", "duo_enterprise")
+# How far back a foreign instance id counts as a clone (the instance page and the dashboard).
+CLONE_WINDOW = dt.timedelta(days=7)
 
 
 def instance_by_license_key(license_key: str | None, *, with_purchases: bool = False) -> Instance | None:
@@ -156,3 +158,48 @@ def add_on_purchases_expiring(within_days: int = 30, today: dt.date | None = Non
     return AddOnPurchase.objects.select_related("subscription__customer").filter(
         Q(cancelled_at__isnull=True), expires_on__gt=today, expires_on__lte=horizon
     )
+
+
+def subscriptions_future(customer_id: int | None, today: dt.date | None = None) -> list[dict]:
+    """The customer's subscriptions that start after today, as GitLab lists them (PROTOCOL §2.1 and §6), with
+    snake_case keys; the GraphQL door turns them to camelCase. `name` is the customer's name: we keep no contact
+    person's name, and GitLab shows it as the licensee."""
+    if customer_id is None:
+        return []
+    today = today or timezone.now().date()
+    upcoming = (
+        Subscription.objects.filter(customer_id=customer_id, starts_on__gt=today, suspended=False)
+        .select_related("customer")
+        .order_by("starts_on", "id")
+    )
+    return [
+        {
+            "cloud_license_enabled": True,
+            "offline_cloud_license_enabled": False,
+            "plan": subscription.license_type,
+            "company": subscription.customer.name,
+            "email": subscription.customer.contact_email,
+            "name": subscription.customer.name,
+            "starts_at": subscription.starts_on.isoformat(),
+            "expires_at": subscription.expires_on.isoformat(),
+            "users_in_license_count": subscription.seats,
+        }
+        for subscription in upcoming
+    ]
+
+
+def instance_ids_seen(instance: Instance, now: dt.datetime, within: dt.timedelta = CLONE_WINDOW) -> list[dict]:
+    """The X-Gitlab-Instance-Ids this instance's license key came with lately: its own (when it sent one) and
+    any foreign one (a clone). More than one means newer AI gateways refuse some of its callers."""
+    since = now - within
+    seen = []
+    if instance.last_seen_instance_id and instance.last_sync_at and instance.last_sync_at >= since:
+        seen.append({"instance_id": instance.last_seen_instance_id, "last_seen_at": instance.last_sync_at, "own": True})
+    for sighting in instance.foreign_id_sightings.filter(last_seen_at__gte=since).order_by("-last_seen_at"):
+        seen.append({"instance_id": sighting.seen_instance_id, "last_seen_at": sighting.last_seen_at, "own": False})
+    return seen
+
+
+def instances_cloned_count(now: dt.datetime, within: dt.timedelta = CLONE_WINDOW) -> int:
+    """Instances whose license key came with a foreign instance id lately (the dashboard's count)."""
+    return InstanceIdSighting.objects.filter(last_seen_at__gte=now - within).values("instance_id").distinct().count()

@@ -8,18 +8,39 @@ change to an entitlement input.
 
 import datetime as dt
 import enum
+import logging
+import unicodedata
 import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, models, transaction
 from django.utils import timezone
 
+from config.unavailable import DATABASE_UNREACHABLE
 from subscriptions.license_keys import license_key_digest, license_key_display_prefix, license_key_new
-from subscriptions.models import AddOnPurchase, Customer, Instance, SeatReport, Subscription, new_activation_code
+from subscriptions.models import (
+    AddOnPurchase,
+    Customer,
+    Instance,
+    InstanceIdSighting,
+    SeatReport,
+    Subscription,
+    new_activation_code,
+)
 
-# The instance's last sync time is written at most this often, so the hot path stays read-only.
+logger = logging.getLogger(__name__)
+
+# What an instance tells us in passing (last sync, headers, last error) is written at most this often, so the hot
+# path stays read-only between writes.
 SYNC_RECORD_INTERVAL = dt.timedelta(minutes=1)
+# Distinct foreign instance ids kept per license key: enough to show a clone, bounded against a caller cycling ids.
+SIGHTINGS_PER_INSTANCE = 20
+
+
+def field_clip(model: type[models.Model], field_name: str, value: str) -> str:
+    """`value` cut to the column's `max_length`: what an instance tells us in passing is kept, not refused."""
+    return value[: model._meta.get_field(field_name).max_length]
 
 
 def _save(instance, **clean_options):
@@ -163,15 +184,31 @@ class ActivationError(Exception):
 class Activation:
     instance: Instance
     license_key: str  # plaintext: shown once, in the activation answer
+    new_subscription: bool  # no instance had activated this subscription before (GitLab's `newSubscription`)
 
 
 def _normalize_code(code: str) -> str:
     return "".join(code.split()).replace("-", "").upper()
 
 
+def _unique_instance_id_checked(value: str) -> str:
+    """GitLab 18.x+ sends its anonymous unique id; it is stored and shown, so it must be short, printable text."""
+    limit = Instance._meta.get_field("unique_instance_id").max_length
+    if len(value) > limit:
+        raise ActivationError(f"The unique instance id is longer than {limit} characters.")
+    if any(unicodedata.category(character) == "Cc" for character in value):
+        raise ActivationError("The unique instance id must not contain control characters.")
+    return value.strip()
+
+
 @transaction.atomic
 def instance_activate(
-    *, activation_code: str, instance_identifier: str, hostname: str = "", gitlab_version: str = ""
+    *,
+    activation_code: str,
+    instance_identifier: str,
+    hostname: str = "",
+    gitlab_version: str = "",
+    unique_instance_id: str = "",
 ) -> Activation:
     """Binds the code's subscription to the instance and hands out a new license key (PROTOCOL §2.1).
 
@@ -184,6 +221,7 @@ def instance_activate(
         identifier = uuid.UUID(str(instance_identifier))
     except ValueError:
         raise ActivationError("The instance identifier is not a UUID.") from None
+    unique_instance_id = _unique_instance_id_checked(unique_instance_id or "")
     code = _normalize_code(activation_code or "")
     subscription = Subscription.objects.select_for_update().filter(activation_code=code).first() if code else None
     today = timezone.now().date()
@@ -204,10 +242,12 @@ def instance_activate(
     if instance.suspended:
         raise ActivationError("This instance is suspended.")
     license_key = license_key_new()
+    now = timezone.now()
     instance.subscription = subscription
-    instance.hostname = hostname[:255]
-    instance.gitlab_version = gitlab_version[:64]
-    instance.activated_at = timezone.now()
+    instance.hostname = field_clip(Instance, "hostname", hostname)
+    instance.gitlab_version = field_clip(Instance, "gitlab_version", gitlab_version)
+    instance.unique_instance_id = unique_instance_id or instance.unique_instance_id
+    instance.activated_at = now
     instance.license_key_digest = license_key_digest(license_key)
     instance.license_key_prefix = license_key_display_prefix(license_key)
     try:
@@ -215,7 +255,11 @@ def instance_activate(
             instance.save()
     except IntegrityError:
         raise ActivationError("This activation code is already in use by another instance.") from None
-    return Activation(instance=instance, license_key=license_key)
+    new_subscription = subscription.first_activated_at is None
+    if new_subscription:
+        subscription.first_activated_at = now
+        subscription.save(update_fields=["first_activated_at"])
+    return Activation(instance=instance, license_key=license_key, new_subscription=new_subscription)
 
 
 @transaction.atomic
@@ -236,26 +280,94 @@ def instance_set_suspended(instance: Instance, suspended: bool) -> Instance:
 
 
 class SyncRecord(enum.Enum):
-    NOTHING = "nothing"  # synced less than SYNC_RECORD_INTERVAL ago: nothing written
-    TOUCHED = "touched"  # only last_sync_at written (not an entitlement input)
+    NOTHING = "nothing"  # synced less than SYNC_RECORD_INTERVAL ago (or the database is unreachable): nothing written
+    TOUCHED = "touched"  # only bookkeeping written (last sync, headers): not an entitlement input
     CHANGED = "changed"  # version or host name changed: saved, listeners notified
 
 
-def instance_sync_record(instance: Instance, *, gitlab_version: str, hostname: str = "", at: dt.datetime) -> SyncRecord:
+def instance_sync_record(
+    instance: Instance,
+    *,
+    gitlab_version: str,
+    hostname: str = "",
+    deployment_type: str = "",
+    seen_instance_id: str = "",
+    at: dt.datetime,
+) -> SyncRecord:
     """Notes what a sync told us. A version change is written at once (it changes scopes); otherwise the row is
-    touched at most once per SYNC_RECORD_INTERVAL, with a bare update (no entitlement input changes)."""
-    gitlab_version = (gitlab_version or instance.gitlab_version)[:64]
-    hostname = (hostname or instance.hostname)[:255]
+    touched at most once per SYNC_RECORD_INTERVAL, with a bare update (no entitlement input changes).
+
+    Bookkeeping never fails a sync: with the database unreachable a warm sync is still served from the cache.
+    """
+    gitlab_version = field_clip(Instance, "gitlab_version", gitlab_version or instance.gitlab_version)
+    hostname = field_clip(Instance, "hostname", hostname or instance.hostname)
     changed = gitlab_version != instance.gitlab_version or hostname != instance.hostname
     due = instance.last_sync_at is None or at - instance.last_sync_at >= SYNC_RECORD_INTERVAL
     if not (changed or due):
         return SyncRecord.NOTHING
-    instance.gitlab_version, instance.hostname, instance.last_sync_at = gitlab_version, hostname, at
-    if changed:
-        instance.save(update_fields=["gitlab_version", "hostname", "last_sync_at"])
-        return SyncRecord.CHANGED
-    Instance.objects.filter(pk=instance.pk).update(last_sync_at=at)
+    bookkeeping = {
+        "last_sync_at": at,
+        "deployment_type": field_clip(Instance, "deployment_type", deployment_type or instance.deployment_type),
+        "last_seen_instance_id": field_clip(
+            Instance, "last_seen_instance_id", seen_instance_id or instance.last_seen_instance_id
+        ),
+    }
+    try:
+        with transaction.atomic():
+            if changed:
+                instance.gitlab_version, instance.hostname = gitlab_version, hostname
+                _assign(instance, bookkeeping)
+                instance.save(update_fields=["gitlab_version", "hostname", *bookkeeping])
+                return SyncRecord.CHANGED
+            Instance.objects.filter(pk=instance.pk).update(**bookkeeping)
+    except DATABASE_UNREACHABLE:
+        logger.warning("sync bookkeeping skipped: the database is unreachable", extra={"instance": instance.pk})
+        return SyncRecord.NOTHING
+    _assign(instance, bookkeeping)
     return SyncRecord.TOUCHED
+
+
+def _assign(instance: Instance, values: dict) -> None:
+    for name, value in values.items():
+        setattr(instance, name, value)
+
+
+def instance_error_record(instance: Instance, message: str, *, at: dt.datetime) -> bool:
+    """Remembers the last refusal an instance was given (the back office's diagnosis). Written when the message
+    changes or at most once per SYNC_RECORD_INTERVAL, so a refused instance retrying costs no write per request.
+    Returns whether it wrote (the caller re-stores a cached copy of `instance`)."""
+    message = field_clip(Instance, "last_error", message)
+    if message == instance.last_error and instance.last_error_at and at - instance.last_error_at < SYNC_RECORD_INTERVAL:
+        return False
+    values = {"last_error": message, "last_error_at": at}
+    try:
+        Instance.objects.filter(pk=instance.pk).update(**values)
+    except DATABASE_UNREACHABLE:
+        return False
+    _assign(instance, values)
+    return True
+
+
+def instance_foreign_id_record(instance: Instance, seen_instance_id: str, *, at: dt.datetime) -> None:
+    """Notes an X-Gitlab-Instance-Id that contradicts the bound instance (a clone using its license key): at most
+    once per SYNC_RECORD_INTERVAL per id, and at most SIGHTINGS_PER_INSTANCE distinct ids per instance."""
+    seen = field_clip(InstanceIdSighting, "seen_instance_id", seen_instance_id)
+    try:
+        sighting = InstanceIdSighting.objects.filter(instance=instance, seen_instance_id=seen).first()
+        if sighting is not None:
+            if at - sighting.last_seen_at >= SYNC_RECORD_INTERVAL:
+                InstanceIdSighting.objects.filter(pk=sighting.pk).update(last_seen_at=at)
+            return
+        if InstanceIdSighting.objects.filter(instance=instance).count() >= SIGHTINGS_PER_INSTANCE:
+            InstanceIdSighting.objects.filter(instance=instance).order_by("last_seen_at").first().delete()
+        with transaction.atomic():
+            InstanceIdSighting.objects.create(
+                instance=instance, seen_instance_id=seen, first_seen_at=at, last_seen_at=at
+            )
+    except IntegrityError:  # the same id recorded by a concurrent request: already noted
+        return
+    except DATABASE_UNREACHABLE:
+        logger.warning("instance id sighting skipped: the database is unreachable", extra={"instance": instance.pk})
 
 
 @dataclass(frozen=True)
@@ -285,7 +397,7 @@ def seat_report_record(
         SeatReport(
             instance=instance,
             reported_at=reported_at,
-            gitlab_version=gitlab_version[:64],
+            gitlab_version=field_clip(SeatReport, "gitlab_version", gitlab_version),
             billable_users=billable_users,
             max_historical_users=max_historical_users,
             add_on_metrics=metrics,
@@ -294,11 +406,10 @@ def seat_report_record(
     )
     updates = {}
     if unique_instance_id and unique_instance_id != instance.unique_instance_id:
-        updates["unique_instance_id"] = unique_instance_id[:64]
+        updates["unique_instance_id"] = field_clip(Instance, "unique_instance_id", unique_instance_id)
     if hostname and hostname != instance.hostname:
-        updates["hostname"] = hostname[:255]
+        updates["hostname"] = field_clip(Instance, "hostname", hostname)
     if updates:
-        for name, value in updates.items():
-            setattr(instance, name, value)
+        _assign(instance, updates)
         instance.save(update_fields=list(updates))
     return report

@@ -22,6 +22,27 @@ ACTIVATE_MUTATION = """mutation($gitlabVersion: String!, $activationCode: String
   }
 }"""
 
+# GitLab 18.x-19.x (ee/lib/gitlab/subscription_portal/clients/graphql.rb), as PROTOCOL §2.1 quotes it.
+ACTIVATE_MUTATION_19 = """mutation($activationCode: String!, $instanceIdentifier: String!, $uniqueInstanceId: String!, $automated: Boolean!, $gitlabVersion: String!, $hostname: String!) {
+  cloudActivationActivate(input: {activationCode: $activationCode, instanceIdentifier: $instanceIdentifier, uniqueInstanceId: $uniqueInstanceId, automated: $automated, gitlabVersion: $gitlabVersion, hostname: $hostname}) {
+    licenseKey
+    futureSubscriptions { cloudLicenseEnabled offlineCloudLicenseEnabled plan company email name startsAt expiresAt usersInLicenseCount }
+    newSubscription
+    errors
+  }
+}"""
+
+# The headers GitLab 18.x-19.x sends with every Cloud Connector request (user ids are often empty on a sync).
+GITLAB_19_HEADERS = {
+    "User-Agent": "GitLab/19.1.0-ee",
+    "X-Gitlab-Version": "19.1.0-ee",
+    "X-Gitlab-Realm": "self-managed",
+    "X-Gitlab-Host-Name": "gitlab.example.test",
+    "X-Gitlab-Deployment-Type": "self-managed",
+    "X-Gitlab-User-Id": "",
+    "X-Gitlab-Global-User-Id": "",
+}
+
 
 def graphql_post(client, query, variables=None, **headers):
     response = client.post(
@@ -33,8 +54,8 @@ def graphql_post(client, query, variables=None, **headers):
     return response, response.json()
 
 
-def sync(client, license_key, gitlab_version="17.11.0", query=SYNC_QUERY):
-    return graphql_post(client, query, {"licenseKey": license_key, "gitlabVersion": gitlab_version})
+def sync(client, license_key, gitlab_version="17.11.0", query=SYNC_QUERY, **headers):
+    return graphql_post(client, query, {"licenseKey": license_key, "gitlabVersion": gitlab_version}, **headers)
 
 
 def postgres_only(test):

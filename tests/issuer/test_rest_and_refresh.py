@@ -175,7 +175,8 @@ def test_a_pre_minted_token_is_what_the_next_sync_hands_out(client, signing_key)
     assert claims["jti"] == str(record.jti) and claims["scopes"] == record.scopes
 
 
-def test_refresh_lag_and_key_metrics_are_exported(client, signing_key):
+def test_refresh_lag_and_key_metrics_are_exported(client, activated):
+    """`activated`: an instance for the refresh to mint for, so this test does not lean on an earlier one."""
     from issuer.services import signing_key_policy_run
 
     token_refresh()
