@@ -1,6 +1,10 @@
+from pathlib import Path
+
+import yaml
+from django.conf import settings
 from django.core.checks import Error, register
 
-from unit_primitives.catalog import CatalogError, get_catalog
+from unit_primitives.catalog import Catalog, CatalogError, get_catalog
 
 
 @register()
@@ -13,3 +17,43 @@ def catalog_is_valid(app_configs=None, **kwargs):
             for problem in error.problems
         ]
     return []
+
+
+def idle_add_ons(catalog: Catalog) -> list[str]:
+    """Add-ons that no unit primitive lists: buying one would grant nothing."""
+    listed = {name for primitive in catalog.unit_primitives.values() for name in primitive.add_ons}
+    return sorted(set(catalog.add_ons) - listed)
+
+
+def _add_on_files() -> dict[str, Path]:
+    """name → file of every add-on in CATALOG_PATH, to point the error at the file to fix."""
+    files = {}
+    folder = Path(settings.CATALOG_PATH) / "add_ons"
+    for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]):
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            files.setdefault(data["name"], path)
+    return files
+
+
+@register()
+def every_add_on_grants_something(app_configs=None, **kwargs):
+    try:
+        catalog = get_catalog()
+    except CatalogError:
+        return []  # catalog_is_valid reports it
+    idle = idle_add_ons(catalog)
+    if not idle:
+        return []
+    files = _add_on_files()
+    return [
+        Error(
+            f"{files.get(name, 'add_ons')}: add-on {name!r} grants nothing: no unit primitive lists it in add_ons",
+            hint="List the add-on in the add_ons of the unit primitives it grants, or remove the add-on file.",
+            id="unit_primitives.E002",
+        )
+        for name in idle
+    ]

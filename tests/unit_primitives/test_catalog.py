@@ -46,11 +46,20 @@ ENTERPRISE_ONLY = {
     "categorize_duo_chat_question",
 }
 FREE = {"observability_all", "security_scans", "duo_workflow_execute_workflow", "duo_workflow_generate_token"}
+NEW_2026 = {
+    "duo_agent_platform",
+    "duo_classic_chat",
+    "complete_code",
+    "generate_code",
+    "ai_gateway_model_provider_proxy",
+    "amazon_q_integration",
+    "self_hosted_models",
+}
 
 
 def test_shipped_catalog_holds_every_real_entry():
     catalog = get_catalog()
-    assert set(catalog.unit_primitives) == PRO | ENTERPRISE_ONLY | FREE
+    assert set(catalog.unit_primitives) == PRO | ENTERPRISE_ONLY | FREE | NEW_2026
     assert {name: service.jwt_aud for name, service in catalog.backend_services.items()} == {
         "ai_gateway": "gitlab-ai-gateway",
         "duo_workflow_service": "gitlab-duo-workflow-service",
@@ -64,6 +73,7 @@ def test_shipped_catalog_holds_every_real_entry():
         "duo_amazon_q",
         "duo_self_hosted",
         "product_analytics",
+        "self_hosted_dap",
     }
     assert set(catalog.license_types) == {"premium", "ultimate"}
     assert catalog.unit_primitives["code_suggestions"].cut_off_date.isoformat() == "2024-02-15T00:00:00+00:00"
@@ -71,8 +81,11 @@ def test_shipped_catalog_holds_every_real_entry():
         catalog.unit_primitives[name].cut_off_date.isoformat() == "2024-10-17T00:00:00+00:00"
         for name in (PRO - {"code_suggestions"}) | ENTERPRISE_ONLY
     )
-    assert all(set(catalog.unit_primitives[name].add_ons) == {"duo_pro", "duo_enterprise"} for name in PRO)
-    assert all(catalog.unit_primitives[name].add_ons == ("duo_enterprise",) for name in ENTERPRISE_ONLY)
+    # Duo Pro and Duo Enterprise both grant PRO; Duo Pro grants nothing of ENTERPRISE_ONLY (the 2026 add-ons
+    # Duo Core, Amazon Q and product analytics also grant some of them: see test_catalog_2026.py)
+    assert all({"duo_pro", "duo_enterprise"} <= set(catalog.unit_primitives[name].add_ons) for name in PRO)
+    assert all("duo_enterprise" in catalog.unit_primitives[name].add_ons for name in ENTERPRISE_ONLY)
+    assert not any("duo_pro" in catalog.unit_primitives[name].add_ons for name in ENTERPRISE_ONLY)
     assert all(catalog.unit_primitives[name].cut_off_date is None for name in FREE)
     grouped = {primitive for service in catalog.services.values() for primitive in service.unit_primitives}
     assert grouped == set(catalog.unit_primitives)
@@ -80,7 +93,7 @@ def test_shipped_catalog_holds_every_real_entry():
 
 def test_validate_catalog_command_accepts_the_shipped_catalog(capsys):
     call_command("validate_catalog")
-    assert "is valid: 35 unit_primitives, 4 backend_services" in capsys.readouterr().out
+    assert "is valid: 42 unit_primitives, 4 backend_services, 7 add_ons" in capsys.readouterr().out
 
 
 def test_catalog_document_lists_every_kind():
@@ -97,9 +110,15 @@ def test_available_services_view():
     assert services["code_suggestions"] == {
         "name": "code_suggestions",
         "serviceStartTime": "2024-02-15T00:00:00Z",
-        "bundledWith": ["duo_enterprise", "duo_pro"],
+        "bundledWith": ["duo_amazon_q", "duo_core", "duo_enterprise", "duo_pro"],
     }
-    assert services["troubleshoot_job"]["bundledWith"] == ["duo_enterprise"]
+    assert services["troubleshoot_job"]["bundledWith"] == ["duo_amazon_q", "duo_enterprise"]
+    assert services["duo_workflow"] == {
+        "name": "duo_workflow",
+        "serviceStartTime": None,
+        "bundledWith": ["duo_enterprise"],
+    }
+    assert services["duo_agent_platform"]["serviceStartTime"] == "2026-01-15T00:00:00Z"
     assert services["observability_all"]["serviceStartTime"] is None
 
 
