@@ -78,6 +78,7 @@ def instance_overview(request, pk):
         f"Instance {instance.hostname or instance.instance_identifier}",
         instance=instance,
         entitlements=entitlements,
+        diagnosis=selectors.instance_diagnosis(instance, timezone.now()),
         scope_rows=[
             {"name": name, "granted": name in granted, "in_token": (name in newest_scopes) if tokens else None}
             for name in sorted(granted | newest_scopes)

@@ -12,8 +12,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import OuterRef, Q, Subquery
 
+from issuer import encryption
 from issuer.conf import issuer_settings
 from issuer.models import IssuedToken, SigningKey
+from subscriptions.models import Customer, Instance, Subscription
+from subscriptions.selectors import instance_ids_seen, instances_cloned_count
 
 KEYSET_CACHE_KEY = "issuer:keyset:v1"
 # Without a shared cache another process (CLI, worker) cannot invalidate ours: bound the staleness instead.
@@ -188,15 +191,100 @@ class DashboardSummary:
     instances_synced_24h: int
     stale_instances: int
     tokens_issued_24h: int
+    cloned_instances: int
 
 
+# GitLab treats its Cloud Connector access data as stale after 3 days (its Duo health check says so too).
 STALE_AFTER = dt.timedelta(days=3)
+AI_GATEWAY_AUDIENCE = "gitlab-ai-gateway"
+
+
+@dataclass(frozen=True)
+class DiagnosisCheck:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class InstanceDiagnosis:
+    """GitLab's Duo health check seen from the issuer's side: what would make this instance's Duo fail."""
+
+    checks: list[DiagnosisCheck]
+    newest_token_expires_at: dt.datetime | None
+    instance_ids_seen: list[dict]
+    last_error: str
+    last_error_at: dt.datetime | None
+
+    @property
+    def healthy(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+
+def instance_diagnosis(instance: Instance, now: dt.datetime) -> InstanceDiagnosis:
+    """Access data freshness, the newest token against the AI gateway's rules (PROTOCOL §7), clones, last error."""
+    checks = [_freshness_check(instance, now)]
+    newest = instance.issued_tokens.order_by("-issued_at").first()
+    checks.extend(_gateway_checks(instance, newest, now))
+    seen = instance_ids_seen(instance, now)
+    foreign = [row["instance_id"] for row in seen if not row["own"]]
+    checks.append(
+        DiagnosisCheck(
+            "one instance id per license key",
+            not foreign,
+            f"also used from {', '.join(foreign)}: newer AI gateways refuse those callers" if foreign else "yes",
+        )
+    )
+    return InstanceDiagnosis(
+        checks=checks,
+        newest_token_expires_at=newest.expires_at if newest else None,
+        instance_ids_seen=seen,
+        last_error=instance.last_error,
+        last_error_at=instance.last_error_at,
+    )
+
+
+def _freshness_check(instance, now: dt.datetime) -> DiagnosisCheck:
+    if instance.last_sync_at is None:
+        return DiagnosisCheck("access data fresh (synced within 3 days)", False, "never synced")
+    age = now - instance.last_sync_at
+    return DiagnosisCheck(
+        "access data fresh (synced within 3 days)",
+        age <= STALE_AFTER,
+        f"last sync {age.days} days ago: GitLab considers its access data stale" if age > STALE_AFTER else "yes",
+    )
+
+
+def _gateway_checks(instance, newest, now: dt.datetime) -> list[DiagnosisCheck]:
+    """The newest token as the AI gateway would judge it, when we still hold its text; else from its record."""
+    if newest is None:
+        return [DiagnosisCheck("a token has been issued", False, "no token yet")]
+    if newest.token_encrypted is None:
+        return [DiagnosisCheck("newest token still valid", False, f"expired at {newest.expires_at:%Y-%m-%d %H:%M} UTC")]
+    token = encryption.decrypt(bytes(newest.token_encrypted)).decode()
+    try:
+        claims = verify_service_access_token(token, audience=AI_GATEWAY_AUDIENCE, leeway=0)
+    except TokenInvalid as error:
+        return [DiagnosisCheck("newest token passes the AI gateway", False, str(error))]
+    identifier = str(instance.instance_identifier)
+    claimed = instance.last_seen_instance_id or identifier
+    return [
+        DiagnosisCheck("newest token passes the AI gateway", True, f"signed by a published key, aud {claims['aud']}"),
+        DiagnosisCheck(
+            "gitlab_realm is self-managed",
+            claims.get("gitlab_realm") == "self-managed",
+            claims.get("gitlab_realm", "missing"),
+        ),
+        DiagnosisCheck(
+            "sub and gitlab_instance_uid match X-Gitlab-Instance-Id",
+            claims.get("sub") == claims.get("gitlab_instance_uid") == claimed,
+            f"sub {claims.get('sub')}, instance id sent {claimed}",
+        ),
+    ]
 
 
 def dashboard_summary(now: dt.datetime) -> DashboardSummary:
     """Counts for the dashboard: each one indexed aggregate, so the page stays fast with many instances."""
-    from subscriptions.models import Customer, Instance, Subscription
-
     today = now.date()
     bound = Instance.objects.filter(subscription__isnull=False)
     return DashboardSummary(
@@ -209,4 +297,5 @@ def dashboard_summary(now: dt.datetime) -> DashboardSummary:
             Q(last_sync_at__lt=now - STALE_AFTER) | Q(last_sync_at__isnull=True, activated_at__lt=now - STALE_AFTER)
         ).count(),
         tokens_issued_24h=IssuedToken.objects.filter(issued_at__gte=now - dt.timedelta(hours=24)).count(),
+        cloned_instances=instances_cloned_count(now),
     )

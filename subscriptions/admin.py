@@ -120,16 +120,26 @@ class InstanceAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["subscription__customer"]
     list_filter = ["suspended", "subscription__license_type"]
-    search_fields = ["=instance_identifier", "hostname", "subscription__customer__name", "license_key_prefix"]
+    search_fields = [
+        "=instance_identifier",
+        "=unique_instance_id",
+        "hostname",
+        "subscription__customer__name",
+        "license_key_prefix",
+    ]
     fields = [
         "instance_identifier",
         "subscription",
         "hostname",
         "gitlab_version",
+        "deployment_type",
         "unique_instance_id",
+        "last_seen_instance_id",
         "license_key_prefix",
         "activated_at",
         "last_sync_at",
+        "last_error",
+        "last_error_at",
         "suspended",
     ]
     readonly_fields = fields

@@ -170,3 +170,48 @@ def test_every_field_has_a_label(page, live_server, admin_user):
             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
             .map(el => el.name || el.id)""")
         assert unlabelled == [], f"{path}: {unlabelled}"
+
+
+def test_a_cloned_instance_is_diagnosed_on_its_page(page, live_server, admin_user, shot, settings):
+    """A GitLab 19.x instance activates, then a copy of it syncs with the same license key: the copy gets no
+    token, and the instance page names the foreign id, the last error and the unique instance id."""
+    settings.ISSUER_URL = live_server.url
+    signing_key_ensure_active()
+    from tests.factories import AddOnPurchaseFactory
+    from tests.helpers import ACTIVATE_MUTATION_19
+
+    subscription = AddOnPurchaseFactory(add_on="duo_pro", quantity=5).subscription
+    instance_id, clone_id = str(uuid.uuid4()), str(uuid.uuid4())
+    activation = graphql(
+        live_server.url,
+        ACTIVATE_MUTATION_19,
+        {
+            "activationCode": subscription.activation_code,
+            "instanceIdentifier": instance_id,
+            "uniqueInstanceId": "anon-browser",
+            "automated": True,
+            "gitlabVersion": "19.1.0-ee",
+            "hostname": "gitlab.acme.test",
+        },
+    )["data"]["cloudActivationActivate"]
+    assert activation["newSubscription"] is True
+    refused = requests.post(
+        f"{live_server.url}/graphql",
+        data=json.dumps(
+            {"query": SYNC_QUERY, "variables": {"licenseKey": activation["licenseKey"], "gitlabVersion": "19.1.0-ee"}}
+        ),
+        headers={"Content-Type": "application/json", "X-Gitlab-Instance-Id": clone_id},
+        timeout=30,
+    ).json()
+    assert refused["data"]["cloudConnectorAccess"] is None
+
+    login(page, live_server.url)
+    assert page.inner_text("[data-metric=cloned_instances]") == "1"
+    from subscriptions.models import Instance
+
+    page.goto(f"{live_server.url}/admin/instances/{Instance.objects.get().pk}/overview/")
+    assert page.inner_text("[data-field=unique_instance_id]") == "anon-browser"
+    assert clone_id in page.inner_text("#instance-ids-seen")
+    assert "does not match" in page.inner_text("[data-field=last_error]")
+    assert page.get_attribute("tr[data-check='one instance id per license key']", "data-ok") == "no"
+    shot(page, "20-instance-cloned")
