@@ -48,7 +48,7 @@ def prepare(env: dict, instances: int) -> list[str]:
     script = f"""
 import django, json, uuid
 django.setup()
-from issuer.services import signing_key_ensure_active
+from issuer.keys.services import signing_key_ensure_active
 from subscriptions.services import instance_activate
 from tests.factories import AddOnPurchaseFactory
 signing_key_ensure_active()

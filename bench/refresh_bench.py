@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 POPULATE = """
 import datetime as dt, secrets, uuid, django
 django.setup()
-from issuer.services import signing_key_ensure_active
+from issuer.keys.services import signing_key_ensure_active
 from subscriptions.models import AddOnPurchase, Customer, Instance, Subscription
 signing_key_ensure_active()
 count = int(__import__("sys").argv[1])
@@ -47,9 +47,9 @@ REFRESH = """
 import json, resource, time, django
 django.setup()
 import jwt
-from issuer.crypto import private_key_load
+from issuer.keys.crypto import private_key_load
 from issuer.models import IssuedToken, SigningKey
-from issuer.services import token_refresh_chunk, token_refresh_plan
+from issuer.tokens.refresh import token_refresh_chunk, token_refresh_plan
 
 def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -8,7 +8,7 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
 from config.urls import urlpatterns as project_urls
-from issuer.crypto import private_key_load
+from issuer.keys.crypto import private_key_load
 from issuer.models import SigningKey
 from unit_primitives.catalog import available_services, catalog_document
 

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from issuer.keys.selectors import SIGNING_KEY_FIELDS
 from issuer.models import IssuedToken, SigningKey
 
 
@@ -20,7 +21,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class SigningKeyAdmin(ReadOnlyAdmin):
     list_display = ["kid", "state", "key_size", "created_at", "activated_at", "retired_at", "revoked_at"]
     list_filter = ["state"]
-    fields = ["kid", "state", "algorithm", "key_size", "created_at", "activated_at", "retired_at", "revoked_at"]
+    fields = SIGNING_KEY_FIELDS
 
 
 @admin.register(IssuedToken)
@@ -29,16 +30,5 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
     list_select_related = ["instance"]
     list_filter = ["reason"]
     search_fields = ["=jti", "=instance__instance_identifier", "=kid"]
-    fields = [
-        "jti",
-        "instance",
-        "kid",
-        "scopes",
-        "audiences",
-        "duo_seat_count",
-        "issued_at",
-        "expires_at",
-        "fingerprint",
-        "reason",
-    ]
+    fields = [field.name for field in IssuedToken._meta.concrete_fields if field.name != "token_encrypted"]
     show_full_result_count = False

@@ -6,4 +6,8 @@ class IssuerConfig(AppConfig):
     verbose_name = "Issuer"
 
     def ready(self):
-        from issuer import checks, signals  # noqa: F401  (system checks, readiness probe, cache invalidation)
+        """The wiring: system checks, the key-set and sync-state receivers (with the readiness probe), and the
+        task module whose receiver re-mints after a revoke."""
+        from issuer import checks, tasks  # noqa: F401
+        from issuer.keys import signals  # noqa: F401
+        from issuer.sync_state import receivers  # noqa: F401

@@ -3,8 +3,8 @@
 from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
-from issuer import encryption
-from issuer.conf import issuer_settings
+from issuer.conf import issuer_settings_load
+from issuer.keys import encryption
 from issuer.models import SigningKey
 
 
@@ -52,7 +52,7 @@ GITLAB_REFRESH_POINT_SECONDS = 2 * 86400  # GitLab replaces a token with less th
 def issuer_knobs_are_safe(app_configs=None, **kwargs):
     """Knob combinations that would let a validator meet an unknown key, or make every sync sign."""
     try:
-        knobs = issuer_settings._load()
+        knobs = issuer_settings_load()
     except ValueError as error:
         return [Error(str(error), hint="Check the ISSUER_* variables in the environment and .env.", id="issuer.E006")]
     problems = []

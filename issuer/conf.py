@@ -59,7 +59,8 @@ class IssuerSettings:
         return dt.timedelta(seconds=self.REFRESH_THRESHOLD_SECONDS)
 
 
-def _load() -> IssuerSettings:
+def issuer_settings_load() -> IssuerSettings:
+    """A fresh read of the settings; raises ValueError on an unknown name (the start-up check reports it)."""
     values = {**DEFAULTS, **getattr(settings, "ISSUER", {})}
     unknown = set(values) - {f.name for f in fields(IssuerSettings)}
     if unknown:
@@ -72,16 +73,11 @@ class _Lazy:
 
     def __getattr__(self, name):
         if self._value is None:
-            self._value = _load()
+            self._value = issuer_settings_load()
         return getattr(self._value, name)
 
     def reload(self):
         self._value = None
-
-    @staticmethod
-    def _load() -> IssuerSettings:
-        """A fresh read of the settings (raises ValueError on an unknown name); used by the start-up check."""
-        return _load()
 
 
 issuer_settings = _Lazy()

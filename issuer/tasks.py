@@ -1,18 +1,21 @@
-"""Celery doors onto the issuer's services. Each is idempotent; the services take the locks."""
+"""Celery doors: each task loads nothing and calls one service (the services take the locks, so every task is
+idempotent). The receiver at the end re-mints after a revoke, so services never import tasks."""
 
 import logging
 
 from celery import shared_task
-from django.utils import timezone
+from django.dispatch import receiver
 
-from issuer import services
+from issuer.keys.services import signing_key_policy_run
+from issuer.keys.signals import signing_key_revoked
+from issuer.tokens import refresh
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="issuer.tasks.signing_key_policy")
 def signing_key_policy() -> list[str]:
-    report = services.signing_key_policy_run()
+    report = signing_key_policy_run()
     if report.actions:
         logger.info("signing key policy acted", extra={"actions": report.actions})
     return report.actions
@@ -21,15 +24,15 @@ def signing_key_policy() -> list[str]:
 @shared_task(name="issuer.tasks.token_refresh")
 def token_refresh() -> int:
     """Fans the instances out over the workers in id-range chunks."""
-    started = timezone.now()
-    plan = services.token_refresh_plan()
-    for first_id, last_id in plan:
-        token_refresh_chunk.delay(first_id, last_id)
-    services.token_ciphertexts_drop_expired(at=started)
-    services.job_record_success("token_refresh", at=started)
-    return len(plan)
+    return refresh.token_refresh_run(token_refresh_chunk.delay)
 
 
 @shared_task(name="issuer.tasks.token_refresh_chunk", acks_late=True)
 def token_refresh_chunk(first_id: int, last_id: int) -> int:
-    return services.token_refresh_chunk(first_id, last_id)
+    return refresh.token_refresh_chunk(first_id, last_id)
+
+
+@receiver(signing_key_revoked)
+def _refresh_after_revoke(**kwargs):
+    """Every token the revoked key signed is re-minted with the active key."""
+    token_refresh.delay()

@@ -7,10 +7,17 @@ import secrets
 from django.conf import settings
 
 PREFIX = "cdl_"
+# Ours are 47 characters; anything much longer is not worth hashing (and bounds the work a caller can cause).
+LICENSE_KEY_MAX_LENGTH = 256
 
 
 def license_key_new() -> str:
     return PREFIX + secrets.token_urlsafe(32)
+
+
+def license_key_plausible(license_key: str | None) -> bool:
+    """Whether `license_key` is worth looking up at all: present and not absurdly long."""
+    return bool(license_key) and len(license_key) <= LICENSE_KEY_MAX_LENGTH
 
 
 def license_key_digest(license_key: str) -> str:

@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
+from subscriptions.license_keys import LICENSE_KEY_MAX_LENGTH
 from subscriptions.selectors import instance_by_license_key, subscriptions_future
 from subscriptions.services import (
     AddOnMetric,
@@ -31,7 +32,7 @@ class AddOnMetricSerializer(serializers.Serializer):
 
 
 class SeatLinkSerializer(serializers.Serializer):
-    license_key = serializers.CharField(max_length=256)
+    license_key = serializers.CharField(max_length=LICENSE_KEY_MAX_LENGTH)
     timestamp = serializers.DateTimeField()
     gitlab_version = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     max_historical_user_count = serializers.IntegerField(min_value=0)

@@ -9,7 +9,7 @@ import orjson
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from subscriptions.license_keys import license_key_digest
+from subscriptions.license_keys import license_key_digest, license_key_plausible
 from subscriptions.models import AddOnPurchase, Instance, InstanceIdSighting, SeatReport, Subscription
 from unit_primitives.catalog import get_catalog
 from unit_primitives.scopes import Grant, granted_scopes
@@ -24,7 +24,7 @@ def instance_by_license_key(license_key: str | None, *, with_purchases: bool = F
 
     `with_purchases` prefetches the subscription's add-on purchases, so `instance_entitlements` needs no query.
     """
-    if not license_key or len(license_key) > 256:
+    if not license_key_plausible(license_key):
         return None
     digest = license_key_digest(license_key)
     instances = Instance.objects.select_related("subscription").filter(

@@ -3,8 +3,8 @@ import uuid
 import pytest
 from django.core.cache import cache
 
-from issuer.selectors import keyset_invalidate
-from issuer.services import signing_key_ensure_active
+from issuer.keys.selectors import keyset_invalidate
+from issuer.keys.services import signing_key_ensure_active
 from subscriptions.services import instance_activate
 from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
 

@@ -97,3 +97,17 @@ def run_at_once(*calls):
     for thread in threads:
         thread.join()
     return outcomes
+
+
+def mint_token(instance, *, at=None, reason="manual"):
+    """A token for `instance` signed and recorded now, whatever is stored (a sync mints only when nothing fresh is)."""
+    from django.utils import timezone
+
+    from issuer.tokens.services import service_access_token_sign, signer_active
+    from subscriptions.selectors import instance_entitlements
+
+    at = at or timezone.now()
+    entitlements = instance_entitlements(instance, at)
+    minted = service_access_token_sign(instance, entitlements, at=at, reason=reason, signer=signer_active())
+    minted.record.save(force_insert=True)
+    return minted

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from issuer.selectors import MEMO_SECONDS
+from issuer.keys.selectors import MEMO_SECONDS
 from tests.helpers import postgres_only, redis_only, sync
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -202,6 +202,11 @@ def get_catalog() -> Catalog:
     return load_catalog(settings.CATALOG_PATH)
 
 
+def iso_utc(moment: dt.datetime) -> str:
+    """ISO 8601 with a "Z", as GitLab's own answers write UTC times."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 @functools.cache
 def catalog_document() -> dict:
     """The `catalog` JSON of the sync answer: each kind as a list of its entries' attributes."""
@@ -213,7 +218,7 @@ def catalog_document() -> dict:
             if name in ("min_version", "min_version_for_free_access") or value is None:
                 continue
             if isinstance(value, dt.datetime):
-                value = value.isoformat().replace("+00:00", "Z")
+                value = iso_utc(value)
             out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -230,7 +235,7 @@ def available_services() -> tuple[dict, ...]:
         primitives = [catalog.unit_primitives[name] for name in service.unit_primitives]
         cut_offs = [primitive.cut_off_date for primitive in primitives if primitive.cut_off_date]
         add_ons = sorted({add_on for primitive in primitives for add_on in primitive.add_ons})
-        start = min(cut_offs).isoformat().replace("+00:00", "Z") if cut_offs else None
+        start = iso_utc(min(cut_offs)) if cut_offs else None
         views.append({"name": service.name, "serviceStartTime": start, "bundledWith": add_ons})
     return tuple(views)
 

@@ -7,9 +7,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from issuer.backoffice.selectors import dashboard_summary, instance_diagnosis
+from issuer.keys.services import signing_key_create, signing_key_revoke
 from issuer.models import IssuedToken
-from issuer.selectors import dashboard_summary, instance_diagnosis
-from issuer.services import signing_key_create, signing_key_revoke
 from subscriptions.services import instance_foreign_id_record
 from tests.helpers import sync
 

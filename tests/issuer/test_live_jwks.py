@@ -4,7 +4,8 @@ import pytest
 from jwt import PyJWKClient
 from jwt import decode as jwt_decode
 
-from issuer.services import service_access_token_issue, signing_key_create
+from issuer.keys.services import signing_key_create
+from tests.helpers import mint_token
 
 
 @pytest.mark.live
@@ -13,7 +14,7 @@ def test_token_verifies_through_pyjwkclient(live_server, activated, settings):
     settings.ISSUER_URL = live_server.url
     signing_key_create()  # a pending key is published too: the client must pick by kid
     instance, _ = activated
-    token = service_access_token_issue(instance).token
+    token = mint_token(instance).token
     client = PyJWKClient(f"{live_server.url}/oauth/discovery/keys", cache_keys=False)
     signing_key = client.get_signing_key_from_jwt(token)
     claims = jwt_decode(

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from issuer.crypto import rfc7638_thumbprint
+from issuer.keys.crypto import rfc7638_thumbprint
+from issuer.keys.services import signing_key_create, signing_key_revoke
 from issuer.models import SigningKey
-from issuer.services import signing_key_create, signing_key_revoke
 
 pytestmark = pytest.mark.django_db
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
@@ -64,7 +64,7 @@ def test_jwks_is_served_from_cache_without_queries(client, signing_key, django_a
 def test_change_by_another_process_reaches_the_jwks(client, signing_key):
     """Another process (CLI, worker, web replica) changes keys with its own signal: ours only sees the database
     and the shared cache, so a raw database write plus the shared-cache invalidation must be enough."""
-    from issuer.selectors import keyset_invalidate
+    from issuer.keys.selectors import keyset_invalidate
 
     client.get("/oauth/discovery/keys")
     SigningKey.objects.filter(kid=signing_key.kid).update(state=SigningKey.State.REVOKED)  # no signals
@@ -78,7 +78,7 @@ def test_no_throttle_and_no_auth_on_public_endpoints(client, signing_key):
 
 
 def test_private_key_never_in_any_public_response(client, signing_key):
-    from issuer import encryption
+    from issuer.keys import encryption
 
     pem = encryption.decrypt(signing_key.private_key_encrypted).decode()
     secret_line = pem.splitlines()[1]

@@ -5,15 +5,10 @@ import jwt
 import pytest
 from django.test import override_settings
 
+from issuer.keys.services import signing_key_activate, signing_key_create, signing_key_revoke
 from issuer.models import IssuedToken, SigningKey
-from issuer.services import (
-    signing_key_activate,
-    signing_key_create,
-    signing_key_revoke,
-    token_refresh_chunk,
-    token_refresh_plan,
-)
 from issuer.tasks import token_refresh
+from issuer.tokens.refresh import token_refresh_chunk, token_refresh_plan
 from subscriptions.services import add_on_purchase_cancel, instance_activate
 from tests.factories import AddOnPurchaseFactory
 from tests.helpers import postgres_only, run_at_once
@@ -177,7 +172,7 @@ def test_a_pre_minted_token_is_what_the_next_sync_hands_out(client, signing_key)
 
 def test_refresh_lag_and_key_metrics_are_exported(client, activated):
     """`activated`: an instance for the refresh to mint for, so this test does not lean on an earlier one."""
-    from issuer.services import signing_key_policy_run
+    from issuer.keys.services import signing_key_policy_run
 
     token_refresh()
     signing_key_policy_run()
@@ -207,7 +202,7 @@ def test_sync_results_are_counted(client, activated):
 
 
 def test_expired_tokens_keep_their_record_but_lose_the_ciphertext(signing_key):
-    from issuer.services import token_ciphertexts_drop_expired
+    from issuer.tokens.refresh import token_ciphertexts_drop_expired
 
     _instances(2, signing_key)
     token_refresh()

@@ -8,8 +8,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from issuer.keys.services import signing_key_policy_run
 from issuer.models import IssuedToken, SigningKey
-from issuer.services import service_access_token_issue, signing_key_policy_run
+from tests.helpers import mint_token
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +54,7 @@ def test_two_hundred_days_of_rotation_without_a_single_rejected_token(client, ac
             traveller.move_to(now)
             signing_key_policy_run()
             refreshed = gateway.refresh_if_due(now)
-            token = service_access_token_issue(instance, reason="timeline").token
+            token = mint_token(instance, reason="timeline").token
             live = [(t, exp) for t, exp in live if exp > now.timestamp()]
             live.append((token, jwt.decode(token, options={"verify_signature": False})["exp"]))
             # The gateway's view changes only when it re-fetches: checking every live token then, and each new

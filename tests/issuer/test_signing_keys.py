@@ -10,9 +10,8 @@ from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
-from issuer import crypto, encryption
-from issuer.models import SigningKey
-from issuer.services import (
+from issuer.keys import crypto, encryption
+from issuer.keys.services import (
     SigningKeyRefused,
     signing_key_activate,
     signing_key_create,
@@ -23,6 +22,7 @@ from issuer.services import (
     signing_key_revoke,
     signing_keys_rewrap,
 )
+from issuer.models import SigningKey
 from tests.helpers import postgres_only, run_at_once
 
 pytestmark = pytest.mark.django_db

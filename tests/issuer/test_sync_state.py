@@ -7,8 +7,8 @@ import jwt
 import pytest
 from django.core.cache import cache
 
-from issuer.services import service_access_token_sync
-from issuer.sync_state import _keys, sync_state_by_license_key, sync_state_invalidate
+from issuer.sync_state.store import sync_state_by_license_key, sync_state_cache_keys, sync_state_invalidate
+from issuer.tokens.services import service_access_token_sync
 from subscriptions.license_keys import license_key_digest
 from subscriptions.services import (
     add_on_purchase_cancel,
@@ -108,7 +108,7 @@ def test_a_state_read_before_a_write_is_never_served_after_it(activated):
     instance, key = activated
     stale = sync_state_by_license_key(key)  # a reader read the rows ...
     add_on_purchase_cancel(instance.subscription.add_on_purchases.get())  # ... a writer changed them ...
-    state_key, _ = _keys(license_key_digest(key))
+    state_key, _ = sync_state_cache_keys(license_key_digest(key))
     cache.set(state_key, stale)  # ... and the slow reader stores what it read
     fresh = sync_state_by_license_key(key)
     assert fresh.generation > stale.generation

@@ -7,20 +7,15 @@ import pytest
 import time_machine
 from django.test import override_settings
 
-from issuer import encryption
+from issuer.keys import encryption
+from issuer.keys.services import signing_key_activate, signing_key_create, signing_key_revoke
 from issuer.models import IssuedToken
-from issuer.selectors import TokenInvalid, verify_service_access_token
-from issuer.services import (
-    service_access_token_issue,
-    service_access_token_sync,
-    signing_key_activate,
-    signing_key_create,
-    signing_key_revoke,
-)
-from issuer.sync_state import sync_state_by_license_key
+from issuer.sync_state.store import sync_state_by_license_key
+from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
+from issuer.tokens.services import service_access_token_sync
 from subscriptions.services import add_on_purchase_cancel, instance_set_suspended, subscription_update
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import SYNC_QUERY, sync
+from tests.helpers import SYNC_QUERY, mint_token, sync
 
 pytestmark = pytest.mark.django_db
 OLD_QUERY = SYNC_QUERY.replace("    catalog\n", "")
@@ -33,7 +28,7 @@ def claims_of(token):
 def test_every_claim(activated, signing_key, settings):
     instance, _ = activated
     with time_machine.travel(dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC), tick=False):
-        minted = service_access_token_issue(instance)
+        minted = mint_token(instance)
     header = jwt.get_unverified_header(minted.token)
     assert header == {"alg": "RS256", "typ": "JWT", "kid": signing_key.kid}
     claims = verify_service_access_token(minted.token, audience="gitlab-ai-gateway", leeway=10**9)
@@ -65,7 +60,7 @@ def test_every_claim(activated, signing_key, settings):
 
 
 def test_verifier_refuses_bad_tokens(activated, signing_key):
-    token = service_access_token_issue(activated[0]).token
+    token = mint_token(activated[0]).token
     with pytest.raises(TokenInvalid, match="Audience"):
         verify_service_access_token(token, audience="someone-else")
     with pytest.raises(TokenInvalid, match="Not a JWT"):
@@ -237,12 +232,12 @@ def test_no_response_or_log_carries_the_license_key(client, activated, caplog):
 
 @override_settings(ISSUER={"TOKEN_TTL_SECONDS": 3600, "REFRESH_THRESHOLD_SECONDS": 600})
 def test_ttl_is_configurable(activated):
-    minted = service_access_token_issue(activated[0])
+    minted = mint_token(activated[0])
     claims = claims_of(minted.token)
     assert claims["exp"] - claims["iat"] == 3600
 
 
 def test_instance_identifier_is_the_subject(activated):
     instance, _ = activated
-    claims = claims_of(service_access_token_issue(instance).token)
+    claims = claims_of(mint_token(instance).token)
     assert uuid.UUID(claims["sub"]) == instance.instance_identifier

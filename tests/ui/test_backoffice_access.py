@@ -7,10 +7,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from issuer import encryption
+from issuer.keys import encryption
+from issuer.keys.services import signing_key_create
 from issuer.models import IssuedToken, SigningKey
-from issuer.services import service_access_token_sync, signing_key_create
-from issuer.sync_state import sync_state_by_license_key
+from issuer.sync_state.store import sync_state_by_license_key
+from issuer.tokens.services import service_access_token_sync
 from subscriptions.services import instance_activate, seat_report_record
 from tests.factories import AddOnPurchaseFactory
 
@@ -116,7 +117,7 @@ def test_key_actions_need_post_and_csrf(world):
 
 def test_early_purge_is_explained_and_needs_force(staff_client, world):
     _, _, _, pending = world
-    from issuer.services import signing_key_activate
+    from issuer.keys.services import signing_key_activate
 
     signing_key_activate(pending.kid, force=True)
     retired = SigningKey.objects.get(state="retired")

@@ -8,8 +8,8 @@ import pytest
 import requests
 from django.contrib.auth.models import User
 
+from issuer.keys.services import signing_key_ensure_active
 from issuer.models import SigningKey
-from issuer.services import signing_key_ensure_active
 from subscriptions.models import Subscription
 from tests.helpers import ACTIVATE_MUTATION, SYNC_QUERY
 

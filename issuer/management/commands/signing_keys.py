@@ -1,22 +1,15 @@
+"""`manage.py signing_keys`: the operator's door onto the key lifecycle (PROTOCOL §8), through the same action
+table as the keys page and the admin API."""
+
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from issuer import services
-from issuer.encryption import KeyEncryptionError
+from issuer.keys import services
+from issuer.keys.crypto import ALLOWED_KEY_SIZES
+from issuer.keys.encryption import KeyEncryptionError
+from issuer.keys.selectors import signing_key_describe
 from issuer.models import SigningKey
-
-
-def _describe(key: SigningKey) -> dict:
-    return {
-        "kid": key.kid,
-        "state": key.state,
-        "key_size": key.key_size,
-        "created_at": key.created_at.isoformat(),
-        "activated_at": key.activated_at.isoformat() if key.activated_at else None,
-        "retired_at": key.retired_at.isoformat() if key.retired_at else None,
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-    }
 
 
 class Command(BaseCommand):
@@ -24,16 +17,14 @@ class Command(BaseCommand):
     requires_system_checks = []  # the tool that repairs what the checks complain about must always run
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "action", choices=["list", "create", "activate", "retire", "revoke", "purge", "rewrap", "ensure"]
-        )
+        parser.add_argument("action", choices=["list", "create", *services.SIGNING_KEY_ACTIONS, "rewrap", "ensure"])
         parser.add_argument("--kid", help="the key to act on")
         parser.add_argument("--force", action="store_true", help="activate or purge before the safe time")
-        parser.add_argument("--key-size", type=int, choices=[2048, 3072, 4096], help="for create")
+        parser.add_argument("--key-size", type=int, choices=ALLOWED_KEY_SIZES, help="for create")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, action, kid=None, force=False, key_size=None, json=False, **options):
-        if action in ("activate", "retire", "revoke", "purge") and not kid:
+        if action in services.SIGNING_KEY_ACTIONS and not kid:
             raise CommandError(f"{action} needs --kid")
         try:
             result = self._run(action, kid, force, key_size)
@@ -43,21 +34,15 @@ class Command(BaseCommand):
 
     def _run(self, action, kid, force, key_size):
         if action == "list":
-            return [_describe(key) for key in SigningKey.objects.order_by("created_at")]
+            return [signing_key_describe(key) for key in SigningKey.objects.order_by("created_at")]
         if action == "create":
-            return _describe(services.signing_key_create(key_size=key_size))
-        if action == "activate":
-            return _describe(services.signing_key_activate(kid, force=force))
-        if action == "retire":
-            return _describe(services.signing_key_retire(kid))
-        if action == "revoke":
-            return _describe(services.signing_key_revoke(kid))
-        if action == "purge":
-            services.signing_key_purge(kid, force=force)
-            return {"kid": kid, "purged": True}
+            return signing_key_describe(services.signing_key_create(key_size=key_size))
         if action == "ensure":
-            return _describe(services.signing_key_ensure_active())
-        return {"rewrapped": services.signing_keys_rewrap()}
+            return signing_key_describe(services.signing_key_ensure_active())
+        if action == "rewrap":
+            return {"rewrapped": services.signing_keys_rewrap()}
+        key = services.signing_key_act(action, kid, force=force)
+        return signing_key_describe(key) if key is not None else {"kid": kid, "purged": True}
 
     def _print(self, result, as_json):
         if as_json:

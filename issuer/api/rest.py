@@ -1,46 +1,14 @@
-"""Public doors: OIDC discovery and JWKS (cached bytes, no crypto, no auth), and the REST token endpoint."""
+"""`POST /api/v1/service_access_tokens` (PROTOCOL §8): the REST twin of the GraphQL sync, for our own clients."""
 
-from django.http import HttpResponse, HttpResponseNotModified
-from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_safe
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from issuer.api_auth import InstanceThrottle, LicenseKeyAuthentication
-from issuer.conf import issuer_settings
-from issuer.selectors import discovery_document_body, keyset
-from issuer.services import NO_ACCESS, InstanceIdMismatch, SigningKeyRefused, service_access_token_sync
-
-
-def header(request, name: str) -> str:
-    """A header value as text we can store (NUL characters dropped)."""
-    return request.headers.get(name, "").replace("\x00", "")
-
-
-def _public_json(request, body: bytes, etag: str) -> HttpResponse:
-    if etag in request.headers.get("If-None-Match", ""):
-        response = HttpResponseNotModified()
-    else:
-        response = HttpResponse(body, content_type="application/json")
-    response["ETag"] = etag
-    response["Cache-Control"] = f"public, max-age={issuer_settings.JWKS_MAX_AGE_SECONDS}"
-    response["Access-Control-Allow-Origin"] = "*"
-    patch_vary_headers(response, ["Accept-Encoding"])
-    return response
-
-
-@require_safe
-def openid_configuration(request):
-    body, etag = discovery_document_body()
-    return _public_json(request, body, etag)
-
-
-@require_safe
-def jwks(request):
-    current = keyset()
-    return _public_json(request, current.jwks_body, current.jwks_etag)
+from issuer.api.auth import InstanceThrottle, LicenseKeyAuthentication
+from issuer.api.http import header, instance_headers
+from issuer.keys.services import SigningKeyRefused
+from issuer.tokens.services import NO_ACCESS, InstanceIdMismatch, service_access_token_sync
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -83,13 +51,7 @@ class ServiceAccessTokenView(APIView):
         body.is_valid(raise_exception=True)
         gitlab_version = body.validated_data.get("gitlab_version") or header(request, "X-Gitlab-Version")
         try:
-            result = service_access_token_sync(
-                state,
-                gitlab_version=gitlab_version,
-                hostname=header(request, "X-Gitlab-Host-Name"),
-                deployment_type=header(request, "X-Gitlab-Deployment-Type"),
-                claimed_instance_id=header(request, "X-Gitlab-Instance-Id"),
-            )
+            result = service_access_token_sync(state, gitlab_version=gitlab_version, **instance_headers(request))
         except SigningKeyRefused as error:
             return Response({"detail": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         except InstanceIdMismatch as error:

@@ -18,12 +18,13 @@ from graphql import GraphQLError, build_schema, execute, parse, validate
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 
 from config.unavailable import DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS, RETRY_LATER
-from issuer.services import InstanceIdMismatch, SigningKeyRefused, service_access_token_sync
-from issuer.sync_state import sync_state_by_license_key
-from issuer.views import header
+from issuer.api.http import header, instance_headers
+from issuer.keys.services import SigningKeyRefused
+from issuer.sync_state.store import sync_state_by_license_key
+from issuer.tokens.services import InstanceIdMismatch, service_access_token_sync
 from subscriptions.selectors import subscriptions_future
 from subscriptions.services import ActivationError, instance_activate
-from unit_primitives.catalog import available_services, catalog_document
+from unit_primitives.catalog import available_services, catalog_document, iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +121,6 @@ class _MemoizingExecutor(ExecutorThrowingOnIncremental):
         return memo[key]
 
 
-def _iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 class Query:
     @staticmethod
     def cloudConnectorAccess(info, licenseKey: str, gitlabVersion: str):  # noqa: N802, N803 (GraphQL names)
@@ -133,18 +130,14 @@ class Query:
         request = info.context.request
         try:
             result = service_access_token_sync(
-                state,
-                gitlab_version=gitlabVersion or header(request, "X-Gitlab-Version"),
-                hostname=header(request, "X-Gitlab-Host-Name"),
-                deployment_type=header(request, "X-Gitlab-Deployment-Type"),
-                claimed_instance_id=header(request, "X-Gitlab-Instance-Id"),
+                state, gitlab_version=gitlabVersion or header(request, "X-Gitlab-Version"), **instance_headers(request)
             )
         except SigningKeyRefused as error:
             raise GraphQLError(f"Tokens cannot be issued right now: {error}") from None
         except InstanceIdMismatch as error:
             raise GraphQLError(str(error)) from None
         service_token = (
-            {"token": result.token, "expiresAt": _iso(result.expires_at)} if result.token is not None else None
+            {"token": result.token, "expiresAt": iso_utc(result.expires_at)} if result.token is not None else None
         )
         services_view, catalog_view = _static_catalog_views()
         return {"serviceToken": service_token, "availableServices": services_view, "catalog": catalog_view}

@@ -3,8 +3,8 @@
 A `SyncState` holds the *inputs* (the instance, its subscription and add-on purchases, its newest stored token),
 never a decision: entitlements and freshness are computed at each request, so dates and key rotations need no
 invalidation. Every write to an input bumps a per-license-key generation counter (model signals in
-`issuer.signals`, and the token services); a state is used only while its generation is current. A reader that
-raced a writer therefore stores a state tagged with an old generation, which nobody uses.
+`issuer.sync_state.receivers`, and the token services); a state is used only while its generation is current. A
+reader that raced a writer therefore stores a state tagged with an old generation, which nobody uses.
 
 Only with a shared cache (Redis): with per-process caches another process could not invalidate ours, so every
 sync reads the database instead.
@@ -22,7 +22,7 @@ from django.db import transaction
 
 from issuer.conf import issuer_settings
 from issuer.models import IssuedToken
-from subscriptions.license_keys import license_key_digest
+from subscriptions.license_keys import license_key_digest, license_key_plausible
 from subscriptions.models import Instance
 from subscriptions.selectors import instance_by_license_key
 
@@ -46,7 +46,8 @@ class SyncState:
     generation: int
 
 
-def _keys(digest: str) -> tuple[str, str]:
+def sync_state_cache_keys(digest: str) -> tuple[str, str]:
+    """(state key, generation key) of a license key's digest in the shared cache."""
     return f"issuer:sync:{digest}", f"issuer:sync-generation:{digest}"
 
 
@@ -69,12 +70,12 @@ def _newest_token(instance: Instance) -> NewestToken | None:
 
 def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
     """The sync inputs of the instance holding `license_key`; None for an unknown or wrong key (same answer)."""
-    if not license_key or len(license_key) > 256:
+    if not license_key_plausible(license_key):
         return None
     generation = 0
     if sync_state_enabled():
         digest = license_key_digest(license_key)
-        state_key, generation_key = _keys(digest)
+        state_key, generation_key = sync_state_cache_keys(digest)
         found = cache.get_many([state_key, generation_key])
         generation = found.get(generation_key, 0)
         state = found.get(state_key)
@@ -94,7 +95,7 @@ def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
 
 def _store(state: SyncState) -> None:
     if sync_state_enabled():
-        state_key, _ = _keys(state.instance.license_key_digest)
+        state_key, _ = sync_state_cache_keys(state.instance.license_key_digest)
         cache.set(state_key, state, issuer_settings.SYNC_STATE_CACHE_SECONDS)
 
 
@@ -124,12 +125,12 @@ def sync_state_forget(digests: Iterable[str | None]) -> None:
     only makes the next sync find that token not fresh (rotated key, near expiry) and mint again, or hand out the
     older token, which is valid and carries the same entitlements."""
     if sync_state_enabled():
-        cache.delete_many([_keys(digest)[0] for digest in digests if digest])
+        cache.delete_many([sync_state_cache_keys(digest)[0] for digest in digests if digest])
 
 
 def _bump(digests: list[str]) -> None:
     for digest in digests:
-        state_key, generation_key = _keys(digest)
+        state_key, generation_key = sync_state_cache_keys(digest)
         try:
             cache.incr(generation_key)
         except ValueError:  # no counter yet (or it expired): any value but the old one will do

@@ -4,7 +4,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 
 from issuer.conf import issuer_settings
-from issuer.sync_state import sync_state_by_license_key
+from issuer.sync_state.store import sync_state_by_license_key
 
 
 class InstanceUser:

@@ -6,29 +6,21 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from issuer import services
+from issuer.keys.crypto import ALLOWED_KEY_SIZES
+from issuer.keys.selectors import SIGNING_KEY_FIELDS
+from issuer.keys.services import SigningKeyRefused, signing_key_act, signing_key_create
 from issuer.models import SigningKey
 
 
 class SigningKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = SigningKey
-        fields = [
-            "kid",
-            "state",
-            "algorithm",
-            "key_size",
-            "public_jwk",
-            "created_at",
-            "activated_at",
-            "retired_at",
-            "revoked_at",
-        ]
+        fields = [*SIGNING_KEY_FIELDS, "public_jwk"]
         read_only_fields = fields
 
 
 class CreateKeySerializer(serializers.Serializer):
-    key_size = serializers.ChoiceField(choices=[2048, 3072, 4096], required=False)
+    key_size = serializers.ChoiceField(choices=ALLOWED_KEY_SIZES, required=False)
 
 
 class ForceSerializer(serializers.Serializer):
@@ -44,43 +36,39 @@ class SigningKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     lookup_field = "kid"
     lookup_value_regex = "[A-Za-z0-9_-]+"
 
-    def _act(self, request, step):
-        try:
-            key = step()
-        except services.SigningKeyRefused as refused:
-            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
-        return Response(SigningKeySerializer(key).data if key is not None else None)
-
-    def _force(self, request) -> bool:
+    def _act(self, request, action: str, kid: str):
+        """One step of the shared action table; `force` is read from the body (ignored where it means nothing)."""
         body = ForceSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return body.validated_data["force"]
+        try:
+            key = signing_key_act(action, kid, force=body.validated_data["force"])
+        except SigningKeyRefused as refused:
+            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
+        return Response(SigningKeySerializer(key).data if key is not None else None)
 
     @extend_schema(request=CreateKeySerializer, responses={201: SigningKeySerializer})
     def create(self, request):
         body = CreateKeySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        key = services.signing_key_create(key_size=body.validated_data.get("key_size"))
+        key = signing_key_create(key_size=body.validated_data.get("key_size"))
         return Response(SigningKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ForceSerializer, responses={200: SigningKeySerializer, 409: _refused})
     @action(detail=True, methods=["post"])
     def activate(self, request, kid=None):
-        force = self._force(request)
-        return self._act(request, lambda: services.signing_key_activate(kid, force=force))
+        return self._act(request, "activate", kid)
 
     @extend_schema(request=None, responses={200: SigningKeySerializer, 409: _refused})
     @action(detail=True, methods=["post"])
     def retire(self, request, kid=None):
-        return self._act(request, lambda: services.signing_key_retire(kid))
+        return self._act(request, "retire", kid)
 
     @extend_schema(request=None, responses={200: SigningKeySerializer, 409: _refused})
     @action(detail=True, methods=["post"])
     def revoke(self, request, kid=None):
-        return self._act(request, lambda: services.signing_key_revoke(kid))
+        return self._act(request, "revoke", kid)
 
     @extend_schema(request=ForceSerializer, responses={200: OpenApiResponse(description="Purged."), 409: _refused})
     @action(detail=True, methods=["post"])
     def purge(self, request, kid=None):
-        force = self._force(request)
-        return self._act(request, lambda: services.signing_key_purge(kid, force=force))
+        return self._act(request, "purge", kid)

@@ -8,7 +8,7 @@ import threading
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from issuer import encryption
+from issuer.keys import encryption
 
 ALLOWED_KEY_SIZES = (2048, 3072, 4096)
 

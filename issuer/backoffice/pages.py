@@ -1,0 +1,112 @@
+"""The back office's own pages (instance, catalog, keys, inspect token): staff-only through the admin site's
+`admin_view` (login, CSRF). No page renders a private key, a token or a license key: the instance page shows token
+records (jti, kid, scopes, times), the inspect form shows claims."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from issuer.backoffice import selectors
+from issuer.keys.policy import signing_key_too_early
+from issuer.keys.selectors import signing_key_timeline
+from issuer.keys.services import (
+    SIGNING_KEY_ACTIONS,
+    SigningKeyRefused,
+    SigningKeyTooEarly,
+    signing_key_act,
+    signing_key_create,
+)
+from issuer.models import SigningKey
+from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
+from subscriptions.models import Instance
+
+
+def _page(request, template, title, **context):
+    return TemplateResponse(request, template, {**admin.site.each_context(request), "title": title, **context})
+
+
+def instance_overview(request, pk):
+    instance = get_object_or_404(Instance.objects.select_related("subscription__customer"), pk=pk)
+    return _page(
+        request,
+        "admin/issuer/instance.html",
+        f"Instance {instance.hostname or instance.instance_identifier}",
+        instance=instance,
+        **selectors.instance_overview(instance, timezone.now()),
+    )
+
+
+def catalog_page(request):
+    return _page(
+        request, "admin/issuer/catalog.html", "Unit-primitive catalog", **selectors.catalog_overview(timezone.now())
+    )
+
+
+def keys_page(request):
+    return _page(request, "admin/issuer/keys.html", "Signing keys", timeline=signing_key_timeline())
+
+
+def key_create(request):
+    if request.method == "POST":
+        key = signing_key_create()
+        messages.success(request, f"Created pending key {key.kid}; it is published now and may sign after the lead.")
+    return redirect("admin:issuer_keys")
+
+
+class KeyActionForm(forms.Form):
+    force = forms.BooleanField(
+        required=False, label="Force: act now although the policy would refuse (validators may not know the key)"
+    )
+
+
+def key_action(request, kid, action):
+    """Confirms one lifecycle step; the service decides, and its refusal (e.g. too early without force) is shown."""
+    if action not in SIGNING_KEY_ACTIONS:
+        return redirect("admin:issuer_keys")
+    key = get_object_or_404(SigningKey, kid=kid)
+    form = KeyActionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            signing_key_act(action, kid, force=form.cleaned_data["force"])
+        except SigningKeyTooEarly as error:
+            messages.error(request, f"{error.reason} Tick “Force” to act anyway.")
+        except SigningKeyRefused as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"{action.capitalize()}: {kid} done.")
+            return redirect("admin:issuer_keys")
+    return _page(
+        request,
+        "admin/issuer/key_action.html",
+        f"{action.capitalize()} key {kid[:12]}…",
+        key=key,
+        action=action,
+        description=SIGNING_KEY_ACTIONS[action].description,
+        refusal=signing_key_too_early(key, action, timezone.now()),
+        form=form,
+    )
+
+
+class InspectTokenForm(forms.Form):
+    token = forms.CharField(
+        label="ServiceAccessToken",
+        widget=forms.Textarea(attrs={"rows": 6, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Verified against the published keys; the token itself is not stored or shown again.",
+    )
+    audience = forms.CharField(label="Audience to require (optional)", required=False)
+
+
+def inspect_token(request):
+    form = InspectTokenForm(request.POST or None)
+    claims = error = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            claims = verify_service_access_token(
+                form.cleaned_data["token"].strip(), audience=form.cleaned_data["audience"] or None
+            )
+        except TokenInvalid as invalid:
+            error = str(invalid)
+        form = InspectTokenForm(initial={"audience": form.cleaned_data["audience"]})  # never echo the token
+    return _page(request, "admin/issuer/inspect_token.html", "Inspect a token", form=form, claims=claims, error=error)

@@ -1,0 +1,221 @@
+"""Read models of the back office: what the dashboard, the instance page and the catalog page show, computed
+here so the pages only render."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Q
+
+from issuer.keys import encryption
+from issuer.keys.selectors import signing_key_timeline
+from issuer.models import IssuedToken
+from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
+from subscriptions.models import Customer, Instance, Subscription
+from subscriptions.selectors import (
+    add_on_purchases_expiring,
+    instance_entitlements,
+    instance_ids_seen,
+    instances_cloned_count,
+    seat_reports_latest_with_overage,
+    subscriptions_expiring,
+)
+from unit_primitives.catalog import get_catalog
+
+
+@dataclass(frozen=True)
+class DashboardSummary:
+    customers: int
+    active_subscriptions: int
+    instances_synced_24h: int
+    stale_instances: int
+    tokens_issued_24h: int
+    cloned_instances: int
+
+
+# GitLab treats its Cloud Connector access data as stale after 3 days (its Duo health check says so too).
+STALE_AFTER = dt.timedelta(days=3)
+AI_GATEWAY_AUDIENCE = "gitlab-ai-gateway"
+
+
+@dataclass(frozen=True)
+class DiagnosisCheck:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class InstanceDiagnosis:
+    """GitLab's Duo health check seen from the issuer's side: what would make this instance's Duo fail."""
+
+    checks: list[DiagnosisCheck]
+    newest_token_expires_at: dt.datetime | None
+    instance_ids_seen: list[dict]
+    last_error: str
+    last_error_at: dt.datetime | None
+
+    @property
+    def healthy(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+
+def instance_diagnosis(instance: Instance, now: dt.datetime) -> InstanceDiagnosis:
+    """Access data freshness, the newest token against the AI gateway's rules (PROTOCOL §7), clones, last error."""
+    checks = [_freshness_check(instance, now)]
+    newest = instance.issued_tokens.order_by("-issued_at").first()
+    checks.extend(_gateway_checks(instance, newest, now))
+    seen = instance_ids_seen(instance, now)
+    foreign = [row["instance_id"] for row in seen if not row["own"]]
+    checks.append(
+        DiagnosisCheck(
+            "one instance id per license key",
+            not foreign,
+            f"also used from {', '.join(foreign)}: newer AI gateways refuse those callers" if foreign else "yes",
+        )
+    )
+    return InstanceDiagnosis(
+        checks=checks,
+        newest_token_expires_at=newest.expires_at if newest else None,
+        instance_ids_seen=seen,
+        last_error=instance.last_error,
+        last_error_at=instance.last_error_at,
+    )
+
+
+def _freshness_check(instance, now: dt.datetime) -> DiagnosisCheck:
+    if instance.last_sync_at is None:
+        return DiagnosisCheck("access data fresh (synced within 3 days)", False, "never synced")
+    age = now - instance.last_sync_at
+    return DiagnosisCheck(
+        "access data fresh (synced within 3 days)",
+        age <= STALE_AFTER,
+        f"last sync {age.days} days ago: GitLab considers its access data stale" if age > STALE_AFTER else "yes",
+    )
+
+
+def _gateway_checks(instance, newest, now: dt.datetime) -> list[DiagnosisCheck]:
+    """The newest token as the AI gateway would judge it, when we still hold its text; else from its record."""
+    if newest is None:
+        return [DiagnosisCheck("a token has been issued", False, "no token yet")]
+    if newest.token_encrypted is None:
+        return [DiagnosisCheck("newest token still valid", False, f"expired at {newest.expires_at:%Y-%m-%d %H:%M} UTC")]
+    token = encryption.decrypt(bytes(newest.token_encrypted)).decode()
+    try:
+        claims = verify_service_access_token(token, audience=AI_GATEWAY_AUDIENCE, leeway=0)
+    except TokenInvalid as error:
+        return [DiagnosisCheck("newest token passes the AI gateway", False, str(error))]
+    identifier = str(instance.instance_identifier)
+    claimed = instance.last_seen_instance_id or identifier
+    return [
+        DiagnosisCheck("newest token passes the AI gateway", True, f"signed by a published key, aud {claims['aud']}"),
+        DiagnosisCheck(
+            "gitlab_realm is self-managed",
+            claims.get("gitlab_realm") == "self-managed",
+            claims.get("gitlab_realm", "missing"),
+        ),
+        DiagnosisCheck(
+            "sub and gitlab_instance_uid match X-Gitlab-Instance-Id",
+            claims.get("sub") == claims.get("gitlab_instance_uid") == claimed,
+            f"sub {claims.get('sub')}, instance id sent {claimed}",
+        ),
+    ]
+
+
+def dashboard_summary(now: dt.datetime) -> DashboardSummary:
+    """Counts for the dashboard: each one indexed aggregate, so the page stays fast with many instances."""
+    today = now.date()
+    bound = Instance.objects.filter(subscription__isnull=False)
+    return DashboardSummary(
+        customers=Customer.objects.count(),
+        active_subscriptions=Subscription.objects.filter(
+            suspended=False, starts_on__lte=today, expires_on__gt=today
+        ).count(),
+        instances_synced_24h=bound.filter(last_sync_at__gte=now - dt.timedelta(hours=24)).count(),
+        stale_instances=bound.filter(
+            Q(last_sync_at__lt=now - STALE_AFTER) | Q(last_sync_at__isnull=True, activated_at__lt=now - STALE_AFTER)
+        ).count(),
+        tokens_issued_24h=IssuedToken.objects.filter(issued_at__gte=now - dt.timedelta(hours=24)).count(),
+        cloned_instances=instances_cloned_count(now),
+    )
+
+
+def dashboard(now: dt.datetime) -> dict:
+    """Everything the dashboard shows, each list bounded."""
+    return {
+        "summary": dashboard_summary(now),
+        "timeline": signing_key_timeline(),
+        "expiring_subscriptions": subscriptions_expiring(30, now.date())[:20],
+        "expiring_add_ons": add_on_purchases_expiring(30, now.date())[:20],
+        "overage_reports": seat_reports_latest_with_overage()[:20],
+        "latest_instances": Instance.objects.select_related("subscription__customer").order_by("-activated_at")[:5],
+    }
+
+
+def instance_overview(instance: Instance, now: dt.datetime) -> dict:
+    """The instance page: entitlements now against the newest token, token history, seat reports, diagnosis."""
+    entitlements = instance_entitlements(instance, now)
+    tokens = list(instance.issued_tokens.order_by("-issued_at")[:20])
+    newest_scopes = set(tokens[0].scopes) if tokens else set()
+    granted = set(entitlements.grant.scopes)
+    reports = list(instance.seat_reports.order_by("-reported_at")[:30])[::-1]
+    return {
+        "entitlements": entitlements,
+        "diagnosis": instance_diagnosis(instance, now),
+        "scope_rows": [
+            {"name": name, "granted": name in granted, "in_token": (name in newest_scopes) if tokens else None}
+            for name in sorted(granted | newest_scopes)
+        ],
+        "tokens": tokens,
+        "reports": reports[::-1],
+        "chart": _seat_chart(reports),
+    }
+
+
+def _seat_chart(reports, width=640, height=160, pad=24):
+    """Assigned vs purchased seats over time as two SVG polylines; None without at least one report."""
+    if not reports:
+        return None
+    assigned = [sum(m.get("assigned_seats", 0) for m in r.add_on_metrics) for r in reports]
+    purchased = [sum(m.get("purchased_seats", 0) for m in r.add_on_metrics) for r in reports]
+    top = max(assigned + purchased + [1])
+    step = (width - 2 * pad) / max(len(reports) - 1, 1)
+
+    def points(values):
+        return " ".join(
+            f"{pad + i * step:.1f},{height - pad - (v / top) * (height - 2 * pad):.1f}" for i, v in enumerate(values)
+        )
+
+    return {
+        "width": width,
+        "height": height,
+        "assigned": points(assigned),
+        "purchased": points(purchased),
+        "top": top,
+        "first": reports[0].reported_at,
+        "last": reports[-1].reported_at,
+        "latest_assigned": assigned[-1],
+        "latest_purchased": purchased[-1],
+    }
+
+
+def catalog_overview(now: dt.datetime) -> dict:
+    """The catalog page: every unit primitive (free now or paid), what each add-on and backend service grants."""
+    catalog = get_catalog()
+    primitives = catalog.unit_primitives.values()
+    by_add_on = {name: [] for name in catalog.add_ons}
+    for primitive in primitives:
+        for add_on in primitive.add_ons:
+            by_add_on[add_on].append(primitive.name)
+    return {
+        "rows": [
+            {"primitive": primitive, "free": primitive.cut_off_date is None or now < primitive.cut_off_date}
+            for primitive in primitives
+        ],
+        "by_add_on": by_add_on,
+        "by_service": {
+            service: sorted(p.name for p in primitives if service in p.backend_services)
+            for service in catalog.backend_services
+        },
+        "backend_services": catalog.backend_services,
+        "digest": catalog.digest,
+    }

@@ -1,0 +1,29 @@
+"""The admin site: Django admin with the issuer's dashboard as its index and the issuer's own pages."""
+
+from django.contrib import admin
+from django.urls import path
+from django.utils import timezone
+
+from issuer.backoffice import pages
+from issuer.backoffice.selectors import dashboard
+
+
+class IssuerAdminSite(admin.AdminSite):
+    site_header = "Cloud Connector issuer"
+    site_title = "Issuer back office"
+    index_title = "Dashboard"
+    index_template = "admin/issuer/dashboard.html"
+
+    def get_urls(self):
+        own = [
+            path("catalog/", self.admin_view(pages.catalog_page), name="issuer_catalog"),
+            path("keys/", self.admin_view(pages.keys_page), name="issuer_keys"),
+            path("keys/create/", self.admin_view(pages.key_create), name="issuer_key_create"),
+            path("keys/<str:kid>/<str:action>/", self.admin_view(pages.key_action), name="issuer_key_action"),
+            path("inspect-token/", self.admin_view(pages.inspect_token), name="issuer_inspect_token"),
+            path("instances/<int:pk>/overview/", self.admin_view(pages.instance_overview), name="issuer_instance"),
+        ]
+        return own + super().get_urls()
+
+    def index(self, request, extra_context=None):
+        return super().index(request, {**dashboard(timezone.now()), **(extra_context or {})})

@@ -1,0 +1,140 @@
+"""Reads of the keys: the published key set (JWKS, discovery) cached per key change, the timeline, the readiness
+probe, and the one public description of a key that every door prints."""
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+from config.health import readiness_probe
+from issuer.keys.policy import signing_key_activation_due_at, signing_key_purge_due_at
+from issuer.models import SigningKey
+
+KEYSET_CACHE_KEY = "issuer:keyset:v1"
+# Without a shared cache another process (CLI, worker) cannot invalidate ours: bound the staleness instead.
+LOCAL_KEYSET_SECONDS = 5
+# Each process also keeps the key set in memory this long, so the public endpoints make no network call at all;
+# a change made by another process therefore shows within a second (this process's own changes at once).
+MEMO_SECONDS = 1.0
+# What may be said of a key anywhere (command, API, pages): never its private part.
+SIGNING_KEY_FIELDS = ["kid", "state", "algorithm", "key_size", "created_at", "activated_at", "retired_at", "revoked_at"]
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """What every public request needs, serialized once per key change."""
+
+    jwks_body: bytes
+    jwks_etag: str
+    active_kid: str | None
+
+
+def _build_keyset() -> KeySet:
+    keys = list(
+        SigningKey.objects.filter(state__in=SigningKey.PUBLISHED_STATES)
+        .order_by("created_at", "id")
+        .values("kid", "state", "public_jwk")
+    )
+    jwks = {"keys": [key["public_jwk"] for key in keys]}
+    body = json.dumps(jwks, separators=(",", ":")).encode()
+    active = next((key["kid"] for key in keys if key["state"] == SigningKey.State.ACTIVE), None)
+    return KeySet(jwks_body=body, jwks_etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"', active_kid=active)
+
+
+_memo: dict[str, tuple[float, KeySet]] = {}
+
+
+def keyset() -> KeySet:
+    now = time.monotonic()
+    memo = _memo.get(KEYSET_CACHE_KEY)
+    if memo is not None and now - memo[0] < MEMO_SECONDS:
+        return memo[1]
+    current = cache.get(KEYSET_CACHE_KEY)
+    if current is None:
+        current = _build_keyset()
+        cache.set(KEYSET_CACHE_KEY, current, None if settings.CACHE_IS_SHARED else LOCAL_KEYSET_SECONDS)
+    _memo[KEYSET_CACHE_KEY] = (now, current)
+    return current
+
+
+def keyset_invalidate() -> None:
+    _memo.clear()
+    cache.delete(KEYSET_CACHE_KEY)
+
+
+@functools.cache
+def _discovery(issuer_url: str) -> tuple[bytes, str]:
+    document = {
+        "issuer": issuer_url,
+        "jwks_uri": f"{issuer_url}/oauth/discovery/keys",
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "nbf",
+            "iat",
+            "jti",
+            "scopes",
+            "gitlab_realm",
+            "gitlab_instance_uid",
+            "duo_seat_count",
+        ],
+    }
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def discovery_document_body() -> tuple[bytes, str]:
+    """The discovery document and its ETag; it only depends on ISSUER_URL."""
+    return _discovery(settings.ISSUER_URL)
+
+
+def signing_keys_published():
+    return SigningKey.objects.filter(state__in=SigningKey.PUBLISHED_STATES)
+
+
+def signing_key_describe(key: SigningKey) -> dict:
+    """A key as JSON-ready public facts (times in ISO 8601)."""
+    values = {name: getattr(key, name) for name in SIGNING_KEY_FIELDS}
+    return {name: value.isoformat() if isinstance(value, dt.datetime) else value for name, value in values.items()}
+
+
+@dataclass(frozen=True)
+class KeyTimelineEntry:
+    key: SigningKey
+    activation_due: dt.datetime | None  # pending: when the policy will activate it
+    purge_due: dt.datetime | None  # retired: when it leaves the JWKS
+
+
+def signing_key_timeline() -> list[KeyTimelineEntry]:
+    """Every key with the moments the policy will act on it."""
+    keys = list(SigningKey.objects.order_by("created_at", "id"))
+    active = next((key for key in keys if key.state == SigningKey.State.ACTIVE), None)
+    entries = []
+    for key in keys:
+        activation_due = purge_due = None
+        if key.state == SigningKey.State.PENDING:
+            activation_due = signing_key_activation_due_at(key, active)
+        elif key.state == SigningKey.State.RETIRED:
+            purge_due = signing_key_purge_due_at(key)
+        entries.append(KeyTimelineEntry(key=key, activation_due=activation_due, purge_due=purge_due))
+    return entries
+
+
+@readiness_probe
+def signing_key_readiness():
+    """/readyz: tokens can only be issued with an active key."""
+    try:
+        ok = SigningKey.objects.filter(state=SigningKey.State.ACTIVE).exists()
+    except Exception as error:
+        return "signing_key", False, type(error).__name__
+    return "signing_key", ok, "ok" if ok else "no active signing key"

@@ -1,0 +1,226 @@
+"""Writes of the key lifecycle (PROTOCOL §4): create, activate, retire, revoke, purge, rewrap, and the rotation
+policy job. Every door (keys page, admin API, `manage.py signing_keys`, Celery) calls these, the per-key steps
+through one action table."""
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from issuer.conf import issuer_settings
+from issuer.jobs import job_lock
+from issuer.keys import crypto, encryption
+from issuer.keys.policy import (
+    signing_key_activation_due_at,
+    signing_key_purge_due_at,
+    signing_key_successor_due_at,
+    signing_key_too_early,
+)
+from issuer.keys.signals import signing_key_revoked
+from issuer.models import IssuedToken, SigningKey
+
+logger = logging.getLogger(__name__)
+State = SigningKey.State
+
+
+class SigningKeyRefused(Exception):
+    """A lifecycle step the rules do not allow (now, or without force); the message says why."""
+
+
+class SigningKeyTooEarly(SigningKeyRefused):
+    """Refused only because the policy's safe time has not come: `force` would do it. `reason` is the policy's
+    explanation, without the advice on how to force (each door words that its own way)."""
+
+    def __init__(self, reason: str, advice: str):
+        super().__init__(f"{reason} {advice}")
+        self.reason = reason
+
+
+def _locked_key(kid: str) -> SigningKey:
+    key = SigningKey.objects.select_for_update().filter(kid=kid).first()
+    if key is None:
+        raise SigningKeyRefused(f"No signing key with kid {kid!r}.")
+    return key
+
+
+@transaction.atomic
+def signing_key_create(*, key_size: int | None = None, at: dt.datetime | None = None) -> SigningKey:
+    """A new pending key: published in the JWKS at once, signing nothing until activated."""
+    key_size = key_size or issuer_settings.RSA_KEY_SIZE
+    public_jwk, ciphertext = crypto.rsa_key_generate(key_size)
+    key = SigningKey.objects.create(
+        kid=public_jwk["kid"],
+        key_size=key_size,
+        public_jwk=public_jwk,
+        private_key_encrypted=ciphertext,
+        state=State.PENDING,
+        created_at=at or timezone.now(),
+    )
+    logger.info("signing key created", extra={"kid": key.kid, "key_size": key.key_size})
+    return key
+
+
+@transaction.atomic
+def signing_key_activate(kid: str, *, force: bool = False, at: dt.datetime | None = None) -> SigningKey:
+    """pending → active; the previously active key → retired. Refused before the publish lead has passed, so no
+    validator meets a token signed by a key it has not fetched yet — unless forced."""
+    at = at or timezone.now()
+    list(SigningKey.objects.select_for_update().filter(state__in=[State.ACTIVE, State.PENDING]))
+    key = _locked_key(kid)
+    if key.state != State.PENDING:
+        raise SigningKeyRefused(f"Key {kid} is {key.state}; only a pending key can be activated.")
+    too_early = signing_key_too_early(key, "activate", at)
+    if too_early and not force:
+        raise SigningKeyTooEarly(too_early, "Use force to activate now.")
+    SigningKey.objects.filter(state=State.ACTIVE).update(state=State.RETIRED, retired_at=at)
+    key.state, key.activated_at = State.ACTIVE, at
+    key.save(update_fields=["state", "activated_at"])
+    logger.info("signing key activated", extra={"kid": kid, "forced": force})
+    return key
+
+
+@transaction.atomic
+def signing_key_retire(kid: str, *, at: dt.datetime | None = None) -> SigningKey:
+    """A pending key that will not be used: it stays published through the overlap, then purge removes it.
+    The active key is never retired alone (that would leave nothing to sign with): activate a successor."""
+    key = _locked_key(kid)
+    if key.state == State.ACTIVE:
+        raise SigningKeyRefused(f"Key {kid} is the active key; activate another key to retire it.")
+    if key.state != State.PENDING:
+        raise SigningKeyRefused(f"Key {kid} is {key.state}; only a pending key can be retired.")
+    key.state, key.retired_at = State.RETIRED, at or timezone.now()
+    key.save(update_fields=["state", "retired_at"])
+    return key
+
+
+@transaction.atomic
+def signing_key_revoke(kid: str, *, at: dt.datetime | None = None) -> SigningKey:
+    """Emergency: out of the JWKS at once. If it was signing, the best available successor signs from now on
+    (the oldest pending key, else a new key), and once committed `signing_key_revoked` asks for every token it
+    signed to be re-minted."""
+    at = at or timezone.now()
+    list(SigningKey.objects.select_for_update().filter(state__in=[State.ACTIVE, State.PENDING]))
+    key = _locked_key(kid)
+    if key.state == State.REVOKED:
+        raise SigningKeyRefused(f"Key {kid} is already revoked.")
+    was_active = key.state == State.ACTIVE
+    key.state, key.revoked_at = State.REVOKED, at
+    key.save(update_fields=["state", "revoked_at"])
+    crypto.private_key_forget(kid)
+    logger.warning("signing key revoked", extra={"kid": kid, "was_active": was_active})
+    if was_active:
+        successor = SigningKey.objects.filter(state=State.PENDING).order_by("created_at").first()
+        successor = successor or signing_key_create(at=at)
+        signing_key_activate(successor.kid, force=True, at=at)
+    transaction.on_commit(lambda: signing_key_revoked.send(sender=SigningKey, kid=kid))
+    return key
+
+
+@transaction.atomic
+def signing_key_purge(kid: str, *, force: bool = False, at: dt.datetime | None = None) -> None:
+    """Deletes a retired (or revoked) key. A retired key stays until token TTL + validator cache + skew have
+    passed since it last signed, so every token it signed has expired everywhere — unless forced."""
+    at = at or timezone.now()
+    key = _locked_key(kid)
+    if key.state == State.ACTIVE:
+        raise SigningKeyRefused(f"Key {kid} is the active key and cannot be purged.")
+    if key.state == State.PENDING:
+        raise SigningKeyRefused(f"Key {kid} is pending; retire it first.")
+    too_early = signing_key_too_early(key, "purge", at)
+    if too_early and not force:
+        raise SigningKeyTooEarly(too_early, "Use force to purge anyway.")
+    key.delete()
+    crypto.private_key_forget(kid)
+    logger.info("signing key purged", extra={"kid": kid, "forced": force})
+
+
+@transaction.atomic
+def signing_keys_rewrap() -> int:
+    """Re-encrypts every private key and stored token with the primary key-encryption key."""
+    count = 0
+    for key in SigningKey.objects.select_for_update().only("pk", "private_key_encrypted"):
+        SigningKey.objects.filter(pk=key.pk).update(private_key_encrypted=encryption.rewrap(key.private_key_encrypted))
+        count += 1
+    for token in IssuedToken.objects.filter(token_encrypted__isnull=False).only("pk", "token_encrypted").iterator():
+        IssuedToken.objects.filter(pk=token.pk).update(token_encrypted=encryption.rewrap(token.token_encrypted))
+    return count
+
+
+@transaction.atomic
+def signing_key_ensure_active(*, at: dt.datetime | None = None) -> SigningKey:
+    """A first start (or a start after every key was revoked) gets an active key at once: nothing to overlap."""
+    active = SigningKey.objects.filter(state=State.ACTIVE).first()
+    if active:
+        return active
+    job_lock("signing_key_policy")
+    active = SigningKey.objects.filter(state=State.ACTIVE).first()
+    if active:
+        return active
+    candidate = SigningKey.objects.filter(state=State.PENDING).order_by("created_at").first()
+    candidate = candidate or signing_key_create(at=at)
+    return signing_key_activate(candidate.kid, force=True, at=at)
+
+
+@dataclass
+class PolicyReport:
+    actions: list[str] = field(default_factory=list)
+
+
+@transaction.atomic
+def signing_key_policy_run(*, at: dt.datetime | None = None) -> PolicyReport:
+    """The rotation policy; idempotent, and serialized by a row lock so two runs cannot double-act.
+
+    Create a pending key when the successor is due; activate it once its activation is due; purge retired keys
+    past their overlap (`keys.policy` says when each is due).
+    """
+    at = at or timezone.now()
+    lock = job_lock("signing_key_policy")
+    report = PolicyReport()
+    active = SigningKey.objects.filter(state=State.ACTIVE).first()
+    if active is None:
+        active = signing_key_ensure_active(at=at)
+        report.actions.append(f"bootstrapped {active.kid}")
+    pending = SigningKey.objects.filter(state=State.PENDING).order_by("created_at").first()
+    if pending is None and at >= signing_key_successor_due_at(active):
+        pending = signing_key_create(at=at)
+        report.actions.append(f"created {pending.kid}")
+    if pending is not None and at >= signing_key_activation_due_at(pending, active):
+        signing_key_activate(pending.kid, at=at)
+        report.actions.append(f"activated {pending.kid}, retired {active.kid}")
+    for key in SigningKey.objects.filter(state=State.RETIRED).order_by("retired_at"):
+        if at >= signing_key_purge_due_at(key):
+            signing_key_purge(key.kid, at=at)
+            report.actions.append(f"purged {key.kid}")
+    lock.last_success_at = at
+    lock.save(update_fields=["last_success_at"])
+    return report
+
+
+@dataclass(frozen=True)
+class SigningKeyAction:
+    description: str
+    run: Callable[..., SigningKey | None]
+    forceable: bool  # may act before the policy's safe time (activate, purge)
+
+
+SIGNING_KEY_ACTIONS = {
+    "activate": SigningKeyAction("Activate (start signing; the active key retires)", signing_key_activate, True),
+    "retire": SigningKeyAction(
+        "Retire (stop using this pending key; it stays published through the overlap)", signing_key_retire, False
+    ),
+    "revoke": SigningKeyAction(
+        "Revoke (emergency: withdraw from the JWKS at once and re-mint every token)", signing_key_revoke, False
+    ),
+    "purge": SigningKeyAction("Purge (remove from the JWKS for good)", signing_key_purge, True),
+}
+
+
+def signing_key_act(action: str, kid: str, *, force: bool = False) -> SigningKey | None:
+    """One lifecycle step on one key, by name: the keys page, the admin API and the command share this table."""
+    step = SIGNING_KEY_ACTIONS.get(action)
+    if step is None:
+        raise SigningKeyRefused(f"Unknown key action {action!r}; one of: {', '.join(SIGNING_KEY_ACTIONS)}.")
+    return step.run(kid, force=force) if step.forceable else step.run(kid)

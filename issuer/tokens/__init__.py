@@ -1,0 +1,2 @@
+"""ServiceAccessTokens: claims, minting and sync (`services`), the refresh job (`refresh`), freshness and
+verification (`selectors`)."""

@@ -1,0 +1,180 @@
+"""Writes of the tokens: claims, signing and recording a ServiceAccessToken (PROTOCOL §3), and the sync every door
+(GraphQL, REST) answers an instance with."""
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import jwt
+from django.conf import settings
+from django.utils import timezone
+
+from issuer import metrics
+from issuer.conf import issuer_settings
+from issuer.keys import crypto, encryption
+from issuer.keys.selectors import keyset, keyset_invalidate
+from issuer.keys.services import SigningKeyRefused
+from issuer.models import IssuedToken, SigningKey
+from issuer.sync_state.store import SyncState, sync_state_replace_token, sync_state_touch
+from issuer.tokens.selectors import token_is_fresh
+from subscriptions.models import Instance
+from subscriptions.selectors import Entitlements, instance_entitlements
+from subscriptions.services import SyncRecord, instance_error_record, instance_foreign_id_record, instance_sync_record
+
+
+class InstanceIdMismatch(Exception):
+    """A sync whose X-Gitlab-Instance-Id is not the instance the license key is bound to (a cloned instance)."""
+
+
+INSTANCE_ID_MISMATCH = (
+    "X-Gitlab-Instance-Id does not match the instance this license key was activated for, so AI gateways would "
+    "refuse its token. Is this instance a copy of another one? Each instance needs its own activation."
+)
+NO_ACCESS = "The subscription has ended or the instance is suspended."
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    record: IssuedToken
+    token: str  # the JWT; handed to the instance, never logged
+
+
+def signer_active() -> tuple[str, object]:
+    """(kid, private key) of the active key, as the key set says (every process sees a key change within a
+    second); the database is read only when this process has not decrypted that key yet."""
+    kid = keyset().active_kid
+    loaded = crypto.private_key_loaded(kid) if kid else None
+    if loaded is not None:
+        return kid, loaded
+    key = SigningKey.objects.filter(kid=kid, state=SigningKey.State.ACTIVE).only("kid", "private_key_encrypted").first()
+    if key is None:  # the cached key set is behind; read the truth
+        keyset_invalidate()
+        key = SigningKey.objects.filter(state=SigningKey.State.ACTIVE).only("kid", "private_key_encrypted").first()
+        if key is None:
+            raise SigningKeyRefused("There is no active signing key.")
+    return key.kid, crypto.private_key_load(key.kid, key.private_key_encrypted)
+
+
+def _claims(entitlements: Entitlements, issued_at: int, jti: uuid.UUID) -> dict:
+    return {
+        "iss": settings.ISSUER_URL,
+        "aud": list(entitlements.grant.audiences),
+        "sub": entitlements.instance_identifier,
+        "gitlab_instance_uid": entitlements.instance_identifier,
+        "gitlab_realm": "self-managed",
+        "scopes": list(entitlements.grant.scopes),
+        "duo_seat_count": entitlements.duo_seat_count,
+        "iat": issued_at,
+        "nbf": issued_at - issuer_settings.NBF_BACKDATE_SECONDS,
+        "exp": issued_at + issuer_settings.TOKEN_TTL_SECONDS,
+        "jti": str(jti),
+    }
+
+
+def service_access_token_sign(
+    instance: Instance, entitlements: Entitlements, *, at: dt.datetime, reason: str, signer
+) -> MintedToken:
+    """A signed token and its (unsaved) record: the caller saves one, or the refresh job many at once."""
+    kid, private_key = signer
+    issued_at = int(at.timestamp())
+    jti = uuid.uuid4()
+    claims = _claims(entitlements, issued_at, jti)
+    token = jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": kid, "typ": "JWT"})
+    record = IssuedToken(
+        jti=jti,
+        instance=instance,
+        kid=kid,
+        scopes=claims["scopes"],
+        audiences=claims["aud"],
+        duo_seat_count=entitlements.duo_seat_count,
+        issued_at=dt.datetime.fromtimestamp(issued_at, dt.UTC),
+        expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC),
+        fingerprint=entitlements.fingerprint,
+        reason=reason,
+        token_encrypted=encryption.encrypt(token.encode()),
+    )
+    metrics.tokens_issued.labels(reason=reason).inc()
+    return MintedToken(record=record, token=token)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    token: str | None  # None: no access (ended subscription, suspended instance): GitLab drops its tokens
+    expires_at: dt.datetime | None
+    scopes: tuple[str, ...] = ()
+    audiences: tuple[str, ...] = ()
+    kid: str | None = None
+
+
+def _refusal_note(state: SyncState, message: str, at: dt.datetime) -> None:
+    if instance_error_record(state.instance, message, at=at):
+        sync_state_touch(state)
+
+
+def service_access_token_sync(
+    state: SyncState,
+    *,
+    gitlab_version: str = "",
+    hostname: str = "",
+    deployment_type: str = "",
+    claimed_instance_id: str = "",
+    at: dt.datetime | None = None,
+) -> SyncResult:
+    """What an instance gets when it syncs: its stored token while fresh, else a newly minted one.
+
+    `claimed_instance_id` (X-Gitlab-Instance-Id), when sent, must be the bound instance: the AI gateway requires
+    `sub` to equal it, so a token for another id would be refused there anyway (InstanceIdMismatch, and the
+    foreign id is noted as a sign of a clone).
+    Warm path: the sync state (cached, or three reads), no signing, and at most one write a minute.
+    """
+    at = at or timezone.now()
+    instance = state.instance
+    if claimed_instance_id and claimed_instance_id != str(instance.instance_identifier):
+        instance_foreign_id_record(instance, claimed_instance_id, at=at)
+        _refusal_note(state, INSTANCE_ID_MISMATCH, at)
+        metrics.syncs.labels(result="instance_mismatch").inc()
+        raise InstanceIdMismatch(INSTANCE_ID_MISMATCH)
+    recorded = instance_sync_record(
+        instance,
+        gitlab_version=gitlab_version,
+        hostname=hostname,
+        deployment_type=deployment_type,
+        seen_instance_id=claimed_instance_id,
+        at=at,
+    )
+    if recorded is SyncRecord.TOUCHED:
+        sync_state_touch(state)
+    entitlements = instance_entitlements(instance, at)
+    if not entitlements.access:
+        _refusal_note(state, NO_ACCESS, at)
+        metrics.syncs.labels(result="no_access").inc()
+        return SyncResult(token=None, expires_at=None)
+    newest = state.newest
+    if newest is not None and token_is_fresh(
+        fingerprint=newest.fingerprint,
+        kid=newest.kid,
+        expires_at=newest.expires_at,
+        entitlements=entitlements,
+        active_kid=keyset().active_kid,
+        at=at,
+    ):
+        metrics.syncs.labels(result="stored").inc()
+        return SyncResult(
+            token=encryption.decrypt(newest.ciphertext).decode(),
+            expires_at=newest.expires_at,
+            scopes=newest.scopes,
+            audiences=newest.audiences,
+            kid=newest.kid,
+        )
+    minted = service_access_token_sign(instance, entitlements, at=at, reason="sync", signer=signer_active())
+    minted.record.save(force_insert=True)
+    sync_state_replace_token(state, minted.record)  # the next sync finds this token without a query
+    metrics.syncs.labels(result="minted").inc()
+    record = minted.record
+    return SyncResult(
+        token=minted.token,
+        expires_at=record.expires_at,
+        scopes=tuple(record.scopes),
+        audiences=tuple(record.audiences),
+        kid=record.kid,
+    )
