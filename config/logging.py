@@ -24,6 +24,37 @@ _SECRET_PATTERNS = [
 ]
 
 
+def json_logging(*, root_level: str | None = None, loggers: dict | None = None) -> dict:
+    """The one logging configuration (JSON lines, request id, secrets redacted), for Django's LOGGING and for
+    gunicorn's `logconfig_dict`."""
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "redact_secrets": {"()": "config.logging.RedactSecretsFilter"},
+            "request_id": {"()": "config.logging.RequestIdFilter"},
+        },
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            },
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "filters": ["request_id", "redact_secrets"],
+            },
+        },
+        "loggers": loggers or {},
+    }
+    if root_level:
+        config["root"] = {"handlers": ["console"], "level": root_level}
+    return config
+
+
 def redact(text: str) -> str:
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)

@@ -56,35 +56,32 @@ def _each(modeladmin, request, queryset, service, done: str):
     modeladmin.message_user(request, f"{count} {done}.", messages.SUCCESS)
 
 
+def _suspension_actions(set_suspended, plural: str) -> list:
+    """Suspend and lift, as admin actions onto the model's `*_set_suspended` service."""
+
+    @admin.action(description=f"Suspend the selected {plural}")
+    def suspend(modeladmin, request, queryset):
+        _each(modeladmin, request, queryset, lambda obj: set_suspended(obj, True), "suspended")
+
+    @admin.action(description=f"Lift the suspension of the selected {plural}")
+    def unsuspend(modeladmin, request, queryset):
+        _each(modeladmin, request, queryset, lambda obj: set_suspended(obj, False), "unsuspended")
+
+    return [suspend, unsuspend]
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     form = SubscriptionForm
-    list_display = [
-        "customer",
-        "license_type",
-        "seats",
-        "starts_on",
-        "expires_on",
-        "trial",
-        "suspended",
-        "activation_code",
-    ]
+    list_display = [*Subscription.SUMMARY_FIELDS, "activation_code"]
     list_select_related = ["customer"]
     list_filter = ["license_type", "trial", "suspended", "expires_on"]
     search_fields = ["customer__name", "activation_code"]
     autocomplete_fields = ["customer"]
     readonly_fields = ["activation_code", "suspended", "created_at", "updated_at"]
     inlines = [AddOnPurchaseInline]
-    actions = ["suspend", "unsuspend", "regenerate_activation_code"]
+    actions = [*_suspension_actions(services.subscription_set_suspended, "subscriptions"), "regenerate_activation_code"]
     date_hierarchy = "expires_on"
-
-    @admin.action(description="Suspend the selected subscriptions")
-    def suspend(self, request, queryset):
-        _each(self, request, queryset, lambda s: services.subscription_set_suspended(s, True), "suspended")
-
-    @admin.action(description="Lift the suspension of the selected subscriptions")
-    def unsuspend(self, request, queryset):
-        _each(self, request, queryset, lambda s: services.subscription_set_suspended(s, False), "unsuspended")
 
     @admin.action(description="Regenerate the activation code")
     def regenerate_activation_code(self, request, queryset):
@@ -143,7 +140,7 @@ class InstanceAdmin(admin.ModelAdmin):
         "suspended",
     ]
     readonly_fields = fields
-    actions = ["suspend", "unsuspend", "release"]
+    actions = [*_suspension_actions(services.instance_set_suspended, "instances"), "release"]
     show_full_result_count = False
 
     def has_add_permission(self, request):
@@ -162,14 +159,6 @@ class InstanceAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "overview_url": reverse("admin:issuer_instance", args=[object_id])}
         return super().change_view(request, object_id, form_url, extra_context)
-
-    @admin.action(description="Suspend the selected instances")
-    def suspend(self, request, queryset):
-        _each(self, request, queryset, lambda i: services.instance_set_suspended(i, True), "suspended")
-
-    @admin.action(description="Lift the suspension of the selected instances")
-    def unsuspend(self, request, queryset):
-        _each(self, request, queryset, lambda i: services.instance_set_suspended(i, False), "unsuspended")
 
     @admin.action(description="Release the binding (the license key stops working, the code is free again)")
     def release(self, request, queryset):

@@ -56,19 +56,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Subscription
-        fields = [
-            "id",
-            "customer",
-            "license_type",
-            "seats",
-            "starts_on",
-            "expires_on",
-            "trial",
-            "suspended",
-            "activation_code",
-            "add_on_purchases",
-            "created_at",
-        ]
+        fields = ["id", *Subscription.SUMMARY_FIELDS, "activation_code", "add_on_purchases", "created_at"]
         read_only_fields = ["id", "activation_code", "suspended", "add_on_purchases", "created_at"]
 
     def create(self, validated_data):
@@ -102,6 +90,18 @@ class SuspendSerializer(serializers.Serializer):
     suspended = serializers.BooleanField()
 
 
+class SuspendActionMixin:
+    """`POST …/{id}/suspend/` with `{"suspended": bool}`, onto the viewset's `set_suspended` service."""
+
+    set_suspended = None  # the `*_set_suspended` service, as a staticmethod
+
+    def _suspend(self, request):
+        body = SuspendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        changed = self.set_suspended(self.get_object(), body.validated_data["suspended"])
+        return Response(self.get_serializer(changed).data)
+
+
 class CustomerViewSet(
     mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet
 ):
@@ -111,6 +111,7 @@ class CustomerViewSet(
 
 
 class SubscriptionViewSet(
+    SuspendActionMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -119,14 +120,12 @@ class SubscriptionViewSet(
 ):
     queryset = Subscription.objects.select_related("customer").prefetch_related("add_on_purchases")
     serializer_class = SubscriptionSerializer
+    set_suspended = staticmethod(services.subscription_set_suspended)
 
     @extend_schema(request=SuspendSerializer, responses=SubscriptionSerializer)
     @action(detail=True, methods=["post"])
     def suspend(self, request, pk=None):
-        body = SuspendSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        subscription = services.subscription_set_suspended(self.get_object(), body.validated_data["suspended"])
-        return Response(SubscriptionSerializer(subscription).data)
+        return self._suspend(request)
 
     @extend_schema(request=None, responses=SubscriptionSerializer)
     @action(detail=True, methods=["post"], url_path="regenerate_activation_code")
@@ -152,17 +151,15 @@ class AddOnPurchaseViewSet(
         return Response(AddOnPurchaseSerializer(purchase).data)
 
 
-class InstanceViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class InstanceViewSet(SuspendActionMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     queryset = Instance.objects.select_related("subscription")
     serializer_class = InstanceSerializer
+    set_suspended = staticmethod(services.instance_set_suspended)
 
     @extend_schema(request=SuspendSerializer, responses=InstanceSerializer)
     @action(detail=True, methods=["post"])
     def suspend(self, request, pk=None):
-        body = SuspendSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        instance = services.instance_set_suspended(self.get_object(), body.validated_data["suspended"])
-        return Response(InstanceSerializer(instance).data)
+        return self._suspend(request)
 
     @extend_schema(request=None, responses=InstanceSerializer)
     @action(detail=True, methods=["post"])

@@ -35,6 +35,27 @@ def validate_add_on(value: str) -> None:
         raise ValidationError(f"Unknown add-on {value!r}; the catalog knows: {known}.")
 
 
+def _dates_in_order(start: str, end: str, name: str, message: str) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(**{f"{start}__lt": F(end)}), name=name, violation_error_message=message)
+
+
+def _at_least_one(field: str, name: str, message: str) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(**{f"{field}__gte": 1}), name=name, violation_error_message=message)
+
+
+class SubscriptionQuerySet(models.QuerySet):
+    def active_on(self, day):
+        """Running on `day` and not suspended; `Subscription.is_active_on` is the same rule for a row in memory."""
+        return self.filter(suspended=False, starts_on__lte=day, expires_on__gt=day)
+
+
+class AddOnPurchaseQuerySet(models.QuerySet):
+    def active_on(self, day):
+        """Running on `day` and not cancelled; `AddOnPurchase.is_active_on` is the same rule for rows in memory
+        (the purchases a cached sync state holds, judged on the day of each sync)."""
+        return self.filter(started_on__lte=day, expires_on__gt=day, cancelled_at__isnull=True)
+
+
 class Customer(models.Model):
     name = models.CharField(max_length=200, unique=True, validators=[ProhibitNullCharactersValidator()])
     contact_email = models.EmailField(blank=True)
@@ -61,19 +82,21 @@ class Subscription(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = SubscriptionQuerySet.as_manager()
+
+    # What lists of subscriptions show: the back office's columns and the admin API's fields.
+    SUMMARY_FIELDS = ["customer", "license_type", "seats", "starts_on", "expires_on", "trial", "suspended"]
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(starts_on__lt=F("expires_on")),
-                name="subscription_starts_before_expiry",
-                violation_error_message="The subscription must start before it expires.",
+            _dates_in_order(
+                "starts_on",
+                "expires_on",
+                "subscription_starts_before_expiry",
+                "The subscription must start before it expires.",
             ),
-            models.CheckConstraint(
-                condition=Q(seats__gte=1),
-                name="subscription_has_seats",
-                violation_error_message="A subscription needs at least one seat.",
-            ),
+            _at_least_one("seats", "subscription_has_seats", "A subscription needs at least one seat."),
         ]
 
     def __str__(self):
@@ -96,18 +119,19 @@ class AddOnPurchase(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = AddOnPurchaseQuerySet.as_manager()
+
     class Meta:
         ordering = ["started_on", "id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(started_on__lt=F("expires_on")),
-                name="add_on_purchase_starts_before_expiry",
-                violation_error_message="The add-on purchase must start before it expires.",
+            _dates_in_order(
+                "started_on",
+                "expires_on",
+                "add_on_purchase_starts_before_expiry",
+                "The add-on purchase must start before it expires.",
             ),
-            models.CheckConstraint(
-                condition=Q(quantity__gte=1),
-                name="add_on_purchase_quantity_positive",
-                violation_error_message="An add-on purchase needs a quantity of at least 1.",
+            _at_least_one(
+                "quantity", "add_on_purchase_quantity_positive", "An add-on purchase needs a quantity of at least 1."
             ),
         ]
         indexes = [models.Index(fields=["subscription", "expires_on"])]

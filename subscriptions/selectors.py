@@ -39,9 +39,7 @@ def instance_by_license_key(license_key: str | None, *, with_purchases: bool = F
 
 
 def add_on_purchases_active(subscription: Subscription, day: dt.date):
-    return subscription.add_on_purchases.filter(
-        started_on__lte=day, expires_on__gt=day, cancelled_at__isnull=True
-    ).order_by("add_on", "id")
+    return subscription.add_on_purchases.active_on(day).order_by("add_on", "id")
 
 
 def _active_purchases(subscription: Subscription, day: dt.date):
@@ -69,9 +67,11 @@ class Entitlements:
 def add_on_quantities_active(subscription_ids: list[int], day: dt.date) -> dict[int, list[tuple[str, int]]]:
     """(add-on, quantity) of the purchases active on `day`, per subscription: one query for a whole batch."""
     found: dict[int, list[tuple[str, int]]] = {}
-    rows = AddOnPurchase.objects.filter(
-        subscription_id__in=subscription_ids, started_on__lte=day, expires_on__gt=day, cancelled_at__isnull=True
-    ).values_list("subscription_id", "add_on", "quantity")
+    rows = (
+        AddOnPurchase.objects.active_on(day)
+        .filter(subscription_id__in=subscription_ids)
+        .values_list("subscription_id", "add_on", "quantity")
+    )
     for subscription_id, add_on, quantity in rows:
         found.setdefault(subscription_id, []).append((add_on, quantity))
     return found

@@ -55,6 +55,27 @@ def _save(instance, **clean_options):
     return instance
 
 
+def _locked(obj):
+    """The row of `obj` read again and locked until the transaction ends: a change starts from committed state."""
+    return type(obj).objects.select_for_update().get(pk=obj.pk)
+
+
+def _locked_update(obj, **changes):
+    """Applies the changes that were given (None: keep), validated like any other write."""
+    obj = _locked(obj)
+    _assign(obj, {name: value for name, value in changes.items() if value is not None})
+    return _save(obj)
+
+
+def _locked_set(obj, **values):
+    """Sets fields that need no validation (flags, generated codes) with a narrow UPDATE."""
+    obj = _locked(obj)
+    _assign(obj, values)
+    touched = [name for name in ("updated_at",) if hasattr(obj, name)]
+    obj.save(update_fields=[*values, *touched])
+    return obj
+
+
 @transaction.atomic
 def customer_create(*, name: str, contact_email: str = "") -> Customer:
     return _save(Customer(name=name.strip(), contact_email=contact_email))
@@ -107,29 +128,18 @@ def subscription_update(
     subscription: Subscription, *, seats: int | None = None, expires_on: dt.date | None = None
 ) -> Subscription:
     """Change seats or extend (or shorten) the term."""
-    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
-    if seats is not None:
-        subscription.seats = seats
-    if expires_on is not None:
-        subscription.expires_on = expires_on
-    return _save(subscription)
+    return _locked_update(subscription, seats=seats, expires_on=expires_on)
 
 
 @transaction.atomic
 def subscription_set_suspended(subscription: Subscription, suspended: bool) -> Subscription:
-    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
-    subscription.suspended = suspended
-    subscription.save(update_fields=["suspended", "updated_at"])
-    return subscription
+    return _locked_set(subscription, suspended=suspended)
 
 
 @transaction.atomic
 def subscription_regenerate_activation_code(subscription: Subscription) -> Subscription:
     """A new code for the subscription; the old one stops working (a bound instance keeps its license key)."""
-    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
-    subscription.activation_code = new_activation_code()
-    subscription.save(update_fields=["activation_code", "updated_at"])
-    return subscription
+    return _locked_set(subscription, activation_code=new_activation_code())
 
 
 @transaction.atomic
@@ -158,21 +168,15 @@ def add_on_purchase_create(
 def add_on_purchase_update(
     purchase: AddOnPurchase, *, quantity: int | None = None, expires_on: dt.date | None = None
 ) -> AddOnPurchase:
-    purchase = AddOnPurchase.objects.select_for_update().get(pk=purchase.pk)
-    if quantity is not None:
-        purchase.quantity = quantity
-    if expires_on is not None:
-        purchase.expires_on = expires_on
-    return _save(purchase)
+    return _locked_update(purchase, quantity=quantity, expires_on=expires_on)
 
 
 @transaction.atomic
 def add_on_purchase_cancel(purchase: AddOnPurchase, at: dt.datetime | None = None) -> AddOnPurchase:
     """Ends the purchase now; the next token sync drops its scopes. Cancelling twice keeps the first time."""
-    purchase = AddOnPurchase.objects.select_for_update().get(pk=purchase.pk)
+    purchase = _locked(purchase)
     if purchase.cancelled_at is None:
-        purchase.cancelled_at = at or timezone.now()
-        purchase.save(update_fields=["cancelled_at", "updated_at"])
+        purchase = _locked_set(purchase, cancelled_at=at or timezone.now())
     return purchase
 
 
@@ -265,18 +269,12 @@ def instance_activate(
 @transaction.atomic
 def instance_release(instance: Instance) -> Instance:
     """Unbinds the instance from its subscription: its license key stops working, the code is free again."""
-    instance = Instance.objects.select_for_update().get(pk=instance.pk)
-    instance.subscription, instance.license_key_digest = None, None
-    instance.save(update_fields=["subscription", "license_key_digest"])
-    return instance
+    return _locked_set(instance, subscription=None, license_key_digest=None)
 
 
 @transaction.atomic
 def instance_set_suspended(instance: Instance, suspended: bool) -> Instance:
-    instance = Instance.objects.select_for_update().get(pk=instance.pk)
-    instance.suspended = suspended
-    instance.save(update_fields=["suspended"])
-    return instance
+    return _locked_set(instance, suspended=suspended)
 
 
 class SyncRecord(enum.Enum):

@@ -127,9 +127,7 @@ def dashboard_summary(now: dt.datetime) -> DashboardSummary:
     bound = Instance.objects.filter(subscription__isnull=False)
     return DashboardSummary(
         customers=Customer.objects.count(),
-        active_subscriptions=Subscription.objects.filter(
-            suspended=False, starts_on__lte=today, expires_on__gt=today
-        ).count(),
+        active_subscriptions=Subscription.objects.active_on(today).count(),
         instances_synced_24h=bound.filter(last_sync_at__gte=now - dt.timedelta(hours=24)).count(),
         stale_instances=bound.filter(
             Q(last_sync_at__lt=now - STALE_AFTER) | Q(last_sync_at__isnull=True, activated_at__lt=now - STALE_AFTER)

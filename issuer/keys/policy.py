@@ -42,17 +42,17 @@ def signing_key_too_early(key: SigningKey, action: str, at: dt.datetime) -> str 
     """Why activating or purging `key` at `at` is not yet safe (None when it is): the one rule behind `force`."""
     if action == "activate" and key.state == State.PENDING:
         safe_at = signing_key_published_long_enough_at(key)
-        if at < safe_at:
-            return (
-                f"Key {key.kid} has been published for {_humanize(at - key.created_at)}; validators cache the JWKS, "
-                f"so it may only sign after {_humanize(issuer_settings.publish_lead)} "
-                f"(at {safe_at:%Y-%m-%d %H:%M} UTC)."
-            )
-    if action == "purge" and key.state == State.RETIRED:
-        due = signing_key_purge_due_at(key)
-        if at < due:
-            return (
-                f"Key {key.kid} retired at {key.retired_at:%Y-%m-%d %H:%M} UTC; tokens it signed may be verified "
-                f"until {due:%Y-%m-%d %H:%M} UTC ({_humanize(due - at)} from now)."
-            )
-    return None
+        why = (
+            f"Key {key.kid} has been published for {_humanize(at - key.created_at)}; validators cache the JWKS, so it "
+            f"may only sign after {_humanize(issuer_settings.publish_lead)}"
+        )
+    elif action == "purge" and key.state == State.RETIRED:
+        safe_at = signing_key_purge_due_at(key)
+        why = (
+            f"Key {key.kid} retired at {key.retired_at:%Y-%m-%d %H:%M} UTC; tokens it signed may be verified until then"
+        )
+    else:
+        return None
+    if at >= safe_at:
+        return None
+    return f"{why} (at {safe_at:%Y-%m-%d %H:%M} UTC, {_humanize(safe_at - at)} from now)."
