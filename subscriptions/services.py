@@ -205,6 +205,20 @@ def _unique_instance_id_checked(value: str) -> str:
     return value.strip()
 
 
+def _refuse_takeover(instance: Instance, subscription: Subscription) -> None:
+    """An instance's UUID is no secret (it is its tokens' `sub`), so a code alone must not move an instance bound
+    to another customer's subscription: that would hand the caller tokens in the victim's name and cut the victim
+    off. Moving to another subscription of the same customer (a renewal with a new code) is allowed; anything
+    else waits until an admin releases the instance."""
+    current = instance.subscription
+    if current is None or current.pk == subscription.pk or current.customer_id == subscription.customer_id:
+        return
+    raise ActivationError(
+        "This instance is already activated with another customer's subscription. Ask your administrator to "
+        "release it first."
+    )
+
+
 @transaction.atomic
 def instance_activate(
     *,
@@ -240,11 +254,17 @@ def instance_activate(
         raise ActivationError(
             "This activation code is already in use by another instance. Ask your administrator to release it first."
         )
-    instance = Instance.objects.select_for_update().filter(instance_identifier=identifier).first()
+    instance = (
+        Instance.objects.select_for_update()
+        .select_related("subscription")
+        .filter(instance_identifier=identifier)
+        .first()
+    )
     if instance is None:
         instance = Instance(instance_identifier=identifier)
     if instance.suspended:
         raise ActivationError("This instance is suspended.")
+    _refuse_takeover(instance, subscription)
     license_key = license_key_new()
     now = timezone.now()
     instance.subscription = subscription
