@@ -1,7 +1,8 @@
 """DRF glue shared by every API: model validation errors become 400s, an unreachable database a 503; never 500s."""
 
+import orjson
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions
+from rest_framework import exceptions, parsers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -17,3 +18,19 @@ def exception_handler(exc, context):
             detail = {**detail, "non_field_errors": detail.pop("__all__")}
         exc = exceptions.ValidationError(detail=detail)
     return drf_exception_handler(exc, context)
+
+
+class JSONParser(parsers.JSONParser):
+    """orjson: a body nested deeper than 1024 levels is a parse error (the standard library recursed into a 500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return orjson.loads(stream.read())
+        except orjson.JSONDecodeError as error:
+            raise exceptions.ParseError(f"JSON parse error - {error}") from None
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request body is too large."
+    default_code = "request_too_large"

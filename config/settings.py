@@ -143,6 +143,13 @@ AXES_COOLOFF_TIME = 0.25
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 
+# Rate limits of the instance-facing doors (config/limits.py), in django-ratelimit's "N/period" form.
+INSTANCE_RATE_PER_ADDRESS = env("INSTANCE_RATE_PER_ADDRESS", default="120/m")
+INSTANCE_RATE_PER_LICENSE_KEY = env("INSTANCE_RATE_PER_LICENSE_KEY", default="30/m")
+ACTIVATION_RATE_PER_ADDRESS = env("ACTIVATION_RATE_PER_ADDRESS", default="10/h")
+RATELIMIT_FAIL_OPEN = True  # a Redis outage must not cut every instance off
+RATELIMIT_USE_CACHE = "default"
+
 SESSION_COOKIE_HTTPONLY = True
 # Behind a TLS-terminating proxy (ISSUER_URL is https): trust its X-Forwarded-Proto and send cookies over TLS only.
 if ISSUER_URL.startswith("https://"):
@@ -159,6 +166,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.exception_handler",

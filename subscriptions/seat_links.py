@@ -1,8 +1,9 @@
-"""`POST /api/v1/seat_links` (PROTOCOL §6): 200 stored, 422 bad key or body, 400 not JSON. Never a 500."""
+"""`POST /api/v1/seat_links` (PROTOCOL §6): 200 stored, 422 bad key or body, 400 not JSON, 413 too large, 429 rate
+limited (with Retry-After). Never a 500."""
 
 import datetime as dt
-import json
 
+import orjson
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.utils import timezone
@@ -10,6 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
+from config.limits import RateLimited, declared_body_length, rate_limit_address, rate_limit_license_key
 from subscriptions.license_keys import LICENSE_KEY_MAX_LENGTH
 from subscriptions.selectors import instance_by_license_key, subscriptions_future
 from subscriptions.services import (
@@ -21,6 +23,9 @@ from subscriptions.services import (
 
 INSTANCE_ID_MISMATCH = "instance_id does not match the instance this license key was activated for."
 
+# GitLab's report is well under 1 kB with a handful of add-ons; these bound what an unknown caller can send.
+MAX_BODY_BYTES = 64 * 1024
+MAX_ADD_ON_METRICS = 32
 RECONCILIATION_INTERVAL = dt.timedelta(days=7)
 ALERT_LEAD = dt.timedelta(days=7)
 
@@ -40,11 +45,17 @@ class SeatLinkSerializer(serializers.Serializer):
     hostname = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     instance_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     unique_instance_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    add_on_metrics = AddOnMetricSerializer(many=True, required=False, default=list)
+    add_on_metrics = AddOnMetricSerializer(many=True, required=False, default=list, max_length=MAX_ADD_ON_METRICS)
 
 
 def _fail(message: str, status: int) -> JsonResponse:
     return JsonResponse({"success": False, "error": message}, status=status)
+
+
+def _too_many(limited: RateLimited) -> JsonResponse:
+    response = _fail(limited.message, 429)
+    response["Retry-After"] = str(limited.retry_after)
+    return response
 
 
 def _describe(errors: dict) -> str:
@@ -69,15 +80,22 @@ def _flatten(value):
 @csrf_exempt
 @require_POST
 def seat_link(request):
+    limited = rate_limit_address(request)
+    if limited is not None:
+        return _too_many(limited)
+    if declared_body_length(request) > MAX_BODY_BYTES:
+        return _fail(f"The request body is larger than {MAX_BODY_BYTES} bytes.", 413)
     try:
-        payload = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+        payload = orjson.loads(request.body)  # nesting deeper than 1024 is a decode error, not a RecursionError
+    except orjson.JSONDecodeError:
         return _fail("The request body is not valid JSON.", 400)
     if not isinstance(payload, dict):
         return _fail("The request body must be a JSON object.", 400)
-    instance = instance_by_license_key(
-        payload.get("license_key") if isinstance(payload.get("license_key"), str) else None
-    )
+    license_key = payload.get("license_key") if isinstance(payload.get("license_key"), str) else None
+    limited = license_key and rate_limit_license_key(request, license_key)
+    if limited:
+        return _too_many(limited)
+    instance = instance_by_license_key(license_key)
     if instance is None:
         return _fail("The license key is not valid.", 422)
     body = SeatLinkSerializer(data=payload)

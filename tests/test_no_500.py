@@ -30,6 +30,62 @@ SEAT_FIELDS = [
 fuzz = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limits(settings):
+    """Fuzzing is about answers, not about counting: the rate limits have tests of their own."""
+    settings.INSTANCE_RATE_PER_ADDRESS = settings.INSTANCE_RATE_PER_LICENSE_KEY = "100000/m"
+    settings.ACTIVATION_RATE_PER_ADDRESS = "100000/m"
+
+
+# Pieces of GraphQL text, real and hostile, that hypothesis strings together into query documents.
+GRAPHQL_PIECES = [
+    "query",
+    "mutation",
+    "subscription",
+    "fragment f on Query",
+    "...f",
+    "... on Query",
+    "{",
+    "}",
+    "(",
+    ")",
+    ":",
+    "$",
+    "$licenseKey: String!",
+    "cloudConnectorAccess",
+    "cloudActivationActivate",
+    "licenseKey:",
+    "gitlabVersion:",
+    "serviceToken",
+    "token",
+    "expiresAt",
+    "catalog",
+    "availableServices",
+    "name",
+    "a:",
+    "b: catalog",
+    "__typename",
+    '"cdl_x"',
+    '"17.11.0"',
+    '"bad\u0000value"',
+    r'"bad\u0000value"',
+    '"""block"""',
+    "input:",
+    '{activationCode: "X"}',
+    "12",
+    "-1.5e9",
+    "true",
+    "null",
+    "[",
+    "]",
+    "@skip(if: true)",
+    "@include(if: $x)",
+    "#comment\n",
+    "\u00e9",
+    ",",
+]
+
+
 @fuzz
 @given(
     query=st.sampled_from([SYNC_QUERY, ACTIVATE_MUTATION, "{ __typename }", "query {", ""]),
@@ -133,3 +189,39 @@ def test_nul_characters_from_the_command_line_are_a_clear_error(db):
 
     with pytest.raises(CommandError):
         call_command("create_subscription", "--customer", NUL, "--plan", "premium", "--seats", "1", "--json")
+
+
+@fuzz
+@given(pieces=st.lists(st.sampled_from(GRAPHQL_PIECES), max_size=40), repeat=st.integers(1, 60))
+def test_graphql_query_text_never_5xx(client, activated, pieces, repeat):
+    """Hostile query text: aliases, depth, size (the pieces repeated), literals, fragments, directives."""
+    query = " ".join(pieces) * repeat
+    variables = {"licenseKey": activated[1], "gitlabVersion": "17.11.0", "x": True}
+    response = client.post(
+        "/graphql", data=json.dumps({"query": query, "variables": variables}), content_type="application/json"
+    )
+    assert response.status_code < 500, response.content[:300]
+    assert "errors" in response.json() or "data" in response.json()
+
+
+@fuzz
+@given(text=st.text(max_size=300))
+def test_graphql_arbitrary_query_text_never_5xx(client, db, text):
+    response = client.post("/graphql", data=json.dumps({"query": text}), content_type="application/json")
+    assert response.status_code < 500
+
+
+def _nested(depth: int, opener: str) -> bytes:
+    closer = "]" if opener == "[" else "}"
+    inner = '{"a":' if opener == "{" else "["
+    return ((inner * depth) + "1" + (closer * depth)).encode()
+
+
+@pytest.mark.parametrize("depth", [1100, 100_000])
+@pytest.mark.parametrize("opener", ["[", "{"])
+@pytest.mark.parametrize("path", ["/graphql", "/api/v1/seat_links", "/api/v1/service_access_tokens"])
+def test_deep_json_is_a_client_error_on_every_json_endpoint(client, activated, path, opener, depth):
+    response = client.post(
+        path, data=_nested(depth, opener), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {activated[1]}"
+    )
+    assert 400 <= response.status_code < 500, (response.status_code, response.content[:200])

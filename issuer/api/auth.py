@@ -20,6 +20,20 @@ class InstanceUser:
         self.pk = f"instance:{instance.pk}"
 
 
+def bearer_license_key(request) -> str | None:
+    """The license key of `Authorization: Bearer <key>`, or None when the header is missing or malformed."""
+    try:
+        header = authentication.get_authorization_header(request).split()
+    except UnicodeError:  # not latin-1: no license key of ours
+        return None
+    if len(header) != 2 or header[0].lower() != LicenseKeyAuthentication.keyword.lower().encode():
+        return None
+    try:
+        return header[1].decode()
+    except UnicodeDecodeError:
+        return None
+
+
 class LicenseKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <license key>`; the same 401 for a missing, unknown or wrong key.
 
@@ -29,18 +43,9 @@ class LicenseKeyAuthentication(authentication.BaseAuthentication):
     failure = "Invalid or missing license key."
 
     def authenticate(self, request):
-        try:
-            header = authentication.get_authorization_header(request).split()
-        except UnicodeError:  # not latin-1: no license key of ours
-            raise exceptions.AuthenticationFailed(self.failure) from None
-        if not header or header[0].lower() != self.keyword.lower().encode():
+        license_key = bearer_license_key(request)
+        if license_key is None:
             raise exceptions.AuthenticationFailed(self.failure)
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(self.failure)
-        try:
-            license_key = header[1].decode()
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed(self.failure) from None
         state = sync_state_by_license_key(license_key)
         if state is None:
             raise exceptions.AuthenticationFailed(self.failure)

@@ -1,6 +1,7 @@
 """`POST /graphql`: the GitLab-facing GraphQL schema (graphql-core), with resolvers as thin doors onto services.
 
-Documents are parsed and validated once and kept in a small LRU cache: GitLab sends the same few query texts.
+Every request is rate limited per client address before its body is read, and bounded in size, tokens, shape and
+depth before it is executed (`graphql_limits`); documents that validated are cached (GitLab sends a few texts).
 The catalog views (`availableServices`, `catalog`) never change while the process runs, so their completed
 values are memoized per document and field (`StaticValue`, `_MemoizingExecutor`): a sync only completes
 what depends on the request.
@@ -14,10 +15,18 @@ import orjson
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from graphql import GraphQLError, build_schema, execute, parse, validate
+from graphql import GraphQLError, build_schema, execute
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 
+from config.limits import (
+    RateLimited,
+    declared_body_length,
+    rate_limit_activation,
+    rate_limit_address,
+    rate_limit_license_key,
+)
 from config.unavailable import DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS, RETRY_LATER
+from issuer.api.graphql_limits import MAX_BODY_BYTES, document_prepared
 from issuer.api.http import header, instance_headers
 from issuer.keys.services import SigningKeyRefused
 from issuer.sync_state.store import sync_state_by_license_key
@@ -121,9 +130,21 @@ class _MemoizingExecutor(ExecutorThrowingOnIncremental):
         return memo[key]
 
 
+class RateLimitedError(Exception):
+    def __init__(self, limited: RateLimited):
+        super().__init__(limited.message)
+        self.limited = limited
+
+
+def _raise_if_limited(limited: RateLimited | None) -> None:
+    if limited is not None:
+        raise RateLimitedError(limited)
+
+
 class Query:
     @staticmethod
     def cloudConnectorAccess(info, licenseKey: str, gitlabVersion: str):  # noqa: N802, N803 (GraphQL names)
+        _raise_if_limited(rate_limit_license_key(info.context.request, licenseKey))
         state = sync_state_by_license_key(licenseKey)
         if state is None:
             raise GraphQLError("The license key is not valid (unknown, replaced or released).")
@@ -160,6 +181,7 @@ def _camel(name: str) -> str:
 class Mutation:
     @staticmethod
     def cloudActivationActivate(info, input: dict):  # noqa: N802, A002 (GraphQL names)
+        _raise_if_limited(rate_limit_activation(info.context.request))
         try:
             activation = instance_activate(
                 activation_code=input["activationCode"],
@@ -183,16 +205,6 @@ class Root(Query, Mutation):
     """graphql-core resolves root fields as methods of the root value."""
 
 
-@functools.lru_cache(maxsize=64)
-def _prepared(query: str):
-    """Parse + validate once per distinct query text; returns (document, errors, memo of static values)."""
-    try:
-        document = parse(query)
-    except GraphQLError as error:
-        return None, (error,), None
-    return document, tuple(validate(SCHEMA, document)), {}
-
-
 def _json(body: dict, status: int = 200) -> HttpResponse:
     """orjson: the sync answer carries the whole catalog (~20 kB), and the standard encoder was a tenth of it."""
     return HttpResponse(orjson.dumps(body), content_type="application/json", status=status)
@@ -202,9 +214,28 @@ def _errors(errors, status=200):
     return _json({"errors": [error.formatted for error in errors]}, status=status)
 
 
+def _arguments_without_nul(next_, root, info, **arguments):
+    """Execution middleware: string arguments, whether variables or literals in the query text, never hold NUL (no
+    database stores it)."""
+    if _has_nul(arguments):
+        raise GraphQLError("Strings must not contain NUL characters.")
+    return next_(root, info, **arguments)
+
+
+def _too_many(limited: RateLimited) -> HttpResponse:
+    response = _errors([GraphQLError(limited.message)], status=429)
+    response["Retry-After"] = str(limited.retry_after)
+    return response
+
+
 @csrf_exempt
 @require_POST
 def graphql_view(request):
+    limited = rate_limit_address(request)
+    if limited is not None:
+        return _too_many(limited)
+    if declared_body_length(request) > MAX_BODY_BYTES:
+        return _errors([GraphQLError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")], status=413)
     try:
         payload = orjson.loads(request.body or b"null")
     except (orjson.JSONDecodeError, UnicodeDecodeError):
@@ -217,7 +248,7 @@ def graphql_view(request):
         return _errors([GraphQLError("`variables` must be a JSON object.")], status=400)
     if _has_nul(variables):
         return _errors([GraphQLError("Strings must not contain NUL characters.")], status=400)
-    document, errors, memo = _prepared(payload["query"])
+    document, errors, memo = document_prepared(payload["query"], SCHEMA)
     if errors:
         return _errors(errors, status=400)
     operation = payload.get("operationName")
@@ -229,8 +260,13 @@ def graphql_view(request):
         variable_values=variables,
         operation_name=operation if isinstance(operation, str) else None,
         executor_class=_MemoizingExecutor,
+        middleware=[_arguments_without_nul],
     )
-    if result.errors and any(isinstance(error.original_error, DATABASE_UNREACHABLE) for error in result.errors):
+    failures = [error.original_error for error in result.errors or ()]
+    limited = next((failure.limited for failure in failures if isinstance(failure, RateLimitedError)), None)
+    if limited is not None:
+        return _too_many(limited)
+    if any(isinstance(failure, DATABASE_UNREACHABLE) for failure in failures):
         logger.warning("GraphQL request failed: the database is unreachable")
         response = _errors([GraphQLError(RETRY_LATER)], status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -1,14 +1,18 @@
 """`POST /api/v1/service_access_tokens` (PROTOCOL §8): the REST twin of the GraphQL sync, for our own clients."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from issuer.api.auth import InstanceThrottle, LicenseKeyAuthentication
+from config.api import RequestTooLarge
+from config.limits import declared_body_length, rate_limit_address, rate_limit_license_key
+from issuer.api.auth import InstanceThrottle, LicenseKeyAuthentication, bearer_license_key
 from issuer.api.http import header, instance_headers
 from issuer.keys.services import SigningKeyRefused
 from issuer.tokens.services import NO_ACCESS, InstanceIdMismatch, service_access_token_sync
+
+MAX_BODY_BYTES = 16 * 1024  # the body is at most {"gitlab_version": "..."}
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -32,6 +36,16 @@ class ServiceAccessTokenView(APIView):
     authentication_classes = [LicenseKeyAuthentication]
     permission_classes = []
     throttle_classes = [InstanceThrottle]
+
+    def initial(self, request, *args, **kwargs):
+        """Rate limits before the license key is looked up: per client address, then per key (config/limits.py)."""
+        license_key = bearer_license_key(request)
+        limited = rate_limit_address(request) or (license_key and rate_limit_license_key(request, license_key))
+        if limited:
+            raise exceptions.Throttled(wait=limited.retry_after, detail=limited.message)
+        if declared_body_length(request) > MAX_BODY_BYTES:
+            raise RequestTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        super().initial(request, *args, **kwargs)
 
     @extend_schema(
         request=TokenRequestSerializer,

@@ -1,0 +1,78 @@
+"""What `/graphql` accepts from an unauthenticated caller, bounded in size and work before anything is looked up.
+
+GitLab's real documents are under 2 kB, about 60 tokens, one root field, no aliases, no fragments, at most three
+levels deep; these limits sit well above that and far below what exhausts a worker. Each over-limit request is
+refused with a GraphQL error naming the limit, after work proportional to the limit, not to the request.
+
+Parsed documents are cached per query text, bounded by the texts' total size and holding only documents that
+validated: GitLab sends the same few texts, an attacker sending distinct invalid ones fills nothing.
+"""
+
+import threading
+
+from cachetools import LRUCache
+from graphql import GraphQLError, ValidationRule, parse, specified_rules, validate
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_TOKENS = 2000
+MAX_DEPTH = 5
+MAX_VALIDATION_ERRORS = 10
+PARSE_CACHE_BYTES = 256 * 1024
+
+
+class GitLabShapedOperations(ValidationRule):
+    """One root field per operation, no aliases (they multiply work and answers), a bounded depth."""
+
+    def enter_operation_definition(self, node, *_args):
+        if len(node.selection_set.selections) != 1:
+            self.report_error(GraphQLError("An operation must select exactly one root field.", node))
+
+    def enter_field(self, node, _key, _parent, _path, ancestors):
+        if node.alias is not None:
+            self.report_error(GraphQLError(f"Aliases are not supported (alias {node.alias.value!r}).", node))
+        depth = 1 + sum(1 for ancestor in ancestors if type(ancestor).__name__ == "FieldNode")
+        if depth > MAX_DEPTH:
+            self.report_error(GraphQLError(f"The query is nested deeper than {MAX_DEPTH} fields.", node))
+
+
+RULES = (*specified_rules, GitLabShapedOperations)
+
+
+class _ParseCache:
+    def __init__(self):
+        self._entries = LRUCache(maxsize=PARSE_CACHE_BYTES, getsizeof=lambda entry: entry[2])
+        self._lock = threading.Lock()
+
+    def get(self, query: str):
+        with self._lock:
+            return self._entries.get(query)
+
+    def put(self, query: str, document, memo: dict) -> None:
+        with self._lock:
+            self._entries[query] = (document, memo, len(query.encode("utf-8", "surrogatepass")))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+parse_cache = _ParseCache()
+
+
+def document_prepared(query: str, schema):
+    """(document, errors, memo): parsed and validated once per distinct valid text; an invalid text is parsed
+    again each time (bounded by MAX_BODY_BYTES and MAX_TOKENS) and never kept. `memo` is the document's memo of
+    static values (the catalog views)."""
+    cached = parse_cache.get(query)
+    if cached is not None:
+        return cached[0], (), cached[1]
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLError as error:
+        return None, (error,), None
+    errors = tuple(validate(schema, document, rules=RULES, max_errors=MAX_VALIDATION_ERRORS))
+    if errors:
+        return None, errors, None
+    memo = {}
+    parse_cache.put(query, document, memo)
+    return document, (), memo

@@ -1,0 +1,227 @@
+"""The instance-facing doors against an attacker: bounded in size, shape and rate, refused in milliseconds, and
+never touching another customer's rows (issue: harden the instance-facing door)."""
+
+import json
+import time
+import uuid
+
+import pytest
+
+from issuer.api.graphql_limits import MAX_BODY_BYTES, MAX_TOKENS, parse_cache
+from subscriptions.models import Instance, SeatReport
+from tests.helpers import ACTIVATE_MUTATION, SYNC_QUERY, graphql_post
+
+pytestmark = pytest.mark.django_db
+
+
+def post_graphql(client, query, variables=None, **extra):
+    return client.post(
+        "/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}),
+        content_type="application/json",
+        **extra,
+    )
+
+
+def sync_variables(key):
+    return {"licenseKey": key, "gitlabVersion": "17.11.0"}
+
+
+def test_a_body_over_the_limit_is_refused_before_parsing(client, activated):
+    aliases = " ".join(
+        f"a{n}: cloudConnectorAccess(licenseKey: $k, gitlabVersion: $v) {{ catalog }}" for n in range(5000)
+    )
+    query = f"query($k: String!, $v: String!) {{ {aliases} }}"
+    started = time.perf_counter()
+    response = post_graphql(client, query, {"k": "wrong", "v": "17.11.0"})
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 413
+    assert f"larger than {MAX_BODY_BYTES} bytes" in response.json()["errors"][0]["message"]
+    assert elapsed < 0.5
+
+
+def test_aliases_are_refused_so_an_answer_cannot_be_multiplied(client, activated):
+    _, key = activated
+    query = "query($k: String!, $v: String!) { cloudConnectorAccess(licenseKey: $k, gitlabVersion: $v) { a: catalog b: catalog } }"
+    response = post_graphql(client, query, {"k": key, "v": "17.11.0"})
+    assert response.status_code == 400
+    assert "Aliases are not supported" in response.json()["errors"][0]["message"]
+    assert len(response.content) < 2000
+
+
+def test_an_aliased_root_field_is_refused(client, activated):
+    _, key = activated
+    query = SYNC_QUERY.replace("cloudConnectorAccess(licenseKey", "x: cloudConnectorAccess(licenseKey")
+    response = post_graphql(client, query, sync_variables(key))
+    assert response.status_code == 400 and "alias 'x'" in response.json()["errors"][0]["message"]
+
+
+def test_two_root_fields_are_refused(client, enterprise_subscription):
+    query = """mutation($c: String!, $i: String!) {
+      cloudActivationActivate(input: {gitlabVersion: "1", activationCode: $c, automated: true, instanceIdentifier: $i, hostname: "h"}) { licenseKey }
+      __typename
+    }"""
+    response = post_graphql(client, query, {"c": enterprise_subscription.activation_code, "i": str(uuid.uuid4())})
+    assert response.status_code == 400
+    assert "exactly one root field" in response.json()["errors"][0]["message"]
+    assert not Instance.objects.exists()
+
+
+def test_too_many_tokens_is_refused_naming_the_limit(client, db):
+    query = "{ " + "a " * (MAX_TOKENS + 10) + "}"
+    assert len(query.encode()) < MAX_BODY_BYTES
+    response = post_graphql(client, query)
+    assert response.status_code == 400
+    assert f"more than {MAX_TOKENS} tokens" in response.json()["errors"][0]["message"]
+
+
+def test_deep_nesting_is_refused(client, db):
+    query = "{ " + "cloudConnectorAccess { " * 20 + "x" + " }" * 21
+    response = post_graphql(client, query)
+    assert response.status_code == 400 and response.json()["errors"]
+
+
+def test_validation_errors_are_capped(client, db):
+    query = "{ " + " ".join(f"unknownField{n}" for n in range(200)) + " }"
+    response = post_graphql(client, query)
+    assert response.status_code == 400
+    assert len(response.json()["errors"]) <= 11  # the cap, plus graphql-core's "too many errors"
+
+
+def test_only_valid_documents_are_cached(client, activated):
+    parse_cache.clear()
+    for number in range(20):
+        post_graphql(client, f"{{ nope{number} }}")
+    assert len(parse_cache._entries) == 0
+    _, key = activated
+    post_graphql(client, SYNC_QUERY, sync_variables(key))
+    assert len(parse_cache._entries) == 1
+
+
+def test_nul_inside_a_query_literal_is_refused_and_nothing_written(client, enterprise_subscription):
+    query = ACTIVATE_MUTATION.replace("hostname: $hostname", 'hostname: "evil\\u0000host"')
+    variables = {
+        "gitlabVersion": "17.11.0",
+        "activationCode": enterprise_subscription.activation_code,
+        "automated": True,
+        "instanceIdentifier": str(uuid.uuid4()),
+        "hostname": "unused",
+    }
+    response, body = graphql_post(client, query.replace("$hostname: String!", ""), variables)
+    assert response.status_code == 200
+    assert body["errors"][0]["message"] == "Strings must not contain NUL characters."
+    assert not Instance.objects.exists()
+
+
+@pytest.fixture
+def tight(settings):
+    settings.INSTANCE_RATE_PER_ADDRESS = "5/m"
+    settings.INSTANCE_RATE_PER_LICENSE_KEY = "3/m"
+    settings.ACTIVATION_RATE_PER_ADDRESS = "2/h"
+    return settings
+
+
+def test_graphql_is_rate_limited_per_address_before_anything_else(client, db, tight):
+    answers = [post_graphql(client, "{ __typename }") for _ in range(7)]
+    assert [a.status_code for a in answers[:5]] == [200] * 5
+    assert answers[5].status_code == 429 and int(answers[5]["Retry-After"]) >= 1
+    assert "requests per client address" in answers[5].json()["errors"][0]["message"]
+    other = post_graphql(client, "{ __typename }", REMOTE_ADDR="10.9.8.7")
+    assert other.status_code == 200, "another address has its own budget"
+
+
+def test_activation_attempts_are_limited_tightly(client, db, tight):
+    def attempt():
+        return post_graphql(
+            client,
+            ACTIVATE_MUTATION,
+            {
+                "gitlabVersion": "1",
+                "activationCode": "GUESS",
+                "automated": True,
+                "instanceIdentifier": str(uuid.uuid4()),
+                "hostname": "h",
+            },
+        )
+
+    assert [attempt().status_code for _ in range(2)] == [200, 200]
+    refused = attempt()
+    assert refused.status_code == 429 and "activation attempts" in refused.json()["errors"][0]["message"]
+
+
+def test_syncs_are_limited_per_license_key_across_addresses(client, activated, tight):
+    _, key = activated
+    codes = [
+        post_graphql(client, SYNC_QUERY, sync_variables(key), REMOTE_ADDR=f"10.0.0.{n}").status_code for n in range(4)
+    ]
+    assert codes == [200, 200, 200, 429]
+
+
+def test_seat_links_are_rate_limited_with_retry_after(client, activated, tight):
+    _, key = activated
+    body = json.dumps(
+        {
+            "license_key": key,
+            "timestamp": "2026-11-01T00:00:00Z",
+            "max_historical_user_count": 1,
+            "billable_users_count": 1,
+        }
+    )
+    codes = [client.post("/api/v1/seat_links", data=body, content_type="application/json") for _ in range(4)]
+    assert [c.status_code for c in codes] == [200, 200, 200, 429]
+    assert codes[3]["Retry-After"] and codes[3].json() == {"success": False, "error": codes[3].json()["error"]}
+    assert SeatReport.objects.count() == 3
+
+
+def test_rest_is_rate_limited_before_the_key_is_checked(client, db, tight):
+    codes = [
+        client.post(
+            "/api/v1/service_access_tokens",
+            data="{}",
+            content_type="application/json",
+            HTTP_AUTHORIZATION="Bearer cdl_guess",
+        )
+        for _ in range(6)
+    ]
+    assert [c.status_code for c in codes] == [401, 401, 401, 429, 429, 429]
+    assert codes[3]["Retry-After"]
+
+
+def test_behind_the_tls_proxy_the_address_is_the_proxys_last_hop(client, db, tight):
+    tight.ISSUER_URL = "https://issuer.example.test"
+    for _ in range(5):
+        post_graphql(client, "{ __typename }", HTTP_X_FORWARDED_FOR="1.1.1.1, 203.0.113.5", secure=True)
+    spoofed = post_graphql(client, "{ __typename }", HTTP_X_FORWARDED_FOR="9.9.9.9, 203.0.113.5", secure=True)
+    assert spoofed.status_code == 429, "a forged first entry does not buy a new budget"
+    fresh = post_graphql(client, "{ __typename }", HTTP_X_FORWARDED_FOR="203.0.113.6", secure=True)
+    assert fresh.status_code == 200
+
+
+def test_add_on_metrics_have_a_maximum_length(client, activated):
+    _, key = activated
+    metrics = [{"add_on_type": f"a{n}", "purchased_seats": 1, "assigned_seats": 1} for n in range(33)]
+    body = {
+        "license_key": key,
+        "timestamp": "2026-11-01T00:00:00Z",
+        "max_historical_user_count": 1,
+        "billable_users_count": 1,
+        "add_on_metrics": metrics,
+    }
+    response = client.post("/api/v1/seat_links", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 422 and "add_on_metrics" in response.json()["error"]
+    assert not SeatReport.objects.exists()
+
+
+def test_oversized_seat_link_and_rest_bodies_are_413(client, activated):
+    _, key = activated
+    padding = "x" * 70_000
+    seat = client.post(
+        "/api/v1/seat_links", data=json.dumps({"license_key": key, "pad": padding}), content_type="application/json"
+    )
+    rest = client.post(
+        "/api/v1/service_access_tokens",
+        data=json.dumps({"pad": padding}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert (seat.status_code, rest.status_code) == (413, 413)
