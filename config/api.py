@@ -6,11 +6,11 @@ from rest_framework import exceptions, parsers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.unavailable import DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS, RETRY_LATER
+from config.unavailable import RETRY_AFTER_SECONDS, RETRY_LATER, TRANSIENT_FAILURES
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, DATABASE_UNREACHABLE):
+    if isinstance(exc, TRANSIENT_FAILURES):
         return Response({"detail": RETRY_LATER}, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}

@@ -5,10 +5,13 @@
   request. Clients are thread-safe and the pools are Django's own, so one client per pool is equivalent.
 - A Redis outage degrades instead of failing: reads miss, writes are dropped (logged at most every 10 s), so
   JWKS, discovery and token syncs keep answering from the database. What is lost meanwhile: throttling (fails
-  open) and cache invalidations, so a cached sync state may be up to `ISSUER_SYNC_STATE_CACHE_SECONDS` stale after
-  Redis returns with its old data. /readyz reports the cache as down throughout.
+  open). Invalidations are the exception: they are written strictly (`cache_strict`), so a write that must drop a
+  cached sync state fails and rolls back rather than leave a stale state behind. /readyz reports the cache as down
+  throughout.
 """
 
+import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -19,6 +22,22 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 _last_warning = [0.0]
+_strict = contextvars.ContextVar("cache_strict", default=False)
+
+
+class CacheUnavailable(Exception):
+    """A cache write that must not be lost could not be made (see `cache_strict`)."""
+
+
+@contextlib.contextmanager
+def cache_strict():
+    """Within: a Redis error raises CacheUnavailable instead of degrading. For writes whose loss would keep serving
+    something revoked (sync-state invalidation): the caller's transaction then rolls back instead."""
+    token = _strict.set(True)
+    try:
+        yield
+    finally:
+        _strict.reset(token)
 
 
 def _warn(error: RedisError) -> None:
@@ -37,6 +56,8 @@ def _degrade(fallback):
             try:
                 return method(*args, **kwargs)
             except RedisError as error:
+                if _strict.get():
+                    raise CacheUnavailable(f"Redis is unavailable: {error}") from error
                 _warn(error)
                 if isinstance(fallback, type) and issubclass(fallback, Exception):
                     raise fallback("cache unavailable") from None

@@ -1,12 +1,17 @@
-"""A transient failure (the database cannot be reached) is not a bad request: every door answers 503 "retry later",
+"""A transient failure (the database, or a cache write that must not be lost, cannot be made) is not a bad request:
+every door answers 503 "retry later",
 so GitLab reports a connectivity problem and tries again, instead of a 500 or a business error it would not retry.
 """
 
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 
-DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
-RETRY_LATER = "The subscription portal is temporarily unavailable (its database cannot be reached). Please retry later."
+from config.cache import CacheUnavailable
+
+TRANSIENT_FAILURES = (OperationalError, InterfaceError, CacheUnavailable)
+RETRY_LATER = (
+    "The subscription portal is temporarily unavailable (its database or cache cannot be reached). Please retry later."
+)
 RETRY_AFTER_SECONDS = 30
 
 
@@ -26,6 +31,6 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if isinstance(exception, DATABASE_UNREACHABLE):
+        if isinstance(exception, TRANSIENT_FAILURES):
             return retry_later_response({"success": False, "error": RETRY_LATER})
         return None

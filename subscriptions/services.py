@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, models, transaction
 from django.utils import timezone
 
-from config.unavailable import DATABASE_UNREACHABLE
+from config.unavailable import TRANSIENT_FAILURES
 from subscriptions.license_keys import license_key_digest, license_key_display_prefix, license_key_new
 from subscriptions.models import (
     AddOnPurchase,
@@ -255,7 +255,7 @@ def instance_activate(
             "This activation code is already in use by another instance. Ask your administrator to release it first."
         )
     instance = (
-        Instance.objects.select_for_update()
+        Instance.objects.select_for_update(of=("self",))
         .select_related("subscription")
         .filter(instance_identifier=identifier)
         .first()
@@ -338,8 +338,10 @@ def instance_sync_record(
                 instance.save(update_fields=["gitlab_version", "hostname", *bookkeeping])
                 return SyncRecord.CHANGED
             Instance.objects.filter(pk=instance.pk).update(**bookkeeping)
-    except DATABASE_UNREACHABLE:
-        logger.warning("sync bookkeeping skipped: the database is unreachable", extra={"instance": instance.pk})
+    except TRANSIENT_FAILURES:
+        logger.warning(
+            "sync bookkeeping skipped: the database or cache is unavailable", extra={"instance": instance.pk}
+        )
         return SyncRecord.NOTHING
     _assign(instance, bookkeeping)
     return SyncRecord.TOUCHED
@@ -360,7 +362,7 @@ def instance_error_record(instance: Instance, message: str, *, at: dt.datetime) 
     values = {"last_error": message, "last_error_at": at}
     try:
         Instance.objects.filter(pk=instance.pk).update(**values)
-    except DATABASE_UNREACHABLE:
+    except TRANSIENT_FAILURES:
         return False
     _assign(instance, values)
     return True
@@ -384,8 +386,8 @@ def instance_foreign_id_record(instance: Instance, seen_instance_id: str, *, at:
             )
     except IntegrityError:  # the same id recorded by a concurrent request: already noted
         return
-    except DATABASE_UNREACHABLE:
-        logger.warning("instance id sighting skipped: the database is unreachable", extra={"instance": instance.pk})
+    except TRANSIENT_FAILURES:
+        logger.warning("instance id sighting skipped: the database is unavailable", extra={"instance": instance.pk})
 
 
 @dataclass(frozen=True)

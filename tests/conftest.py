@@ -19,6 +19,44 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _commit_hooks_run_as_in_production(request, monkeypatch):
+    """pytest-django wraps a test in a transaction that never commits, so on-commit hooks (sync-state release, key-set
+    invalidation, the re-mint after a revoke) would never run. Here they run when the code under test's own
+    outermost transaction ends, or at once outside one, as a real commit would run them."""
+    if request.node.get_closest_marker("django_db") is None and "db" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("db")
+    from django.db import connections, transaction
+
+    connection = connections["default"]
+    baseline = len(connection.atomic_blocks)
+    original_exit = transaction.Atomic.__exit__
+    original_on_commit = type(connection).on_commit
+
+    def run_pending():
+        pending, connection.run_on_commit = connection.run_on_commit, []
+        for _sids, func, _robust in pending:
+            func()
+
+    def exit_and_commit(self, exc_type, exc_value, traceback):
+        result = original_exit(self, exc_type, exc_value, traceback)
+        if exc_type is None and len(connection.atomic_blocks) == baseline and connection.run_on_commit:
+            run_pending()
+        return result
+
+    def on_commit(self, func, robust=False):
+        if self is connection and len(connection.atomic_blocks) <= baseline:
+            func()
+            return
+        original_on_commit(self, func, robust)
+
+    monkeypatch.setattr(transaction.Atomic, "__exit__", exit_and_commit)
+    monkeypatch.setattr(type(connection), "on_commit", on_commit)
+    yield
+
+
 @pytest.fixture
 def signing_key(db):
     return signing_key_ensure_active()

@@ -25,7 +25,7 @@ from config.limits import (
     rate_limit_address,
     rate_limit_license_key,
 )
-from config.unavailable import DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS, RETRY_LATER
+from config.unavailable import RETRY_AFTER_SECONDS, RETRY_LATER, TRANSIENT_FAILURES
 from issuer.api.graphql_limits import MAX_BODY_BYTES, document_prepared
 from issuer.api.http import header, instance_headers
 from issuer.keys.services import SigningKeyRefused
@@ -266,7 +266,7 @@ def graphql_view(request):
     limited = next((failure.limited for failure in failures if isinstance(failure, RateLimitedError)), None)
     if limited is not None:
         return _too_many(limited)
-    if any(isinstance(failure, DATABASE_UNREACHABLE) for failure in failures):
+    if any(isinstance(failure, TRANSIENT_FAILURES) for failure in failures):
         logger.warning("GraphQL request failed: the database is unreachable")
         response = _errors([GraphQLError(RETRY_LATER)], status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)

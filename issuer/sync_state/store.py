@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from config.cache import cache_strict
 from issuer.conf import issuer_settings
 from issuer.models import IssuedToken
 from subscriptions.license_keys import license_key_digest, license_key_plausible
@@ -27,6 +28,10 @@ from subscriptions.models import Instance
 from subscriptions.selectors import instance_by_license_key
 
 GENERATION_SECONDS = 86400  # outlives every cached state
+# The generation while a writer's transaction is open: states are then neither served nor stored. Should the
+# writer's release after commit be lost, the mark expires and readers start a new generation: never stale.
+WRITING = "writing"
+WRITING_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class NewestToken:
 class SyncState:
     instance: Instance  # subscription attached, add-on purchases prefetched
     newest: NewestToken | None
-    generation: int
+    generation: int | None  # None: not to be cached (no shared cache, a writer is at work, or Redis is away)
 
 
 def sync_state_cache_keys(digest: str) -> tuple[str, str]:
@@ -72,15 +77,18 @@ def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
     """The sync inputs of the instance holding `license_key`; None for an unknown or wrong key (same answer)."""
     if not license_key_plausible(license_key):
         return None
-    generation = 0
+    generation = None
     if sync_state_enabled():
         digest = license_key_digest(license_key)
         state_key, generation_key = sync_state_cache_keys(digest)
         found = cache.get_many([state_key, generation_key])
-        generation = found.get(generation_key, 0)
+        generation = found.get(generation_key)
         state = found.get(state_key)
+        if generation is None:
+            generation, state = _generation_started(generation_key), None
         if (
             state is not None
+            and generation != WRITING
             and state.generation == generation
             and hmac.compare_digest(state.instance.license_key_digest or "", digest)
         ):
@@ -88,13 +96,23 @@ def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
     instance = instance_by_license_key(license_key, with_purchases=True)
     if instance is None:
         return None
-    state = SyncState(instance=instance, newest=_newest_token(instance), generation=generation)
+    cacheable = generation if generation != WRITING else None
+    state = SyncState(instance=instance, newest=_newest_token(instance), generation=cacheable)
     _store(state)
     return state
 
 
+def _generation_started(generation_key: str):
+    """A new generation where there is none (first use, expiry, a lost release): never a value an older state
+    carries. None when the cache cannot say (Redis away): the state is then not cached."""
+    fresh = time.time_ns()
+    if cache.add(generation_key, fresh, GENERATION_SECONDS):
+        return fresh
+    return cache.get(generation_key)
+
+
 def _store(state: SyncState) -> None:
-    if sync_state_enabled():
+    if sync_state_enabled() and state.generation is not None:
         state_key, _ = sync_state_cache_keys(state.instance.license_key_digest)
         cache.set(state_key, state, issuer_settings.SYNC_STATE_CACHE_SECONDS)
 
@@ -128,26 +146,33 @@ def sync_state_forget(digests: Iterable[str | None]) -> None:
         cache.delete_many([sync_state_cache_keys(digest)[0] for digest in digests if digest])
 
 
-def _bump(digests: list[str]) -> None:
-    for digest in digests:
-        state_key, generation_key = sync_state_cache_keys(digest)
-        try:
-            cache.incr(generation_key)
-        except ValueError:  # no counter yet (or it expired): any value but the old one will do
-            cache.set(generation_key, time.time_ns(), GENERATION_SECONDS)
-        cache.delete(state_key)
-
-
 def sync_state_invalidate(digests: Iterable[str | None]) -> None:
-    """Now, and again once the transaction commits (a reader in between saw the old rows)."""
+    """Drops the cached states of these license keys, failing closed: written strictly (CacheUnavailable rolls the
+    writer's transaction back), never lost in silence.
+
+    Inside a transaction the generation is marked WRITING until commit (a reader in between reads the old rows and
+    must not cache them), then released to a new generation; outside one it gets a new generation at once.
+    """
     if not sync_state_enabled():
         return
     digests = [digest for digest in digests if digest]
     if not digests:
         return
-    _bump(digests)
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(lambda: _bump(digests))
+    in_transaction = transaction.get_connection().in_atomic_block
+    keys = [sync_state_cache_keys(digest) for digest in digests]
+    with cache_strict():
+        if in_transaction:
+            cache.set_many({generation_key: WRITING for _, generation_key in keys}, WRITING_SECONDS)
+        else:
+            _generations_renewed(keys)
+        cache.delete_many([state_key for state_key, _ in keys])
+    if in_transaction:
+        transaction.on_commit(lambda: _generations_renewed(keys))
+
+
+def _generations_renewed(keys: list[tuple[str, str]]) -> None:
+    fresh = time.time_ns()
+    cache.set_many({generation_key: fresh for _, generation_key in keys}, GENERATION_SECONDS)
 
 
 def sync_state_invalidate_subscription(subscription_id: int | None) -> None:

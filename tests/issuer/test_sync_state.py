@@ -127,7 +127,7 @@ def test_invalidate_is_per_license_key(signing_key):
     first, second = (sync_state_by_license_key(k) for k in keys)
     sync_state_invalidate([license_key_digest(keys[0])])
     assert sync_state_by_license_key(keys[1]).generation == second.generation
-    assert sync_state_by_license_key(keys[0]).generation == first.generation + 1
+    assert sync_state_by_license_key(keys[0]).generation != first.generation
 
 
 def test_cache_off_without_a_shared_cache(settings, activated, django_assert_num_queries):
