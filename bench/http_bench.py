@@ -150,6 +150,9 @@ def main():
         "LICENSE_KEY_PEPPER": uuid.uuid4().hex,
         "ISSUER_URL": "http://127.0.0.1",
         "DEBUG": "0",
+        # Counted as in production, but high enough that the load from one address is never refused.
+        "INSTANCE_RATE_PER_ADDRESS": "10000000/m",
+        "INSTANCE_RATE_PER_LICENSE_KEY": "10000000/m",
     }
     keys = prepare(env, args.instances)
     results = {}

@@ -48,7 +48,12 @@ def json_logging(*, root_level: str | None = None, loggers: dict | None = None) 
                 "filters": ["request_id", "redact_secrets"],
             },
         },
-        "loggers": loggers or {},
+        # Django's own defaults log `django` and `django.server` through unfiltered handlers: route them here.
+        "loggers": {
+            "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            **(loggers or {}),
+        },
     }
     if root_level:
         config["root"] = {"handlers": ["console"], "level": root_level}
@@ -61,8 +66,19 @@ def redact(text: str) -> str:
     return text
 
 
+_PLAIN = (int, float, bool, type(None))
+
+
+def _text_of(value) -> str:
+    try:
+        return str(value)
+    except Exception:  # an object that cannot say what it is holds nothing we could leak
+        return ""
+
+
 class RedactSecretsFilter(logging.Filter):
-    """Rewrites the rendered message (and any exception text) with secrets replaced."""
+    """Rewrites the rendered message, any exception text, and every other attribute whose text holds a secret
+    (strings, and objects such as Django's `request`, whose text carries the query string) with secrets replaced."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -75,8 +91,12 @@ class RedactSecretsFilter(logging.Filter):
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
         for key, value in list(vars(record).items()):
-            if isinstance(value, str) and key not in ("msg", "exc_text") and not key.startswith("_"):
-                setattr(record, key, redact(value))
+            if key in ("msg", "args", "exc_text", "exc_info") or key.startswith("_") or isinstance(value, _PLAIN):
+                continue
+            text = value if isinstance(value, str) else _text_of(value)
+            cleaned = redact(text)
+            if cleaned != text:  # an object whose text holds a secret (Django's `request`) becomes that text
+                setattr(record, key, cleaned)
         return True
 
 

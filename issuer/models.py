@@ -84,6 +84,8 @@ class JobLock(models.Model):
 
     name = models.CharField(max_length=64, primary_key=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
+    # A run was asked for but could not be queued (broker unreachable): the next run does the work and clears it.
+    pending_since = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return self.name

@@ -5,7 +5,9 @@ import logging
 
 from celery import shared_task
 from django.dispatch import receiver
+from django.utils import timezone
 
+from issuer.jobs import job_record_pending
 from issuer.keys.services import signing_key_policy_run
 from issuer.keys.signals import signing_key_revoked
 from issuer.tokens import refresh
@@ -34,5 +36,10 @@ def token_refresh_chunk(first_id: int, last_id: int) -> int:
 
 @receiver(signing_key_revoked)
 def _refresh_after_revoke(**kwargs):
-    """Every token the revoked key signed is re-minted with the active key."""
-    token_refresh.delay()
+    """Every token the revoked key signed is re-minted with the active key. When the broker cannot be reached the
+    revoke still stands: the re-mint is recorded as pending and the next scheduled refresh run does it."""
+    try:
+        token_refresh.delay()
+    except Exception as error:  # kombu's errors vary by transport; none may undo a revoke
+        logger.warning("token re-mint could not be queued; the next refresh run does it", extra={"error": repr(error)})
+        job_record_pending("token_refresh", at=timezone.now())

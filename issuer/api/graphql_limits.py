@@ -1,8 +1,10 @@
 """What `/graphql` accepts from an unauthenticated caller, bounded in size and work before anything is looked up.
 
-GitLab's real documents are under 2 kB, about 60 tokens, one root field, no aliases, no fragments, at most three
-levels deep; these limits sit well above that and far below what exhausts a worker. Each over-limit request is
-refused with a GraphQL error naming the limit, after work proportional to the limit, not to the request.
+GitLab's real documents are under 1 kB and 83 tokens (the 19.x activation), one root field, no aliases, no
+fragments, at most three levels deep; these limits sit well above that and far below what exhausts a worker
+(graphql-core lexes about 8 µs a token, so MAX_TOKENS bounds the work on any document to a few milliseconds).
+Each over-limit request is refused with a GraphQL error naming the limit, after work proportional to the limit,
+not to the request (`bench/abuse_bench.py` measures it).
 
 Parsed documents are cached per query text, bounded by the texts' total size and holding only documents that
 validated: GitLab sends the same few texts, an attacker sending distinct invalid ones fills nothing.
@@ -13,8 +15,8 @@ import threading
 from cachetools import LRUCache
 from graphql import GraphQLError, ValidationRule, parse, specified_rules, validate
 
-MAX_BODY_BYTES = 16 * 1024
-MAX_TOKENS = 2000
+MAX_BODY_BYTES = 8 * 1024
+MAX_TOKENS = 300
 MAX_DEPTH = 5
 MAX_VALIDATION_ERRORS = 10
 PARSE_CACHE_BYTES = 256 * 1024

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from issuer.backoffice import selectors
 from issuer.keys.policy import signing_key_too_early
-from issuer.keys.selectors import signing_key_timeline
+from issuer.keys.selectors import signing_key_revocation_outcome, signing_key_timeline
 from issuer.keys.services import (
     SIGNING_KEY_ACTIONS,
     SigningKeyRefused,
@@ -76,6 +76,8 @@ def key_action(request, kid, action):
             messages.error(request, str(error))
         else:
             messages.success(request, f"{action.capitalize()}: {kid} done.")
+            if action == "revoke" and signing_key_revocation_outcome()["remint"] == "pending":
+                messages.warning(request, "The token re-mint could not be queued; the next refresh run does it.")
             return redirect("admin:issuer_keys")
     return _page(
         request,

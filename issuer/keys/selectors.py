@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from config.health import readiness_probe
+from issuer.jobs import job_pending_since
 from issuer.keys.policy import signing_key_activation_due_at, signing_key_purge_due_at
 from issuer.models import SigningKey
 
@@ -106,6 +107,15 @@ def signing_key_describe(key: SigningKey) -> dict:
     """A key as JSON-ready public facts (times in ISO 8601)."""
     values = {name: getattr(key, name) for name in SIGNING_KEY_FIELDS}
     return {name: value.isoformat() if isinstance(value, dt.datetime) else value for name, value in values.items()}
+
+
+def signing_key_revocation_outcome() -> dict:
+    """What an operator needs to hear after a revoke: which key signs now, and whether the re-mint of every token
+    the revoked key signed was queued or waits for the next refresh run (broker unreachable)."""
+    return {
+        "signing_now": keyset().active_kid,
+        "remint": "pending" if job_pending_since("token_refresh") else "queued",
+    }
 
 
 @dataclass(frozen=True)

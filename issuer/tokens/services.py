@@ -52,7 +52,12 @@ def signer_active() -> tuple[str, object]:
         key = SigningKey.objects.filter(state=SigningKey.State.ACTIVE).only("kid", "private_key_encrypted").first()
         if key is None:
             raise SigningKeyRefused("There is no active signing key.")
-    return key.kid, crypto.private_key_load(key.kid, key.private_key_encrypted)
+    try:
+        return key.kid, crypto.private_key_load(key.kid, key.private_key_encrypted)
+    except encryption.KeyEncryptionError as error:
+        raise SigningKeyRefused(
+            f"The active signing key cannot be decrypted here ({error}); deploy the current KEY_ENCRYPTION_KEYS."
+        ) from None
 
 
 def _claims(entitlements: Entitlements, issued_at: int, jti: uuid.UUID) -> dict:
@@ -106,6 +111,15 @@ class SyncResult:
     kid: str | None = None
 
 
+def _stored_token(newest) -> str | None:
+    """The stored token's text, or None when this process cannot decrypt it (its key-encryption keys are older
+    than the rewrap that re-encrypted it): such a token is treated as not fresh and minted again."""
+    try:
+        return encryption.decrypt(newest.ciphertext).decode()
+    except encryption.KeyEncryptionError:
+        return None
+
+
 def _refusal_note(state: SyncState, message: str, at: dt.datetime) -> None:
     if instance_error_record(state.instance, message, at=at):
         sync_state_touch(state)
@@ -150,7 +164,8 @@ def service_access_token_sync(
         metrics.syncs.labels(result="no_access").inc()
         return SyncResult(token=None, expires_at=None)
     newest = state.newest
-    if newest is not None and token_is_fresh(
+    stored = _stored_token(newest) if newest is not None else None
+    if stored is not None and token_is_fresh(
         fingerprint=newest.fingerprint,
         kid=newest.kid,
         expires_at=newest.expires_at,
@@ -160,11 +175,7 @@ def service_access_token_sync(
     ):
         metrics.syncs.labels(result="stored").inc()
         return SyncResult(
-            token=encryption.decrypt(newest.ciphertext).decode(),
-            expires_at=newest.expires_at,
-            scopes=newest.scopes,
-            audiences=newest.audiences,
-            kid=newest.kid,
+            token=stored, expires_at=newest.expires_at, scopes=newest.scopes, audiences=newest.audiences, kid=newest.kid
         )
     minted = service_access_token_sign(instance, entitlements, at=at, reason="sync", signer=signer_active())
     minted.record.save(force_insert=True)

@@ -72,3 +72,70 @@ def test_request_id_is_echoed_and_generated(client):
     assert client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")["X-Request-Id"] == "abc-123"
     generated = client.get("/healthz", HTTP_X_REQUEST_ID="bad id with spaces")["X-Request-Id"]
     assert len(generated) == 32 and " " not in generated
+
+
+@pytest.fixture
+def configured_output():
+    """The project's real logging configuration (Django's and gunicorn's loggers), writing to a buffer."""
+    import logging.config
+
+    from django.conf import settings
+
+    from config.logging import json_logging
+
+    gunicorn = {"handlers": ["console"], "level": "INFO", "propagate": False}
+    logging.config.dictConfig(
+        json_logging(root_level="INFO", loggers={"gunicorn.error": gunicorn, "gunicorn.access": gunicorn})
+    )
+    stream = io.StringIO()
+    for handler in logging.getLogger().handlers + logging.getLogger("gunicorn.access").handlers:
+        handler.setStream(stream)
+    yield stream
+    logging.config.dictConfig(settings.LOGGING)
+
+
+LICENSE_KEY = "cdl_SuperSecretLicenseKeyValue123456"
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLWJ5dGVz"
+
+
+@pytest.mark.django_db
+def test_a_405_on_graphql_logs_no_key_and_no_token(client, configured_output):
+    response = client.get(f"/graphql?licenseKey={LICENSE_KEY}&token={JWT}")
+    assert response.status_code == 405
+    output = configured_output.getvalue()
+    assert "Method Not Allowed" in output, "the warning was logged"
+    assert LICENSE_KEY not in output and "c2lnbmF0dXJl" not in output
+
+
+@pytest.mark.parametrize(
+    "logger_name",
+    [
+        "django.request",
+        "django.server",
+        "django.security.csrf",
+        "gunicorn.error",
+        "gunicorn.access",
+        "celery.app.trace",
+    ],
+)
+def test_every_logger_redacts_objects_and_arguments(configured_output, logger_name):
+    class Carrier:
+        def __str__(self):
+            return f"<WSGIRequest: GET '/graphql?licenseKey={LICENSE_KEY}'>"
+
+    logging.getLogger(logger_name).warning(
+        "%(r)s", {"r": f"GET /x?token={JWT} HTTP/1.1"}, extra={"request": Carrier(), "status_code": 405}
+    )
+    output = configured_output.getvalue()
+    assert output and LICENSE_KEY not in output and "c2lnbmF0dXJl" not in output
+    assert json.loads(output.splitlines()[-1])["status_code"] == 405, "plain values are left as they are"
+
+
+def test_celery_workers_log_through_the_redacting_configuration():
+    from config.celery import app
+    from config.logging import RedactSecretsFilter
+
+    app.log.already_setup = False  # as in a fresh worker process
+    app.log.setup_logging_subsystem(loglevel="INFO")
+    filters = [f for handler in logging.getLogger().handlers for f in handler.filters]
+    assert any(isinstance(f, RedactSecretsFilter) for f in filters)

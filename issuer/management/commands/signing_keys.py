@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from issuer.keys import services
 from issuer.keys.crypto import ALLOWED_KEY_SIZES
 from issuer.keys.encryption import KeyEncryptionError
-from issuer.keys.selectors import signing_key_describe
+from issuer.keys.selectors import signing_key_describe, signing_key_revocation_outcome
 from issuer.models import SigningKey
 
 
@@ -42,7 +42,17 @@ class Command(BaseCommand):
         if action == "rewrap":
             return {"rewrapped": services.signing_keys_rewrap()}
         key = services.signing_key_act(action, kid, force=force)
-        return signing_key_describe(key) if key is not None else {"kid": kid, "purged": True}
+        if key is None:
+            return {"kid": kid, "purged": True}
+        if action == "revoke":
+            outcome = signing_key_revocation_outcome()
+            if outcome["remint"] == "pending":
+                self.stderr.write(
+                    "Warning: the token re-mint could not be queued (broker unreachable); the next refresh run does "
+                    "it, or run `celery -A config call issuer.tasks.token_refresh` once the broker is back."
+                )
+            return {**signing_key_describe(key), **outcome}
+        return signing_key_describe(key)
 
     def _print(self, result, as_json):
         if as_json:
