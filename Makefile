@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+export PORT
 
 .PHONY: run test lint format browser clean
 
@@ -16,19 +17,22 @@ $(VENV)/.installed: requirements.txt
 	$(PY) scripts/write_env.py .env
 
 run: $(VENV)/.installed .env
+	@$(PY) scripts/port_free.py $(PORT)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py signing_keys ensure
+	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py check --database default
-	@mkdir -p var/celery-broker/processed
 	@echo ""
-	@echo "Issuer running at http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
+	@echo "Issuer running at http://127.0.0.1:$(PORT)/  (back office: http://127.0.0.1:$(PORT)/admin/)"
 	@echo "First admin: $(PY) manage.py createsuperuser"
 	@echo "Ctrl-C stops web, worker and beat."
 	@echo ""
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; kill 0 2>/dev/null; exit 0' INT TERM EXIT; \
 	$(VENV)/bin/gunicorn -c config/gunicorn.conf.py config.wsgi --bind 127.0.0.1:$(PORT) & \
 	$(VENV)/bin/celery -A config worker --loglevel INFO --concurrency 2 & \
 	$(VENV)/bin/celery -A config beat --loglevel INFO --schedule var/celerybeat-schedule & \
+	$(VENV)/bin/celery -A config call issuer.tasks.signing_key_policy >/dev/null; \
+	$(VENV)/bin/celery -A config call issuer.tasks.token_refresh >/dev/null; \
 	wait
 
 # Chromium for the browser tests: Debian's package, never a downloaded browser.

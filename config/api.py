@@ -6,6 +6,7 @@ from rest_framework import exceptions, parsers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.limits import MAX_JSON_DEPTH, json_too_deep
 from config.unavailable import RETRY_AFTER_SECONDS, RETRY_LATER, TRANSIENT_FAILURES
 
 
@@ -21,13 +22,16 @@ def exception_handler(exc, context):
 
 
 class JSONParser(parsers.JSONParser):
-    """orjson: a body nested deeper than 1024 levels is a parse error (the standard library recursed into a 500)."""
+    """orjson, and a nesting limit: deep JSON is a 400 before any validator walks it recursively."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
-            return orjson.loads(stream.read())
+            data = orjson.loads(stream.read())
         except orjson.JSONDecodeError as error:
             raise exceptions.ParseError(f"JSON parse error - {error}") from None
+        if json_too_deep(data):
+            raise exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+        return data
 
 
 class RequestTooLarge(exceptions.APIException):

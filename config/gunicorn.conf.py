@@ -9,6 +9,8 @@ import os
 from config.logging import json_logging
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# gunicorn's control socket (in the home directory by default) is not used: no socket, no "Permission denied".
+control_socket_disable = True
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 _gunicorn_logger = {"handlers": ["console"], "level": "INFO", "propagate": False}

@@ -26,7 +26,9 @@ SECRET_KEY_CONFIGURED = bool(SECRET_KEY)  # read by the check: Django refuses to
 if not SECRET_KEY and DEBUG:
     SECRET_KEY = "insecure-debug-only-" + BASE_DIR.name
 
-ISSUER_URL = env.str("ISSUER_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The port `make run` serves on; the default ISSUER_URL follows it, so a token's `iss` names the running server.
+PORT = env.int("PORT", default=8000)
+ISSUER_URL = env.str("ISSUER_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[ISSUER_URL])
 
@@ -131,9 +133,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Collected (`collectstatic`: the image build, `make run`), hashed and compressed: cached for a year by browsers.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "admin:login"
 
@@ -147,6 +149,8 @@ AXES_RESET_ON_SUCCESS = True
 INSTANCE_RATE_PER_ADDRESS = env("INSTANCE_RATE_PER_ADDRESS", default="120/m")
 INSTANCE_RATE_PER_LICENSE_KEY = env("INSTANCE_RATE_PER_LICENSE_KEY", default="30/m")
 ACTIVATION_RATE_PER_ADDRESS = env("ACTIVATION_RATE_PER_ADDRESS", default="10/h")
+# How many proxies in front of gunicorn append to X-Forwarded-For (only read when ISSUER_URL is https).
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=1)
 RATELIMIT_FAIL_OPEN = True  # a Redis outage must not cut every instance off
 RATELIMIT_USE_CACHE = "default"
 
@@ -195,13 +199,17 @@ ISSUER = {
 CATALOG_PATH = env.path("CATALOG_PATH", default=BASE_DIR / "unit_primitives" / "catalog")
 
 # Celery: Redis in production; without REDIS_URL a filesystem broker that works across processes.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# (The filesystem URL names a host only so kombu does not warn "No hostname was supplied"; it is not contacted.)
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost//"
 if not REDIS_URL:
     _broker_dir = BASE_DIR / "var" / "celery-broker"
+    for _folder in ("processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)  # a fresh checkout works at once
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_SERIALIZER = "json"

@@ -9,9 +9,7 @@ from django.http import JsonResponse
 from config.cache import CacheUnavailable
 
 TRANSIENT_FAILURES = (OperationalError, InterfaceError, CacheUnavailable)
-RETRY_LATER = (
-    "The subscription portal is temporarily unavailable (its database or cache cannot be reached). Please retry later."
-)
+RETRY_LATER = "The subscription portal cannot answer right now (a temporary failure on its side). Please retry later."
 RETRY_AFTER_SECONDS = 30
 
 

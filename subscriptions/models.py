@@ -1,6 +1,7 @@
 """Who bought what, and which instance may use it. Invariants live in the database as constraints."""
 
 import secrets
+import unicodedata
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -21,6 +22,16 @@ def new_activation_code() -> str:
 
 def new_purchase_id() -> str:
     return f"P-{uuid.uuid4().hex[:12].upper()}"
+
+
+def has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(character) == "Cc" for character in value)
+
+
+def validate_printable(value: str) -> None:
+    """What an instance tells us about itself is shown in the back office: text, never control characters."""
+    if has_control_characters(value):
+        raise ValidationError("Control characters are not allowed.")
 
 
 def validate_license_type(value: str) -> None:

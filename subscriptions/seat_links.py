@@ -11,8 +11,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
-from config.limits import RateLimited, declared_body_length, rate_limit_address, rate_limit_license_key
+from config.limits import (
+    MAX_JSON_DEPTH,
+    RateLimited,
+    declared_body_length,
+    json_too_deep,
+    rate_limit_address,
+    rate_limit_license_key,
+)
 from subscriptions.license_keys import LICENSE_KEY_MAX_LENGTH
+from subscriptions.models import validate_printable
 from subscriptions.selectors import instance_by_license_key, subscriptions_future
 from subscriptions.services import (
     AddOnMetric,
@@ -39,12 +47,20 @@ class AddOnMetricSerializer(serializers.Serializer):
 class SeatLinkSerializer(serializers.Serializer):
     license_key = serializers.CharField(max_length=LICENSE_KEY_MAX_LENGTH)
     timestamp = serializers.DateTimeField()
-    gitlab_version = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    gitlab_version = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default="", validators=[validate_printable]
+    )
     max_historical_user_count = serializers.IntegerField(min_value=0)
     billable_users_count = serializers.IntegerField(min_value=0)
-    hostname = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
-    instance_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    unique_instance_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    hostname = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default="", validators=[validate_printable]
+    )
+    instance_id = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default="", validators=[validate_printable]
+    )
+    unique_instance_id = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default="", validators=[validate_printable]
+    )
     add_on_metrics = AddOnMetricSerializer(many=True, required=False, default=list, max_length=MAX_ADD_ON_METRICS)
 
 
@@ -91,6 +107,8 @@ def seat_link(request):
         return _fail("The request body is not valid JSON.", 400)
     if not isinstance(payload, dict):
         return _fail("The request body must be a JSON object.", 400)
+    if json_too_deep(payload):
+        return _fail(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.", 400)
     license_key = payload.get("license_key") if isinstance(payload.get("license_key"), str) else None
     limited = license_key and rate_limit_license_key(request, license_key)
     if limited:

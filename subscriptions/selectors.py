@@ -110,6 +110,7 @@ def instance_entitlements(
     fingerprint_source = orjson.dumps(
         [
             str(instance.instance_identifier),
+            instance.subscription_id,  # a token minted for one customer's subscription is never another's
             access,
             license_type,
             active_add_ons,

@@ -9,7 +9,6 @@ change to an entitlement input.
 import datetime as dt
 import enum
 import logging
-import unicodedata
 import uuid
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from subscriptions.models import (
     InstanceIdSighting,
     SeatReport,
     Subscription,
+    has_control_characters,
     new_activation_code,
 )
 
@@ -200,7 +200,7 @@ def _unique_instance_id_checked(value: str) -> str:
     limit = Instance._meta.get_field("unique_instance_id").max_length
     if len(value) > limit:
         raise ActivationError(f"The unique instance id is longer than {limit} characters.")
-    if any(unicodedata.category(character) == "Cc" for character in value):
+    if has_control_characters(value):
         raise ActivationError("The unique instance id must not contain control characters.")
     return value.strip()
 
@@ -379,7 +379,8 @@ def instance_foreign_id_record(instance: Instance, seen_instance_id: str, *, at:
                 InstanceIdSighting.objects.filter(pk=sighting.pk).update(last_seen_at=at)
             return
         if InstanceIdSighting.objects.filter(instance=instance).count() >= SIGHTINGS_PER_INSTANCE:
-            InstanceIdSighting.objects.filter(instance=instance).order_by("last_seen_at").first().delete()
+            oldest = InstanceIdSighting.objects.filter(instance=instance).order_by("last_seen_at")[:1]
+            InstanceIdSighting.objects.filter(pk__in=list(oldest.values_list("pk", flat=True))).delete()
         with transaction.atomic():
             InstanceIdSighting.objects.create(
                 instance=instance, seen_instance_id=seen, first_seen_at=at, last_seen_at=at

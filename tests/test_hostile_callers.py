@@ -92,10 +92,10 @@ def test_only_valid_documents_are_cached(client, activated):
     parse_cache.clear()
     for number in range(20):
         post_graphql(client, f"{{ nope{number} }}")
-    assert len(parse_cache._entries) == 0
+    assert len(parse_cache) == 0
     _, key = activated
     post_graphql(client, SYNC_QUERY, sync_variables(key))
-    assert len(parse_cache._entries) == 1
+    assert len(parse_cache) == 1
 
 
 def test_nul_inside_a_query_literal_is_refused_and_nothing_written(client, enterprise_subscription):
@@ -225,3 +225,82 @@ def test_oversized_seat_link_and_rest_bodies_are_413(client, activated):
         HTTP_AUTHORIZATION=f"Bearer {key}",
     )
     assert (seat.status_code, rest.status_code) == (413, 413)
+
+
+def _deep_list(depth: int):
+    return json.loads("[" * depth + "]" * depth)
+
+
+def test_deep_variables_are_a_400_not_a_recursion(client, db):
+    response = post_graphql(client, "{ __typename }", {"x": _deep_list(700)})
+    assert response.status_code == 400 and "nested deeper than" in response.json()["errors"][0]["message"]
+
+
+def test_deep_values_with_a_valid_key_are_a_400_on_rest_and_seat_links(client, activated):
+    _, key = activated
+    rest = client.post(
+        "/api/v1/service_access_tokens",
+        data=json.dumps({"gitlab_version": _deep_list(900)}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    seat = client.post(
+        "/api/v1/seat_links",
+        data=json.dumps({"license_key": key, "hostname": _deep_list(900)}),
+        content_type="application/json",
+    )
+    assert (rest.status_code, seat.status_code) == (400, 400)
+
+
+def test_fragments_at_the_root_cannot_add_root_fields(client, activated):
+    _, key = activated
+    query = (
+        "query($k: String!, $v: String!) { ... on Query { cloudConnectorAccess(licenseKey: $k, gitlabVersion: $v)"
+        " { catalog } __schema { types { name } } } }"
+    )
+    response = post_graphql(client, query, {"k": key, "v": "17.11.0"})
+    assert response.status_code == 400 and "no fragments at the root" in response.json()["errors"][0]["message"]
+
+
+def test_the_parse_cache_keeps_few_and_small_documents(client, db):
+    from issuer.api.graphql_limits import PARSE_CACHE_ENTRIES
+
+    parse_cache.clear()
+    for number in range(PARSE_CACHE_ENTRIES + 10):
+        post_graphql(client, "{ __typename }" + " " * number)
+    assert len(parse_cache) == PARSE_CACHE_ENTRIES
+    parse_cache.clear()
+    post_graphql(client, "{ __typename }" + " " * 5000)
+    assert len(parse_cache) == 0, "a valid text of an implausible size is not kept"
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "hops", "bucket"),
+    [
+        ("203.0.113.5:51234", 1, "203.0.113.5"),
+        ("[2001:db8::1]:443", 1, "2001:db8::/64"),
+        ("2001:db8::1, 2001:db8::2", 1, "2001:db8::/64"),
+        ("198.51.100.7, 203.0.113.9, 10.0.0.2", 2, "203.0.113.9"),
+        ("10.0.0.2", 2, "127.0.0.1"),  # fewer entries than trusted proxies: the peer's own address
+    ],
+)
+def test_client_address_behind_proxies(rf, settings, forwarded, hops, bucket):
+    from config.limits import client_address
+
+    settings.ISSUER_URL = "https://issuer.example.test"
+    settings.TRUSTED_PROXY_HOPS = hops
+    assert client_address(rf.get("/", HTTP_X_FORWARDED_FOR=forwarded)) == bucket
+
+
+def test_control_characters_in_a_seat_link_are_refused(client, activated):
+    _, key = activated
+    body = {
+        "license_key": key,
+        "timestamp": "2026-11-01T00:00:00Z",
+        "max_historical_user_count": 1,
+        "billable_users_count": 1,
+        "hostname": "evil\x1b[31mhost",
+    }
+    response = client.post("/api/v1/seat_links", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 422 and "Control characters" in response.json()["error"]
+    assert not SeatReport.objects.exists()

@@ -19,8 +19,11 @@ from graphql import GraphQLError, build_schema, execute
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 
 from config.limits import (
+    MAX_JSON_DEPTH,
     RateLimited,
     declared_body_length,
+    json_has_nul,
+    json_too_deep,
     rate_limit_activation,
     rate_limit_address,
     rate_limit_license_key,
@@ -36,6 +39,8 @@ from subscriptions.services import ActivationError, instance_activate
 from unit_primitives.catalog import available_services, catalog_document, iso_utc
 
 logger = logging.getLogger(__name__)
+# What a caller is told to retry: the database or cache away, or no usable signing key (an operator's matter).
+TEMPORARILY_UNABLE = (*TRANSIENT_FAILURES, SigningKeyRefused)
 
 SCHEMA = build_schema(
     """
@@ -153,8 +158,6 @@ class Query:
             result = service_access_token_sync(
                 state, gitlab_version=gitlabVersion or header(request, "X-Gitlab-Version"), **instance_headers(request)
             )
-        except SigningKeyRefused as error:
-            raise GraphQLError(f"Tokens cannot be issued right now: {error}") from None
         except InstanceIdMismatch as error:
             raise GraphQLError(str(error)) from None
         service_token = (
@@ -217,7 +220,7 @@ def _errors(errors, status=200):
 def _arguments_without_nul(next_, root, info, **arguments):
     """Execution middleware: string arguments, whether variables or literals in the query text, never hold NUL (no
     database stores it)."""
-    if _has_nul(arguments):
+    if json_has_nul(arguments):
         raise GraphQLError("Strings must not contain NUL characters.")
     return next_(root, info, **arguments)
 
@@ -240,13 +243,15 @@ def graphql_view(request):
         payload = orjson.loads(request.body or b"null")
     except (orjson.JSONDecodeError, UnicodeDecodeError):
         return _errors([GraphQLError("The request body is not valid JSON.")], status=400)
+    if json_too_deep(payload):
+        return _errors([GraphQLError(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.")], status=400)
     if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
         return _errors([GraphQLError("The body must be a JSON object with a `query` string.")], status=400)
     variables = payload.get("variables")
     variables = {} if variables is None else variables
     if not isinstance(variables, dict):
         return _errors([GraphQLError("`variables` must be a JSON object.")], status=400)
-    if _has_nul(variables):
+    if json_has_nul(variables):
         return _errors([GraphQLError("Strings must not contain NUL characters.")], status=400)
     document, errors, memo = document_prepared(payload["query"], SCHEMA)
     if errors:
@@ -266,8 +271,9 @@ def graphql_view(request):
     limited = next((failure.limited for failure in failures if isinstance(failure, RateLimitedError)), None)
     if limited is not None:
         return _too_many(limited)
-    if any(isinstance(failure, TRANSIENT_FAILURES) for failure in failures):
-        logger.warning("GraphQL request failed: the database is unreachable")
+    transient = next((failure for failure in failures if isinstance(failure, TEMPORARILY_UNABLE)), None)
+    if transient is not None:  # the caller hears "retry"; the operator reads why
+        logger.warning("GraphQL request answered 503", extra={"error": repr(transient)})
         response = _errors([GraphQLError(RETRY_LATER)], status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
@@ -278,17 +284,6 @@ def graphql_view(request):
                 logger.error("GraphQL resolver failed", exc_info=error.original_error)
         body["errors"] = [_public_error(error) for error in result.errors]
     return _json(body)
-
-
-def _has_nul(value) -> bool:
-    """No database stores a NUL character in text: such input is refused here, before anything is written."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
 
 
 def _public_error(error: GraphQLError) -> dict:

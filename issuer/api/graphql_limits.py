@@ -6,8 +6,9 @@ fragments, at most three levels deep; these limits sit well above that and far b
 Each over-limit request is refused with a GraphQL error naming the limit, after work proportional to the limit,
 not to the request (`bench/abuse_bench.py` measures it).
 
-Parsed documents are cached per query text, bounded by the texts' total size and holding only documents that
-validated: GitLab sends the same few texts, an attacker sending distinct invalid ones fills nothing.
+Parsed documents are cached per query text, at most PARSE_CACHE_ENTRIES of them, only texts of a plausible size,
+and only documents that validated: GitLab sends the same few texts, an attacker sending distinct invalid ones
+fills nothing, and distinct valid ones cost a re-parse of GitLab's (about a millisecond) at worst.
 """
 
 import threading
@@ -19,15 +20,21 @@ MAX_BODY_BYTES = 8 * 1024
 MAX_TOKENS = 300
 MAX_DEPTH = 5
 MAX_VALIDATION_ERRORS = 10
-PARSE_CACHE_BYTES = 256 * 1024
+# GitLab sends three texts; a parse tree weighs many times its text, so the cache counts entries and keeps only
+# texts of a plausible size.
+PARSE_CACHE_ENTRIES = 32
+PARSE_CACHE_MAX_TEXT = 4 * 1024
 
 
 class GitLabShapedOperations(ValidationRule):
     """One root field per operation, no aliases (they multiply work and answers), a bounded depth."""
 
     def enter_operation_definition(self, node, *_args):
-        if len(node.selection_set.selections) != 1:
-            self.report_error(GraphQLError("An operation must select exactly one root field.", node))
+        selections = node.selection_set.selections
+        if len(selections) != 1 or type(selections[0]).__name__ != "FieldNode":
+            self.report_error(
+                GraphQLError("An operation must select exactly one root field (no fragments at the root).", node)
+            )
 
     def enter_field(self, node, _key, _parent, _path, ancestors):
         if node.alias is not None:
@@ -42,7 +49,7 @@ RULES = (*specified_rules, GitLabShapedOperations)
 
 class _ParseCache:
     def __init__(self):
-        self._entries = LRUCache(maxsize=PARSE_CACHE_BYTES, getsizeof=lambda entry: entry[2])
+        self._entries = LRUCache(maxsize=PARSE_CACHE_ENTRIES)
         self._lock = threading.Lock()
 
     def get(self, query: str):
@@ -50,12 +57,16 @@ class _ParseCache:
             return self._entries.get(query)
 
     def put(self, query: str, document, memo: dict) -> None:
-        with self._lock:
-            self._entries[query] = (document, memo, len(query.encode("utf-8", "surrogatepass")))
+        if len(query) <= PARSE_CACHE_MAX_TEXT:
+            with self._lock:
+                self._entries[query] = (document, memo)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 parse_cache = _ParseCache()

@@ -1,5 +1,7 @@
 """`POST /api/v1/service_access_tokens` (PROTOCOL §8): the REST twin of the GraphQL sync, for our own clients."""
 
+import logging
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -7,11 +9,13 @@ from rest_framework.views import APIView
 
 from config.api import RequestTooLarge
 from config.limits import declared_body_length, rate_limit_address, rate_limit_license_key
+from config.unavailable import RETRY_AFTER_SECONDS, RETRY_LATER
 from issuer.api.auth import InstanceThrottle, LicenseKeyAuthentication, bearer_license_key
 from issuer.api.http import header, instance_headers
 from issuer.keys.services import SigningKeyRefused
 from issuer.tokens.services import NO_ACCESS, InstanceIdMismatch, service_access_token_sync
 
+logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024  # the body is at most {"gitlab_version": "..."}
 
 
@@ -66,8 +70,13 @@ class ServiceAccessTokenView(APIView):
         gitlab_version = body.validated_data.get("gitlab_version") or header(request, "X-Gitlab-Version")
         try:
             result = service_access_token_sync(state, gitlab_version=gitlab_version, **instance_headers(request))
-        except SigningKeyRefused as error:
-            return Response({"detail": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        except SigningKeyRefused as error:  # the caller hears "retry"; the operator reads why
+            logger.warning("token request answered 503", extra={"error": repr(error)})
+            return Response(
+                {"detail": RETRY_LATER},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         except InstanceIdMismatch as error:
             return Response({"detail": str(error)}, status=status.HTTP_403_FORBIDDEN)
         if result.token is None:

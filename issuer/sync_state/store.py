@@ -10,11 +10,13 @@ Only with a shared cache (Redis): with per-process caches another process could 
 sync reads the database instead.
 """
 
+import contextlib
 import datetime as dt
 import hmac
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -28,10 +30,15 @@ from subscriptions.models import Instance
 from subscriptions.selectors import instance_by_license_key
 
 GENERATION_SECONDS = 86400  # outlives every cached state
-# The generation while a writer's transaction is open: states are then neither served nor stored. Should the
-# writer's release after commit be lost, the mark expires and readers start a new generation: never stale.
-WRITING = "writing"
+# While any writer's transaction is open (its count above zero) states are neither served nor stored. Should a
+# writer's release after commit be lost, the count expires after this long: no caching meanwhile, never stale.
 WRITING_SECONDS = 300
+
+
+class SyncStateCacheKeys(NamedTuple):
+    state: str  # the cached SyncState
+    generation: str  # the tag a state must carry to be served
+    writers: str  # how many writers' transactions are open on this license key
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,11 @@ class SyncState:
     generation: int | None  # None: not to be cached (no shared cache, a writer is at work, or Redis is away)
 
 
-def sync_state_cache_keys(digest: str) -> tuple[str, str]:
-    """(state key, generation key) of a license key's digest in the shared cache."""
-    return f"issuer:sync:{digest}", f"issuer:sync-generation:{digest}"
+def sync_state_cache_keys(digest: str) -> SyncStateCacheKeys:
+    """The shared-cache keys of a license key's digest."""
+    return SyncStateCacheKeys(
+        f"issuer:sync:{digest}", f"issuer:sync-generation:{digest}", f"issuer:sync-writers:{digest}"
+    )
 
 
 def sync_state_enabled() -> bool:
@@ -80,15 +89,15 @@ def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
     generation = None
     if sync_state_enabled():
         digest = license_key_digest(license_key)
-        state_key, generation_key = sync_state_cache_keys(digest)
-        found = cache.get_many([state_key, generation_key])
-        generation = found.get(generation_key)
-        state = found.get(state_key)
-        if generation is None:
-            generation, state = _generation_started(generation_key), None
+        keys = sync_state_cache_keys(digest)
+        found = cache.get_many(list(keys))
+        state, generation = found.get(keys.state), found.get(keys.generation)
+        if found.get(keys.writers, 0) > 0:  # a writer is at work: read the database, cache nothing
+            state = generation = None
+        elif generation is None:
+            generation, state = _generation_started(keys.generation), None
         if (
             state is not None
-            and generation != WRITING
             and state.generation == generation
             and hmac.compare_digest(state.instance.license_key_digest or "", digest)
         ):
@@ -96,8 +105,7 @@ def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
     instance = instance_by_license_key(license_key, with_purchases=True)
     if instance is None:
         return None
-    cacheable = generation if generation != WRITING else None
-    state = SyncState(instance=instance, newest=_newest_token(instance), generation=cacheable)
+    state = SyncState(instance=instance, newest=_newest_token(instance), generation=generation)
     _store(state)
     return state
 
@@ -113,8 +121,8 @@ def _generation_started(generation_key: str):
 
 def _store(state: SyncState) -> None:
     if sync_state_enabled() and state.generation is not None:
-        state_key, _ = sync_state_cache_keys(state.instance.license_key_digest)
-        cache.set(state_key, state, issuer_settings.SYNC_STATE_CACHE_SECONDS)
+        keys = sync_state_cache_keys(state.instance.license_key_digest)
+        cache.set(keys.state, state, issuer_settings.SYNC_STATE_CACHE_SECONDS)
 
 
 def sync_state_touch(state: SyncState) -> None:
@@ -143,36 +151,46 @@ def sync_state_forget(digests: Iterable[str | None]) -> None:
     only makes the next sync find that token not fresh (rotated key, near expiry) and mint again, or hand out the
     older token, which is valid and carries the same entitlements."""
     if sync_state_enabled():
-        cache.delete_many([sync_state_cache_keys(digest)[0] for digest in digests if digest])
+        cache.delete_many([sync_state_cache_keys(digest).state for digest in digests if digest])
 
 
 def sync_state_invalidate(digests: Iterable[str | None]) -> None:
     """Drops the cached states of these license keys, failing closed: written strictly (CacheUnavailable rolls the
     writer's transaction back), never lost in silence.
 
-    Inside a transaction the generation is marked WRITING until commit (a reader in between reads the old rows and
-    must not cache them), then released to a new generation; outside one it gets a new generation at once.
+    Every call starts a new generation, so a state read before it never matches again. Inside a transaction the
+    key's writer count also stays raised until commit (a reader in between reads the old rows and must not cache
+    them); after commit it is lowered and the generation renewed once more.
     """
     if not sync_state_enabled():
         return
-    digests = [digest for digest in digests if digest]
-    if not digests:
+    keys = [sync_state_cache_keys(digest) for digest in digests if digest]
+    if not keys:
         return
     in_transaction = transaction.get_connection().in_atomic_block
-    keys = [sync_state_cache_keys(digest) for digest in digests]
     with cache_strict():
         if in_transaction:
-            cache.set_many({generation_key: WRITING for _, generation_key in keys}, WRITING_SECONDS)
-        else:
-            _generations_renewed(keys)
-        cache.delete_many([state_key for state_key, _ in keys])
+            for key in keys:
+                cache.add(key.writers, 0, WRITING_SECONDS)
+                cache.incr(key.writers)
+                cache.touch(key.writers, WRITING_SECONDS)
+        _generations_renewed(keys)
+        cache.delete_many([key.state for key in keys])
     if in_transaction:
-        transaction.on_commit(lambda: _generations_renewed(keys))
+        transaction.on_commit(lambda: _writers_done(keys))
 
 
-def _generations_renewed(keys: list[tuple[str, str]]) -> None:
+def _generations_renewed(keys: list[SyncStateCacheKeys]) -> None:
     fresh = time.time_ns()
-    cache.set_many({generation_key: fresh for _, generation_key in keys}, GENERATION_SECONDS)
+    cache.set_many({key.generation: fresh for key in keys}, GENERATION_SECONDS)
+
+
+def _writers_done(keys: list[SyncStateCacheKeys]) -> None:
+    """After commit. Lost to a Redis blip, the count expires after WRITING_SECONDS: uncached meanwhile, not stale."""
+    for key in keys:
+        with contextlib.suppress(ValueError):  # expired meanwhile (or Redis away): nothing to lower
+            cache.decr(key.writers)
+    _generations_renewed(keys)
 
 
 def sync_state_invalidate_subscription(subscription_id: int | None) -> None:

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.test import override_settings
 
 from config.cache import CacheUnavailable, cache_strict
-from issuer.sync_state.store import WRITING, sync_state_by_license_key, sync_state_cache_keys
+from issuer.sync_state.store import sync_state_by_license_key, sync_state_cache_keys
 from subscriptions.license_keys import license_key_digest
 from subscriptions.models import Instance
 from subscriptions.services import instance_release, instance_set_suspended
@@ -63,14 +63,30 @@ def test_a_lost_release_after_commit_serves_nothing_stale(client, activated, set
     instance, key = activated
     sync(client, key)
     sync(client, key)  # the state is cached
-    with mock.patch("issuer.sync_state.store._generations_renewed"):  # Redis went away right at commit
+    keys = sync_state_cache_keys(license_key_digest(key))
+    with mock.patch("issuer.sync_state.store._writers_done"):  # Redis went away right at commit
         instance_set_suspended(instance, True)
-    _, generation_key = sync_state_cache_keys(license_key_digest(key))
-    assert cache.get(generation_key) == WRITING
+    assert cache.get(keys.writers) >= 1
     _, body = sync(client, key)
     assert body["data"]["cloudConnectorAccess"]["serviceToken"] is None, "the suspension is seen at once"
-    assert sync_state_by_license_key(key).generation is None, "and nothing is cached while the mark stands"
-    cache.delete(generation_key)  # the mark expires
+    assert sync_state_by_license_key(key).generation is None, "and nothing is cached while the count stands"
+    cache.delete(keys.writers)  # the count expires
     instance_set_suspended(instance, False)
     _, body = sync(client, key)
     assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+    assert sync_state_by_license_key(key).generation is not None, "cached again"
+
+
+def test_one_writers_release_does_not_open_the_cache_while_another_writes(activated, settings):
+    """Two writers on one key: the first one's commit must not let readers cache what the second will change."""
+    settings.CACHE_IS_SHARED = True
+    _, key = activated
+    keys = sync_state_cache_keys(license_key_digest(key))
+    sync_state_by_license_key(key)
+    cache.set(keys.writers, 2)  # two transactions open on this key, and their mark dropped the state
+    cache.delete(keys.state)
+    cache.decr(keys.writers)  # the first commits
+    assert sync_state_by_license_key(key).generation is None
+    assert cache.get(keys.state) is None, "nothing stored while the second is open"
+    cache.decr(keys.writers)  # the second commits
+    assert sync_state_by_license_key(key).generation is not None

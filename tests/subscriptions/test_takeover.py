@@ -7,7 +7,7 @@ import pytest
 from subscriptions.models import Instance
 from subscriptions.selectors import instance_by_license_key
 from subscriptions.services import ActivationError, instance_activate, instance_release
-from tests.factories import SubscriptionFactory
+from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
 from tests.helpers import sync
 
 pytestmark = pytest.mark.django_db
@@ -54,3 +54,17 @@ def test_reactivating_its_own_subscription_keeps_working(enterprise_subscription
     second = activate(enterprise_subscription.activation_code, instance_id)
     assert instance_by_license_key(first.license_key) is None
     assert instance_by_license_key(second.license_key).subscription == enterprise_subscription
+
+
+def test_a_released_instance_activated_by_another_customer_never_gets_the_old_token(
+    client, enterprise_subscription, signing_key
+):
+    instance_id = str(uuid.uuid4())
+    first = activate(enterprise_subscription.activation_code, instance_id)
+    _, body = sync(client, first.license_key)
+    old_token = body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+    instance_release(Instance.objects.get(instance_identifier=instance_id))
+    other_customer = AddOnPurchaseFactory(add_on="duo_enterprise", quantity=50).subscription  # the same entitlements
+    second = activate(other_customer.activation_code, instance_id)
+    _, body = sync(client, second.license_key)
+    assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"] != old_token
