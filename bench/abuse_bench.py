@@ -22,13 +22,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.http_bench import SYNC, free_port, prepare, serve  # noqa: E402
+from bench.http_bench import SYNC, bench_environment, free_port, prepare, serve  # noqa: E402
 
 
 def post(url: str, body: bytes) -> tuple[int, float]:
@@ -87,27 +86,11 @@ def main():
     name = database.rsplit("/", 1)[1]
     for statement in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
         subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", statement], check=True)
-    from cryptography.fernet import Fernet
-
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": database,
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9"),
-        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-        "KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "LICENSE_KEY_PEPPER": uuid.uuid4().hex,
-        "ISSUER_URL": "http://127.0.0.1",
-        "DEBUG": "0",
-        "WEB_CONCURRENCY": "1",
-        "INSTANCE_RATE_PER_ADDRESS": "10000000/m",
-        "INSTANCE_RATE_PER_LICENSE_KEY": "10000000/m",
-        "ACTIVATION_RATE_PER_ADDRESS": "1/h",
-    }
+    env = bench_environment(database, ACTIVATION_RATE_PER_ADDRESS="1/h")
     subprocess.run(["redis-cli", "-n", env["REDIS_URL"].rsplit("/", 1)[1], "FLUSHDB"], check=True, capture_output=True)
     key = prepare(env, 1)[0]
     port = free_port()
-    server = serve({**env}, port)
+    server = serve(env, port, workers=1)
     url = f"http://127.0.0.1:{port}/graphql"
     try:
         sync = graphql(SYNC, {"licenseKey": key, "gitlabVersion": "17.11.0"})

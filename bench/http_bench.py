@@ -83,7 +83,7 @@ def lua_for_sync(keys: list[str], folder: Path) -> Path:
     return script
 
 
-def serve(env: dict, port: int) -> subprocess.Popen:
+def serve(env: dict, port: int, workers: int = 2) -> subprocess.Popen:
     server = subprocess.Popen(
         [
             PY,
@@ -93,7 +93,7 @@ def serve(env: dict, port: int) -> subprocess.Popen:
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "2",
+            str(workers),
             "--log-level",
             "warning",
         ],
@@ -125,6 +125,27 @@ def wrk(binary: str, url: str, duration: int, connections: int, script: Path | N
     return {"rps": rps, "p50_ms": latency(50), "p99_ms": latency(99), "non_2xx": int(errors.group(1)) if errors else 0}
 
 
+def bench_environment(database: str, **overrides: str) -> dict:
+    """The server's environment: fresh secrets, the bench settings, PostgreSQL and Redis, rate limits counted as in
+    production but high enough that the load from one address is never refused."""
+    from cryptography.fernet import Fernet
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DATABASE_URL": database,
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9"),
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+        "KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "LICENSE_KEY_PEPPER": uuid.uuid4().hex,
+        "ISSUER_URL": "http://127.0.0.1",
+        "DEBUG": "0",
+        "INSTANCE_RATE_PER_ADDRESS": "10000000/m",
+        "INSTANCE_RATE_PER_LICENSE_KEY": "10000000/m",
+        **overrides,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
@@ -138,22 +159,7 @@ def main():
         ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", f"DROP DATABASE IF EXISTS {name}"], check=True
     )
     subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", f"CREATE DATABASE {name}"], check=True)
-    from cryptography.fernet import Fernet
-
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": database,
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9"),
-        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-        "KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "LICENSE_KEY_PEPPER": uuid.uuid4().hex,
-        "ISSUER_URL": "http://127.0.0.1",
-        "DEBUG": "0",
-        # Counted as in production, but high enough that the load from one address is never refused.
-        "INSTANCE_RATE_PER_ADDRESS": "10000000/m",
-        "INSTANCE_RATE_PER_LICENSE_KEY": "10000000/m",
-    }
+    env = bench_environment(database)
     keys = prepare(env, args.instances)
     results = {}
     with tempfile.TemporaryDirectory() as folder:

@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 
+import orjson
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
@@ -82,48 +83,58 @@ def _bucket(address: str) -> str:
 
 
 @dataclass(frozen=True)
-class RateLimited:
-    limit: str  # which limit, for the message
-    retry_after: int  # seconds
+class Refusal:
+    """Why a request is turned away before any lookup; each door renders it in its own format."""
 
-    @property
-    def message(self) -> str:
-        return f"Too many requests ({self.limit}); retry in {self.retry_after} s."
+    status: int  # 400, 413 or 429
+    message: str
+    retry_after: int | None = None  # seconds, for a 429
 
 
-def _hit(request, *, group: str, value: str, rate: str, label: str) -> RateLimited | None:
+def json_body_admitted(request, max_bytes: int):
+    """(payload, None), or (None, Refusal): the checks every instance-facing JSON door makes first, cheapest first
+    (the per-address rate limit, the declared size, valid JSON, the nesting depth)."""
+    limited = rate_limit_address(request)
+    if limited is not None:
+        return None, limited
+    if declared_body_length(request) > max_bytes:
+        return None, Refusal(413, f"The request body is larger than {max_bytes} bytes.")
+    try:
+        payload = orjson.loads(request.body or b"null")
+    except (orjson.JSONDecodeError, UnicodeDecodeError):
+        return None, Refusal(400, "The request body is not valid JSON.")
+    if json_too_deep(payload):
+        return None, Refusal(400, f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.")
+    return payload, None
+
+
+# kind: (counter group, the setting with its rate, what the message calls it)
+_RATE_LIMITS = {
+    "address": ("instance-door", "INSTANCE_RATE_PER_ADDRESS", "requests per client address"),
+    "activation": ("activation", "ACTIVATION_RATE_PER_ADDRESS", "activation attempts per client address"),
+    "license_key": ("license-key", "INSTANCE_RATE_PER_LICENSE_KEY", "requests per license key"),
+}
+
+
+def _rate_limited(request, kind: str, value: str) -> Refusal | None:
+    group, setting, label = _RATE_LIMITS[kind]
+    rate = getattr(settings, setting)
     usage = get_usage(request, group=group, key=lambda _group, _request: value, rate=rate, increment=True)
     if usage is None or not usage["should_limit"]:
         return None
-    return RateLimited(limit=f"{label}: {rate}", retry_after=max(int(usage["time_left"]), 1))
+    retry_after = max(int(usage["time_left"]), 1)
+    return Refusal(429, f"Too many requests ({label}: {rate}); retry in {retry_after} s.", retry_after)
 
 
-def rate_limit_address(request) -> RateLimited | None:
-    return _hit(
-        request,
-        group="instance-door",
-        value=client_address(request),
-        rate=settings.INSTANCE_RATE_PER_ADDRESS,
-        label="requests per client address",
-    )
+def rate_limit_address(request) -> Refusal | None:
+    return _rate_limited(request, "address", client_address(request))
 
 
-def rate_limit_activation(request) -> RateLimited | None:
-    return _hit(
-        request,
-        group="activation",
-        value=client_address(request),
-        rate=settings.ACTIVATION_RATE_PER_ADDRESS,
-        label="activation attempts per client address",
-    )
+def rate_limit_activation(request) -> Refusal | None:
+    return _rate_limited(request, "activation", client_address(request))
 
 
-def rate_limit_license_key(request, license_key: str) -> RateLimited | None:
-    digest = hashlib.sha256(license_key.encode("utf-8", "surrogatepass")).hexdigest()
-    return _hit(
-        request,
-        group="license-key",
-        value=digest,
-        rate=settings.INSTANCE_RATE_PER_LICENSE_KEY,
-        label="requests per license key",
+def rate_limit_license_key(request, license_key: str) -> Refusal | None:
+    return _rate_limited(
+        request, "license_key", hashlib.sha256(license_key.encode("utf-8", "surrogatepass")).hexdigest()
     )

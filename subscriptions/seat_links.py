@@ -3,7 +3,6 @@ limited (with Retry-After). Never a 500."""
 
 import datetime as dt
 
-import orjson
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.utils import timezone
@@ -11,14 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
-from config.limits import (
-    MAX_JSON_DEPTH,
-    RateLimited,
-    declared_body_length,
-    json_too_deep,
-    rate_limit_address,
-    rate_limit_license_key,
-)
+from config.limits import Refusal, json_body_admitted, rate_limit_license_key
 from subscriptions.license_keys import LICENSE_KEY_MAX_LENGTH
 from subscriptions.models import validate_printable
 from subscriptions.selectors import instance_by_license_key, subscriptions_future
@@ -68,9 +60,10 @@ def _fail(message: str, status: int) -> JsonResponse:
     return JsonResponse({"success": False, "error": message}, status=status)
 
 
-def _too_many(limited: RateLimited) -> JsonResponse:
-    response = _fail(limited.message, 429)
-    response["Retry-After"] = str(limited.retry_after)
+def _refused(refusal: Refusal) -> JsonResponse:
+    response = _fail(refusal.message, refusal.status)
+    if refusal.retry_after:
+        response["Retry-After"] = str(refusal.retry_after)
     return response
 
 
@@ -96,23 +89,15 @@ def _flatten(value):
 @csrf_exempt
 @require_POST
 def seat_link(request):
-    limited = rate_limit_address(request)
-    if limited is not None:
-        return _too_many(limited)
-    if declared_body_length(request) > MAX_BODY_BYTES:
-        return _fail(f"The request body is larger than {MAX_BODY_BYTES} bytes.", 413)
-    try:
-        payload = orjson.loads(request.body)  # nesting deeper than 1024 is a decode error, not a RecursionError
-    except orjson.JSONDecodeError:
-        return _fail("The request body is not valid JSON.", 400)
+    payload, refusal = json_body_admitted(request, MAX_BODY_BYTES)
+    if refusal is not None:
+        return _refused(refusal)
     if not isinstance(payload, dict):
         return _fail("The request body must be a JSON object.", 400)
-    if json_too_deep(payload):
-        return _fail(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.", 400)
     license_key = payload.get("license_key") if isinstance(payload.get("license_key"), str) else None
     limited = license_key and rate_limit_license_key(request, license_key)
     if limited:
-        return _too_many(limited)
+        return _refused(limited)
     instance = instance_by_license_key(license_key)
     if instance is None:
         return _fail("The license key is not valid.", 422)

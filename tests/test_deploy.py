@@ -19,7 +19,8 @@ def test_compose_stack_shape():
     for name in ("postgres", "redis", "web", "worker"):
         assert "healthcheck" in services[name], name
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert set(compose["volumes"]) == {"postgres-data", "redis-data"}
+    assert set(compose["volumes"]) == {"postgres-data", "redis-data", "beat-data"}
+    assert services["web"]["ports"] == ["127.0.0.1:8000:8000"], "only the proxy on this host reaches gunicorn"
     assert "signing_keys ensure" in " ".join(services["migrate"]["command"])
 
 
@@ -89,3 +90,54 @@ def test_env_example_copied_as_is_configures_a_working_process(tmp_path):
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_dockerignore_keeps_secrets_state_and_tools_out_of_the_build_context(tmp_path):
+    """What `podman build .` would send: git's own matcher applies the same patterns (a .dockerignore has no
+    negation quirks here beyond `!.env.example`)."""
+    import subprocess
+
+    patterns = (ROOT / ".dockerignore").read_text()
+    (tmp_path / ".gitignore").write_text(patterns)
+    for path in (
+        ".env",
+        ".venv/bin/python",
+        "db.sqlite3",
+        "var/static/x.css",
+        "tests/test_x.py",
+        ".env.example",
+        "manage.py",
+        "issuer/models.py",
+    ):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("x")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    ignored = subprocess.run(
+        [
+            "git",
+            "check-ignore",
+            "--no-index",
+            ".env",
+            ".venv/bin/python",
+            "db.sqlite3",
+            "var/static/x.css",
+            "tests/test_x.py",
+            ".env.example",
+            "manage.py",
+            "issuer/models.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert {".env", ".venv/bin/python", "db.sqlite3", "var/static/x.css", "tests/test_x.py"} <= set(ignored)
+    assert not {".env.example", "manage.py", "issuer/models.py"} & set(ignored)
+    assert ".git" in patterns.splitlines()
+
+
+def test_the_image_installs_only_what_runs():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=" in dockerfile and "requirements-dev" not in dockerfile
+    runtime = (ROOT / "requirements.txt").read_text().lower()
+    for tool in ("pytest", "playwright", "ruff", "hypothesis", "faker", "import-linter"):
+        assert f"\n{tool}" not in runtime, tool

@@ -19,13 +19,10 @@ from graphql import GraphQLError, build_schema, execute
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 
 from config.limits import (
-    MAX_JSON_DEPTH,
-    RateLimited,
-    declared_body_length,
+    Refusal,
+    json_body_admitted,
     json_has_nul,
-    json_too_deep,
     rate_limit_activation,
-    rate_limit_address,
     rate_limit_license_key,
 )
 from config.unavailable import RETRY_AFTER_SECONDS, RETRY_LATER, TRANSIENT_FAILURES
@@ -136,12 +133,12 @@ class _MemoizingExecutor(ExecutorThrowingOnIncremental):
 
 
 class RateLimitedError(Exception):
-    def __init__(self, limited: RateLimited):
+    def __init__(self, limited: Refusal):
         super().__init__(limited.message)
         self.limited = limited
 
 
-def _raise_if_limited(limited: RateLimited | None) -> None:
+def _raise_if_limited(limited: Refusal | None) -> None:
     if limited is not None:
         raise RateLimitedError(limited)
 
@@ -225,26 +222,19 @@ def _arguments_without_nul(next_, root, info, **arguments):
     return next_(root, info, **arguments)
 
 
-def _too_many(limited: RateLimited) -> HttpResponse:
-    response = _errors([GraphQLError(limited.message)], status=429)
-    response["Retry-After"] = str(limited.retry_after)
+def _refused(refusal: Refusal) -> HttpResponse:
+    response = _errors([GraphQLError(refusal.message)], status=refusal.status)
+    if refusal.retry_after:
+        response["Retry-After"] = str(refusal.retry_after)
     return response
 
 
 @csrf_exempt
 @require_POST
 def graphql_view(request):
-    limited = rate_limit_address(request)
-    if limited is not None:
-        return _too_many(limited)
-    if declared_body_length(request) > MAX_BODY_BYTES:
-        return _errors([GraphQLError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")], status=413)
-    try:
-        payload = orjson.loads(request.body or b"null")
-    except (orjson.JSONDecodeError, UnicodeDecodeError):
-        return _errors([GraphQLError("The request body is not valid JSON.")], status=400)
-    if json_too_deep(payload):
-        return _errors([GraphQLError(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.")], status=400)
+    payload, refusal = json_body_admitted(request, MAX_BODY_BYTES)
+    if refusal is not None:
+        return _refused(refusal)
     if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
         return _errors([GraphQLError("The body must be a JSON object with a `query` string.")], status=400)
     variables = payload.get("variables")
@@ -270,7 +260,7 @@ def graphql_view(request):
     failures = [error.original_error for error in result.errors or ()]
     limited = next((failure.limited for failure in failures if isinstance(failure, RateLimitedError)), None)
     if limited is not None:
-        return _too_many(limited)
+        return _refused(limited)
     transient = next((failure for failure in failures if isinstance(failure, TEMPORARILY_UNABLE)), None)
     if transient is not None:  # the caller hears "retry"; the operator reads why
         logger.warning("GraphQL request answered 503", extra={"error": repr(transient)})
