@@ -16,7 +16,7 @@ WORKDIR /app
 COPY . .
 # Static files collected and hashed at build time (whitenoise serves them compressed, cached for a year).
 RUN DEBUG=1 SECRET_KEY=build-only python manage.py collectstatic --noinput -v0 \
-    && useradd --system --uid 10001 --create-home --home-dir /home/issuer issuer \
+    && useradd --uid 10001 --create-home --home-dir /home/issuer --shell /usr/sbin/nologin issuer \
     && mkdir -p var/beat && chown -R issuer var
 USER issuer
 

@@ -27,7 +27,7 @@ run: $(VENV)/.installed .env
 	@echo "First admin: $(PY) manage.py createsuperuser"
 	@echo "Ctrl-C stops web, worker and beat."
 	@echo ""
-	@trap 'trap - INT TERM EXIT; kill 0 2>/dev/null; exit 0' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; kill $$(jobs -p) 2>/dev/null; wait; exit 0' INT TERM EXIT; \
 	$(VENV)/bin/gunicorn -c config/gunicorn.conf.py config.wsgi --bind 127.0.0.1:$(PORT) & \
 	$(VENV)/bin/celery -A config worker --loglevel INFO --concurrency 2 & \
 	$(VENV)/bin/celery -A config beat --loglevel INFO --schedule var/celerybeat-schedule & \

@@ -141,3 +141,36 @@ def test_the_image_installs_only_what_runs():
     runtime = (ROOT / "requirements.txt").read_text().lower()
     for tool in ("pytest", "playwright", "ruff", "hypothesis", "faker", "import-linter"):
         assert f"\n{tool}" not in runtime, tool
+
+
+def test_the_default_issuer_url_follows_the_port():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ISSUER_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(PORT="9000", SECRET_KEY="x", KEY_ENCRYPTION_KEYS="", LICENSE_KEY_PEPPER="x")
+    code = "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; django.setup(); from django.conf import settings; print(settings.ISSUER_URL)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "http://127.0.0.1:9000", done.stderr
+
+
+def test_make_run_refuses_a_port_in_use_before_starting_anything():
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "scripts/port_free.py", str(port)], cwd=ROOT, capture_output=True, text=True
+        )
+    assert done.returncode == 1 and f"Port {port} is already in use" in done.stderr
+
+
+def test_the_landing_page_links_the_public_documents(client, db):
+    page = client.get("/").content.decode()
+    for link in ("/admin/", "/.well-known/openid-configuration", "/oauth/discovery/keys", "/api/docs/"):
+        assert f'href="{link}"' in page

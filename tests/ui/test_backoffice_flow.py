@@ -215,3 +215,14 @@ def test_a_cloned_instance_is_diagnosed_on_its_page(page, live_server, admin_use
     assert "does not match" in page.inner_text("[data-field=last_error]")
     assert page.get_attribute("tr[data-check='one instance id per license key']", "data-ok") == "no"
     shot(page, "20-instance-cloned")
+
+
+def test_the_landing_page_leads_to_the_back_office_and_the_keys(page, live_server, shot):
+    page.goto(f"{live_server.url}/")
+    assert page.inner_text("h1") == "Cloud Connector token issuer"
+    shot(page, "00-landing")
+    page.click("text=JSON Web Key Set")
+    assert '"keys"' in page.content()
+    page.goto(f"{live_server.url}/")
+    page.click("text=Back office")
+    assert "/admin/login/" in page.url
