@@ -45,3 +45,20 @@ def test_public_endpoints_and_sync_survive_a_redis_outage(client, activated, set
             content_type="application/json",
         )
         assert rest.status_code == 200  # throttling fails open rather than refusing everyone
+
+
+@pytest.mark.redis
+def test_incr_counts_in_one_round_trip_and_refuses_a_missing_key():
+    import os
+
+    location = os.environ.get("REDIS_URL")
+    if not location:
+        pytest.skip("needs Redis: set REDIS_URL=redis://...")
+    cache = RedisCache(location, {})
+    cache.delete("incr-probe")
+    with pytest.raises(ValueError):
+        cache.incr("incr-probe")
+    assert cache.get("incr-probe") is None, "a missing key is not created"
+    cache.set("incr-probe", 5)
+    assert cache.incr("incr-probe") == 6 and cache.decr("incr-probe", 2) == 4 and cache.get("incr-probe") == 4
+    cache.delete("incr-probe")
