@@ -1,26 +1,16 @@
 """The image smoke test's GitLab: `activate BASE CODE INSTANCE` prints the license key (GitLab 19.x text),
-`sync BASE LICENSE_KEY INSTANCE` prints the kid of the token it gets. Standard library only."""
+`sync BASE LICENSE_KEY INSTANCE` prints the kid of the token it gets. Run with the project's interpreter, from the
+project's root: the query texts are the tests' own."""
 
 import base64
 import json
 import sys
 import urllib.request
+from pathlib import Path
 
-ACTIVATE = """mutation($activationCode: String!, $instanceIdentifier: String!, $uniqueInstanceId: String!, $automated: Boolean!, $gitlabVersion: String!, $hostname: String!) {
-  cloudActivationActivate(input: {activationCode: $activationCode, instanceIdentifier: $instanceIdentifier, uniqueInstanceId: $uniqueInstanceId, automated: $automated, gitlabVersion: $gitlabVersion, hostname: $hostname}) {
-    licenseKey
-    futureSubscriptions { cloudLicenseEnabled offlineCloudLicenseEnabled plan company email name startsAt expiresAt usersInLicenseCount }
-    newSubscription
-    errors
-  }
-}"""
-SYNC = """query cloudConnectorAccess($licenseKey: String!, $gitlabVersion: String!) {
-  cloudConnectorAccess(licenseKey: $licenseKey, gitlabVersion: $gitlabVersion) {
-    serviceToken { token expiresAt }
-    availableServices { name serviceStartTime bundledWith }
-    catalog
-  }
-}"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers import ACTIVATE_MUTATION_19 as ACTIVATE  # noqa: E402
+from tests.helpers import SYNC_QUERY as SYNC  # noqa: E402
 
 
 def graphql(base: str, query: str, variables: dict, instance: str) -> dict:

@@ -90,6 +90,10 @@ class Refusal:
     message: str
     retry_after: int | None = None  # seconds, for a 429
 
+    @property
+    def headers(self) -> dict:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+
 
 def json_body_admitted(request, max_bytes: int):
     """(payload, None), or (None, Refusal): the checks every instance-facing JSON door makes first, cheapest first

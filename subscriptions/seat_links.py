@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
-from config.limits import Refusal, json_body_admitted, rate_limit_license_key
+from config.limits import json_body_admitted, rate_limit_license_key
 from subscriptions.license_keys import LICENSE_KEY_MAX_LENGTH
 from subscriptions.models import validate_printable
 from subscriptions.selectors import instance_by_license_key, subscriptions_future
@@ -56,15 +56,8 @@ class SeatLinkSerializer(serializers.Serializer):
     add_on_metrics = AddOnMetricSerializer(many=True, required=False, default=list, max_length=MAX_ADD_ON_METRICS)
 
 
-def _fail(message: str, status: int) -> JsonResponse:
-    return JsonResponse({"success": False, "error": message}, status=status)
-
-
-def _refused(refusal: Refusal) -> JsonResponse:
-    response = _fail(refusal.message, refusal.status)
-    if refusal.retry_after:
-        response["Retry-After"] = str(refusal.retry_after)
-    return response
+def _fail(message: str, status: int, headers: dict | None = None) -> JsonResponse:
+    return JsonResponse({"success": False, "error": message}, status=status, headers=headers)
 
 
 def _describe(errors: dict) -> str:
@@ -91,13 +84,13 @@ def _flatten(value):
 def seat_link(request):
     payload, refusal = json_body_admitted(request, MAX_BODY_BYTES)
     if refusal is not None:
-        return _refused(refusal)
+        return _fail(refusal.message, refusal.status, refusal.headers)
     if not isinstance(payload, dict):
         return _fail("The request body must be a JSON object.", 400)
     license_key = payload.get("license_key") if isinstance(payload.get("license_key"), str) else None
     limited = license_key and rate_limit_license_key(request, license_key)
     if limited:
-        return _refused(limited)
+        return _fail(limited.message, limited.status, limited.headers)
     instance = instance_by_license_key(license_key)
     if instance is None:
         return _fail("The license key is not valid.", 422)

@@ -205,13 +205,13 @@ class Root(Query, Mutation):
     """graphql-core resolves root fields as methods of the root value."""
 
 
-def _json(body: dict, status: int = 200) -> HttpResponse:
+def _json(body: dict, status: int = 200, headers: dict | None = None) -> HttpResponse:
     """orjson: the sync answer carries the whole catalog (~20 kB), and the standard encoder was a tenth of it."""
-    return HttpResponse(orjson.dumps(body), content_type="application/json", status=status)
+    return HttpResponse(orjson.dumps(body), content_type="application/json", status=status, headers=headers)
 
 
-def _errors(errors, status=200):
-    return _json({"errors": [error.formatted for error in errors]}, status=status)
+def _errors(errors, status=200, headers: dict | None = None):
+    return _json({"errors": [error.formatted for error in errors]}, status=status, headers=headers)
 
 
 def _arguments_without_nul(next_, root, info, **arguments):
@@ -223,10 +223,7 @@ def _arguments_without_nul(next_, root, info, **arguments):
 
 
 def _refused(refusal: Refusal) -> HttpResponse:
-    response = _errors([GraphQLError(refusal.message)], status=refusal.status)
-    if refusal.retry_after:
-        response["Retry-After"] = str(refusal.retry_after)
-    return response
+    return _errors([GraphQLError(refusal.message)], status=refusal.status, headers=refusal.headers)
 
 
 @csrf_exempt
@@ -264,9 +261,7 @@ def graphql_view(request):
     transient = next((failure for failure in failures if isinstance(failure, TEMPORARILY_UNABLE)), None)
     if transient is not None:  # the caller hears "retry"; the operator reads why
         logger.warning("GraphQL request answered 503", extra={"error": repr(transient)})
-        response = _errors([GraphQLError(RETRY_LATER)], status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return _errors([GraphQLError(RETRY_LATER)], status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     body = {"data": result.data}
     if result.errors:
         for error in result.errors:
