@@ -55,31 +55,44 @@ def declared_body_length(request) -> int:
         return 0
 
 
-def client_address(request) -> str:
-    """Who is calling, as a rate-limit bucket. Behind the TLS proxies (an https ISSUER_URL), the entry that the
-    outermost of TRUSTED_PROXY_HOPS proxies appended to X-Forwarded-For; entries further left are the caller's own
-    words and never trusted. A port is dropped, and an IPv6 address stands for its /64 (one host's usual share)."""
-    address = request.META.get("REMOTE_ADDR", "")
+def client_ip(request) -> str:
+    """The caller's address. Behind the TLS proxies (an https ISSUER_URL), the entry that the outermost of
+    TRUSTED_PROXY_HOPS proxies appended to X-Forwarded-For; entries further left are the caller's own words and never
+    trusted. A port is dropped; anything that is not an address falls back to the peer's. django-axes counts failed
+    logins by this address too (AXES_CLIENT_IP_CALLABLE), so a forged header locks out no one else."""
+    peer = request.META.get("REMOTE_ADDR", "")
     if settings.ISSUER_URL.startswith("https://"):
         hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
         if len(hops) >= settings.TRUSTED_PROXY_HOPS:
-            address = hops[-settings.TRUSTED_PROXY_HOPS]
-    return _bucket(address)
+            return _address(hops[-settings.TRUSTED_PROXY_HOPS]) or peer
+    return peer
 
 
-def _bucket(address: str) -> str:
-    host = address
-    if address.startswith("["):  # [v6]:port
-        host = address[1 : address.find("]")] if "]" in address else address
-    elif address.count(":") == 1:  # v4:port
-        host = address.split(":", 1)[0]
-    try:
-        parsed = ipaddress.ip_address(host)
-    except ValueError:
-        return address[:64]  # not an address: still a bucket of its own, of bounded size
-    if parsed.version == 6:
+def client_address(request) -> str:
+    """The caller as a rate-limit bucket: its address, and an IPv6 caller by its /64 (one host's usual share)."""
+    address = client_ip(request)
+    parsed = _parse(address)
+    if parsed is not None and parsed.version == 6:
         return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
-    return str(parsed)
+    return address[:64]
+
+
+def _address(text: str) -> str | None:
+    """`text` as an address without its port ("v4:port", "[v6]:port"), or None when it is none."""
+    host = text
+    if text.startswith("["):
+        host = text[1 : text.find("]")] if "]" in text else text
+    elif text.count(":") == 1:
+        host = text.split(":", 1)[0]
+    parsed = _parse(host)
+    return str(parsed) if parsed is not None else None
+
+
+def _parse(text: str):
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files: no CDN, works offline
     "axes",
     "config",
     "unit_primitives",
@@ -145,6 +146,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The address behind the TLS proxy, by the same rule as the rate limits (config/limits.py).
+AXES_CLIENT_IP_CALLABLE = "config.limits.client_ip"
 
 # Rate limits of the instance-facing doors (config/limits.py), in django-ratelimit's "N/period" form.
 INSTANCE_RATE_PER_ADDRESS = env("INSTANCE_RATE_PER_ADDRESS", default="120/m")
@@ -187,6 +190,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and its docs are for staff: they map every admin operation.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # The issuer's own knobs (token TTL, publish lead, rotation period, ...): defaults in `issuer/conf.py`, each

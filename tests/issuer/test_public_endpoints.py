@@ -82,7 +82,7 @@ def test_private_key_never_in_any_public_response(client, signing_key):
 
     pem = encryption.decrypt(signing_key.private_key_encrypted).decode()
     secret_line = pem.splitlines()[1]
-    for path in ("/oauth/discovery/keys", "/.well-known/openid-configuration", "/metrics", "/readyz", "/api/schema/"):
+    for path in ("/oauth/discovery/keys", "/.well-known/openid-configuration", "/metrics", "/readyz"):
         assert secret_line not in client.get(path).content.decode()
     assert "d" not in json.loads(client.get("/oauth/discovery/keys").content)["keys"][0]
 
@@ -92,3 +92,13 @@ def test_head_is_answered_like_get(client, signing_key):
     head = client.head("/oauth/discovery/keys")
     assert head.status_code == 200 and head["ETag"] == get["ETag"] and head.content == b""
     assert client.post("/oauth/discovery/keys").status_code == 405
+
+
+def test_api_schema_and_docs_are_for_staff_and_served_without_a_cdn(client, django_user_model, db):
+    for path in ("/api/schema/", "/api/docs/"):
+        assert client.get(path).status_code in (401, 403), path
+    client.force_login(django_user_model.objects.create_user("staff", password="pw", is_staff=True))
+    assert client.get("/api/schema/").status_code == 200
+    docs = client.get("/api/docs/").content.decode()
+    assert "drf_spectacular_sidecar/swagger-ui-dist" in docs
+    assert "cdn" not in docs.lower() and "https://" not in docs

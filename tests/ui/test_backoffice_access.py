@@ -139,6 +139,21 @@ def test_repeated_failed_logins_are_locked_out(db):
     assert "_auth_user_id" not in client.session
 
 
+def test_behind_the_proxy_an_attackers_failures_do_not_lock_the_admin_out(db, settings):
+    """Every request comes from the proxy's address; the lock-out counts the address the proxy appended, and a
+    forged X-Forwarded-For entry (further left) changes nothing."""
+    settings.ISSUER_URL = "https://issuer.example.test"
+    User.objects.create_user("victim", password="the-right-password", is_staff=True)
+    attacker = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.66", secure=True)
+    for number in range(5):
+        forged = {"HTTP_X_FORWARDED_FOR": f"203.0.113.{number}, 198.51.100.66"}
+        attacker.post("/admin/login/", {"username": "victim", "password": "wrong"}, **forged)
+    assert attacker.post("/admin/login/", {"username": "victim", "password": "the-right-password"}).status_code == 429
+    admin = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="192.0.2.10", secure=True)
+    response = admin.post("/admin/login/", {"username": "victim", "password": "the-right-password"})
+    assert response.status_code == 302 and "_auth_user_id" in admin.session
+
+
 def _changelist_queries(client, path, django_assert_max_num_queries):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
