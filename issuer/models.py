@@ -28,6 +28,9 @@ class SigningKey(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        permissions = [
+            ("operate_signingkey", "Can run the signing-key lifecycle (create, activate, retire, revoke, purge)")
+        ]  # noqa: E501
         constraints = [
             models.UniqueConstraint(
                 fields=["state"],

@@ -57,13 +57,14 @@ def _each(modeladmin, request, queryset, service, done: str):
 
 
 def _suspension_actions(set_suspended, plural: str) -> list:
-    """Suspend and lift, as admin actions onto the model's `*_set_suspended` service."""
+    """Suspend and lift, as admin actions onto the model's `*_set_suspended` service; the admin's
+    `has_suspend_permission` says who may."""
 
-    @admin.action(description=f"Suspend the selected {plural}")
+    @admin.action(description=f"Suspend the selected {plural}", permissions=["suspend"])
     def suspend(modeladmin, request, queryset):
         _each(modeladmin, request, queryset, lambda obj: set_suspended(obj, True), "suspended")
 
-    @admin.action(description=f"Lift the suspension of the selected {plural}")
+    @admin.action(description=f"Lift the suspension of the selected {plural}", permissions=["suspend"])
     def unsuspend(modeladmin, request, queryset):
         _each(modeladmin, request, queryset, lambda obj: set_suspended(obj, False), "unsuspended")
 
@@ -81,9 +82,31 @@ class SubscriptionAdmin(admin.ModelAdmin):
     readonly_fields = ["activation_code", "suspended", "created_at", "updated_at"]
     inlines = [AddOnPurchaseInline]
     actions = [*_suspension_actions(services.subscription_set_suspended, "subscriptions"), "regenerate_activation_code"]
+
+    def _sees_codes(self, request) -> bool:
+        return request.user.has_perm("subscriptions.view_activation_code")
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if self._sees_codes(request) else [name for name in shown if name != "activation_code"]
+
+    def get_search_fields(self, request):
+        fields = super().get_search_fields(request)
+        return fields if self._sees_codes(request) else [name for name in fields if name != "activation_code"]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return fields if self._sees_codes(request) else [name for name in fields if name != "activation_code"]
+
+    def has_suspend_permission(self, request):
+        return request.user.has_perm("subscriptions.change_subscription")
+
+    def has_regenerate_permission(self, request):
+        return request.user.has_perm("subscriptions.regenerate_activation_code")
+
     date_hierarchy = "expires_on"
 
-    @admin.action(description="Regenerate the activation code")
+    @admin.action(description="Regenerate the activation code", permissions=["regenerate"])
     def regenerate_activation_code(self, request, queryset):
         _each(self, request, queryset, services.subscription_regenerate_activation_code, "codes regenerated")
 
@@ -99,7 +122,7 @@ class AddOnPurchaseAdmin(admin.ModelAdmin):
     readonly_fields = ["purchase_id", "cancelled_at"]
     actions = ["cancel"]
 
-    @admin.action(description="Cancel the selected purchases now")
+    @admin.action(description="Cancel the selected purchases now", permissions=["change"])
     def cancel(self, request, queryset):
         _each(self, request, queryset, services.add_on_purchase_cancel, "purchases cancelled")
 
@@ -141,6 +164,13 @@ class InstanceAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
     actions = [*_suspension_actions(services.instance_set_suspended, "instances"), "release"]
+
+    def has_suspend_permission(self, request):
+        return request.user.has_perm("subscriptions.suspend_instance")
+
+    def has_release_permission(self, request):
+        return request.user.has_perm("subscriptions.release_instance")
+
     show_full_result_count = False
 
     def has_add_permission(self, request):
@@ -160,7 +190,10 @@ class InstanceAdmin(admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "overview_url": reverse("admin:issuer_instance", args=[object_id])}
         return super().change_view(request, object_id, form_url, extra_context)
 
-    @admin.action(description="Release the binding (the license key stops working, the code is free again)")
+    @admin.action(
+        description="Release the binding (the license key stops working, the code is free again)",
+        permissions=["release"],
+    )
     def release(self, request, queryset):
         _each(self, request, queryset, services.instance_release, "released")
 

@@ -6,6 +6,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from config.permissions import permission
 from subscriptions import services
 from subscriptions.models import AddOnPurchase, Customer, Instance, Subscription
 
@@ -58,6 +59,13 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         model = Subscription
         fields = ["id", *Subscription.SUMMARY_FIELDS, "activation_code", "add_on_purchases", "created_at"]
         read_only_fields = ["id", "activation_code", "suspended", "add_on_purchases", "created_at"]
+
+    def to_representation(self, subscription):
+        data = super().to_representation(subscription)
+        request = self.context.get("request")
+        if request is None or not request.user.has_perm("subscriptions.view_activation_code"):
+            data.pop("activation_code", None)
+        return data
 
     def create(self, validated_data):
         return services.subscription_create(**validated_data)
@@ -123,12 +131,17 @@ class SubscriptionViewSet(
     set_suspended = staticmethod(services.subscription_set_suspended)
 
     @extend_schema(request=SuspendSerializer, responses=SubscriptionSerializer)
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=[permission("subscriptions.change_subscription")])
     def suspend(self, request, pk=None):
         return self._suspend(request)
 
     @extend_schema(request=None, responses=SubscriptionSerializer)
-    @action(detail=True, methods=["post"], url_path="regenerate_activation_code")
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="regenerate_activation_code",
+        permission_classes=[permission("subscriptions.regenerate_activation_code")],
+    )
     def regenerate_activation_code(self, request, pk=None):
         subscription = services.subscription_regenerate_activation_code(self.get_object())
         return Response(SubscriptionSerializer(subscription).data)
@@ -145,7 +158,7 @@ class AddOnPurchaseViewSet(
     serializer_class = AddOnPurchaseSerializer
 
     @extend_schema(request=None, responses=AddOnPurchaseSerializer)
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=[permission("subscriptions.change_addonpurchase")])
     def cancel(self, request, pk=None):
         purchase = services.add_on_purchase_cancel(self.get_object())
         return Response(AddOnPurchaseSerializer(purchase).data)
@@ -157,12 +170,12 @@ class InstanceViewSet(SuspendActionMixin, mixins.RetrieveModelMixin, mixins.List
     set_suspended = staticmethod(services.instance_set_suspended)
 
     @extend_schema(request=SuspendSerializer, responses=InstanceSerializer)
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=[permission("subscriptions.suspend_instance")])
     def suspend(self, request, pk=None):
         return self._suspend(request)
 
     @extend_schema(request=None, responses=InstanceSerializer)
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=[permission("subscriptions.release_instance")])
     def release(self, request, pk=None):
         instance = services.instance_release(self.get_object())
         return Response(InstanceSerializer(instance).data, status=status.HTTP_200_OK)

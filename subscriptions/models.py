@@ -100,6 +100,10 @@ class Subscription(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [
+            ("view_activation_code", "Can see activation codes"),
+            ("regenerate_activation_code", "Can regenerate activation codes"),
+        ]
         constraints = [
             _dates_in_order(
                 "starts_on",
@@ -185,6 +189,10 @@ class Instance(models.Model):
     class Meta:
         ordering = ["-activated_at", "-id"]
         indexes = [models.Index(fields=["last_sync_at"])]
+        permissions = [
+            ("suspend_instance", "Can suspend and lift instances"),
+            ("release_instance", "Can release an instance's binding"),
+        ]
 
     def __str__(self):
         return f"{self.hostname or 'instance'} ({self.instance_identifier})"

@@ -111,3 +111,16 @@ def mint_token(instance, *, at=None, reason="manual"):
     minted = service_access_token_sign(instance, entitlements, at=at, reason=reason, signer=signer_active())
     minted.record.save(force_insert=True)
     return minted
+
+
+def role(name: str):
+    """The role's group. Created by a data migration, but a transactional test's flush empties the table, so it is
+    synced again when missing."""
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    from subscriptions.roles import roles_sync
+
+    if not Group.objects.filter(name=name).exists():
+        roles_sync(apps)
+    return Group.objects.get(name=name)

@@ -4,8 +4,10 @@ page and `manage.py signing_keys`. Only public members ever leave: kid, state, t
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
+from config.permissions import permission
 from issuer.keys.crypto import ALLOWED_KEY_SIZES
 from issuer.keys.selectors import SIGNING_KEY_FIELDS
 from issuer.keys.services import SigningKeyRefused, signing_key_act, signing_key_create
@@ -35,6 +37,12 @@ class SigningKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     serializer_class = SigningKeySerializer
     lookup_field = "kid"
     lookup_value_regex = "[A-Za-z0-9_-]+"
+
+    def get_permissions(self):
+        """Reading keys is a view permission; every lifecycle step needs the key-operator permission."""
+        if self.action in ("list", "retrieve"):
+            return super().get_permissions()
+        return [IsAdminUser(), permission("issuer.operate_signingkey")()]
 
     def _act(self, request, action: str, kid: str):
         """One step of the shared action table; `force` is read from the body (ignored where it means nothing)."""

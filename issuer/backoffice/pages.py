@@ -1,9 +1,11 @@
 """The back office's own pages (instance, catalog, keys, inspect token): staff-only through the admin site's
-`admin_view` (login, CSRF). No page renders a private key, a token or a license key: the instance page shows token
-records (jti, kid, scopes, times), the inspect form shows claims."""
+`admin_view` (login, CSRF), and each behind the permission of what it shows or does (subscriptions/roles.py).
+No page renders a private key, a token or a license key: the instance page shows token records (jti, kid, scopes,
+times), the inspect form shows claims."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -27,6 +29,7 @@ def _page(request, template, title, **context):
     return TemplateResponse(request, template, {**admin.site.each_context(request), "title": title, **context})
 
 
+@permission_required("subscriptions.view_instance", raise_exception=True)
 def instance_overview(request, pk):
     instance = get_object_or_404(Instance.objects.select_related("subscription__customer"), pk=pk)
     return _page(
@@ -44,10 +47,12 @@ def catalog_page(request):
     )
 
 
+@permission_required("issuer.view_signingkey", raise_exception=True)
 def keys_page(request):
     return _page(request, "admin/issuer/keys.html", "Signing keys", timeline=signing_key_timeline())
 
 
+@permission_required("issuer.operate_signingkey", raise_exception=True)
 def key_create(request):
     if request.method == "POST":
         key = signing_key_create()
@@ -61,6 +66,7 @@ class KeyActionForm(forms.Form):
     )
 
 
+@permission_required("issuer.operate_signingkey", raise_exception=True)
 def key_action(request, kid, action):
     """Confirms one lifecycle step; the service decides, and its refusal (e.g. too early without force) is shown."""
     if action not in SIGNING_KEY_ACTIONS:
@@ -100,6 +106,7 @@ class InspectTokenForm(forms.Form):
     audience = forms.CharField(label="Audience to require (optional)", required=False)
 
 
+@permission_required("issuer.view_issuedtoken", raise_exception=True)
 def inspect_token(request):
     form = InspectTokenForm(request.POST or None)
     claims = error = None

@@ -26,4 +26,7 @@ class IssuerAdminSite(admin.AdminSite):
         return own + super().get_urls()
 
     def index(self, request, extra_context=None):
+        """The dashboard for anyone who may read the fleet; a staff account without a role sees only that."""
+        if not request.user.has_perm("subscriptions.view_instance"):
+            return super().index(request, {"no_role": True, **(extra_context or {})})
         return super().index(request, {**dashboard(timezone.now()), **(extra_context or {})})

@@ -249,7 +249,11 @@ def staff_api():
     from rest_framework.test import APIClient
 
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("keys", password="pw-keys-123", is_staff=True))
+    from tests.helpers import role
+
+    operator = User.objects.create_user("keys", password="pw-keys-123", is_staff=True)
+    operator.groups.add(role("key operator"))
+    client.force_authenticate(operator)
     return client
 
 

@@ -12,7 +12,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff():
+    from tests.helpers import role
+
     user = User.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    user.groups.add(role("billing"))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client
