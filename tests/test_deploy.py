@@ -174,3 +174,45 @@ def test_the_landing_page_links_the_public_documents(client, db):
     page = client.get("/").content.decode()
     for link in ("/admin/", "/.well-known/openid-configuration", "/oauth/discovery/keys", "/api/docs/"):
         assert f'href="{link}"' in page
+
+
+def test_check_deploy_is_clean_with_an_https_issuer_url(tmp_path):
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    from cryptography.fernet import Fernet
+
+    unrelated = ("DJANGO_SETTINGS_MODULE", "REDIS_URL", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")  # set by the suite
+    env = {k: v for k, v in os.environ.items() if k not in unrelated}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        ISSUER_URL="https://issuer.example.test",
+        ALLOWED_HOSTS="issuer.example.test",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        KEY_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        LICENSE_KEY_PEPPER=secrets.token_urlsafe(32),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        DEBUG="0",
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
+
+
+def test_every_page_carries_a_strict_content_security_policy(client, admin_user):
+    client.force_login(admin_user)
+    for path in ("/", "/admin/", "/admin/keys/", "/api/docs/"):
+        policy = client.get(path)["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        script = next(part for part in policy.split(";") if part.strip().startswith("script-src"))
+        assert "unsafe-inline" not in script, "no inline script anywhere"
+        assert ("unsafe-inline" in policy) is (path == "/api/docs/"), "inline styles only for Swagger UI"
