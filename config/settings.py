@@ -5,6 +5,7 @@ missing one is reported by the `config.E00x` system checks, which stop `manage.p
 start-up (see `config/checks.py`).
 """
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -47,7 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_prometheus",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # admin API tokens: hashed at rest, expiring, revocable
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",  # Swagger UI served from our static files: no CDN, works offline
@@ -196,8 +197,8 @@ CONTENT_SECURITY_POLICY = {
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",  # first: a refused token is a 401 with WWW-Authenticate
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser", "config.permissions.ModelPermissions"],
     "DEFAULT_PARSER_CLASSES": [
@@ -208,6 +209,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+}
+
+# Admin API tokens (django-rest-knox): only a digest is stored, the token is shown once when an admin creates it
+# (Django admin → Auth tokens → Add), each expires after API_TOKEN_TTL_DAYS and can be deleted at any time.
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(days=env.int("API_TOKEN_TTL_DAYS", default=30)),
+    "TOKEN_PREFIX": "iss_",
+    "AUTO_REFRESH": False,
 }
 
 SPECTACULAR_SETTINGS = {

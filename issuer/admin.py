@@ -1,6 +1,8 @@
 """Read-only admin views of keys and tokens: neither private key nor token is ever shown."""
 
 from django.contrib import admin
+from knox import admin as knox_admin
+from knox.models import AuthToken
 
 from issuer.keys.selectors import SIGNING_KEY_FIELDS
 from issuer.models import IssuedToken, SigningKey
@@ -32,3 +34,15 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
     search_fields = ["=jti", "=instance__instance_identifier", "=kid"]
     fields = [field.name for field in IssuedToken._meta.concrete_fields if field.name != "token_encrypted"]
     show_full_result_count = False
+
+
+class ApiTokenAdmin(knox_admin.AuthTokenAdmin):
+    """Admin API tokens listed by their prefix and owner: the token itself is shown once, when created, and only its
+    digest is stored."""
+
+    list_display = ["token_key", "user", "created", "expiry"]
+    search_fields = ["token_key", "user__username"]
+
+
+admin.site.unregister(AuthToken)
+admin.site.register(AuthToken, ApiTokenAdmin)

@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from subscriptions.models import AddOnPurchase, Subscription
@@ -17,7 +17,8 @@ def staff():
     user = User.objects.create_user("staff", password="pw-staff-123", is_staff=True)
     user.groups.add(role("billing"))
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    _, token = AuthToken.objects.create(user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 
