@@ -11,6 +11,7 @@ import yaml
 from django.conf import settings as django_settings
 from django.core.checks import run_checks
 
+from tests.unit_primitives.test_catalog import ENTERPRISE_ONLY
 from unit_primitives.catalog import get_catalog, load_catalog, reset_catalog_cache
 from unit_primitives.checks import every_add_on_grants_something, idle_add_ons
 from unit_primitives.scopes import granted_scopes
@@ -34,30 +35,6 @@ CODE_SUGGESTIONS = {"code_suggestions", "complete_code", "generate_code"}
 AGENT_PLATFORM = {"duo_agent_platform", "ai_gateway_model_provider_proxy"}
 CORE = CODE_SUGGESTIONS | CHAT_IDE
 PRO = CORE | {"duo_classic_chat"}
-ENTERPRISE_ONLY = {
-    "include_merge_request_context",
-    "include_issue_context",
-    "include_dependency_context",
-    "ask_build",
-    "ask_commit",
-    "ask_epic",
-    "ask_issue",
-    "ask_merge_request",
-    "generate_issue_description",
-    "explain_vulnerability",
-    "resolve_vulnerability",
-    "review_merge_request",
-    "summarize_review",
-    "summarize_issue_discussions",
-    "summarize_merge_request",
-    "summarize_comments",
-    "troubleshoot_job",
-    "generate_commit_message",
-    "generate_cube_query",
-    "glab_ask_git_command",
-    "semantic_search_issue",
-    "categorize_duo_chat_question",
-}
 AMAZON_Q_FEATURES = PRO | {
     "summarize_issue_discussions",
     "summarize_comments",
