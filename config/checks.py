@@ -47,3 +47,17 @@ def required_secrets(app_configs=None, **kwargs):
                 )
             )
     return errors
+
+
+@register(deploy=False)
+def audit_retention(app_configs=None, **kwargs):
+    days = settings.ISSUER_AUDIT_RETENTION_DAYS
+    if days is not None and days < 1:
+        return [
+            Error(
+                f"ISSUER_AUDIT_RETENTION_DAYS is {days}; it must be at least 1.",
+                hint="Leave it unset to keep audit events forever.",
+                id="config.E005",
+            )
+        ]
+    return []

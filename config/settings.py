@@ -39,6 +39,9 @@ KEY_ENCRYPTION_KEYS = env.list("KEY_ENCRYPTION_KEYS", default=[])
 # Server-side secret mixed into the HMAC that stores license keys.
 LICENSE_KEY_PEPPER = env.str("LICENSE_KEY_PEPPER", default="")
 
+# Audit events older than this many days are purged daily (the purge is itself an event); unset: kept forever.
+ISSUER_AUDIT_RETENTION_DAYS = env.int("ISSUER_AUDIT_RETENTION_DAYS", default=None)
+
 INSTALLED_APPS = [
     "config.admin_app.IssuerAdminConfig",
     "django.contrib.auth",
@@ -54,6 +57,7 @@ INSTALLED_APPS = [
     "csp",  # Swagger UI served from our static files: no CDN, works offline
     "axes",
     "config",
+    "audit",
     "unit_primitives",
     "subscriptions",
     "issuer",
@@ -68,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.context.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -276,6 +281,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 900.0,
         "options": {"expires": 800},
     },
+    "audit-purge": {"task": "audit.tasks.audit_purge", "schedule": 86400.0, "options": {"expires": 80000}},
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("django_prometheus.urls")),
     path("", include("issuer.urls")),
     path("", include("subscriptions.urls")),
+    path("", include("audit.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI sets inline styles (never inline scripts: its start script is a file); allowed on this page only.
     path(

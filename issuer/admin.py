@@ -4,19 +4,9 @@ from django.contrib import admin
 from knox import admin as knox_admin
 from knox.models import AuthToken
 
+from config.admin_base import ReadOnlyAdmin
 from issuer.keys.selectors import SIGNING_KEY_FIELDS
 from issuer.models import IssuedToken, SigningKey
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(SigningKey)

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
+from audit.selectors import audit_context
 from subscriptions import services
 from subscriptions.models import AddOnPurchase, Customer, Instance, SeatReport, Subscription
 from unit_primitives.catalog import get_catalog
@@ -39,8 +40,36 @@ class AddOnPurchaseInline(admin.TabularInline):
     readonly_fields = ["purchase_id", "cancelled_at"]
 
 
+class AuditedAdmin(admin.ModelAdmin):
+    """Form saves and deletes go through the services, so the audit trail sees them like any other change; the
+    change page shows the object's recent events."""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        if obj is not None:
+            extra_context = {**(extra_context or {}), **audit_context(obj)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        services.object_save_from_form(obj)
+
+    def delete_model(self, request, obj):
+        services.object_delete_from_form(obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            services.object_delete_from_form(obj)
+
+    def save_formset(self, request, form, formset, change):
+        for obj in formset.save(commit=False):
+            services.object_save_from_form(obj)
+        for obj in formset.deleted_objects:
+            services.object_delete_from_form(obj)
+        formset.save_m2m()
+
+
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(AuditedAdmin):
     list_display = ["name", "contact_email", "created_at"]
     search_fields = ["name", "contact_email"]
 
@@ -72,7 +101,7 @@ def _suspension_actions(set_suspended, plural: str) -> list:
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(AuditedAdmin):
     form = SubscriptionForm
     list_display = [*Subscription.SUMMARY_FIELDS, "activation_code"]
     list_select_related = ["customer"]
@@ -112,7 +141,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(AddOnPurchase)
-class AddOnPurchaseAdmin(admin.ModelAdmin):
+class AddOnPurchaseAdmin(AuditedAdmin):
     form = AddOnPurchaseForm
     list_display = ["purchase_id", "subscription", "add_on", "quantity", "started_on", "expires_on", "cancelled_at"]
     list_select_related = ["subscription__customer"]
@@ -128,7 +157,7 @@ class AddOnPurchaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Instance)
-class InstanceAdmin(admin.ModelAdmin):
+class InstanceAdmin(AuditedAdmin):
     list_display = [
         "instance_identifier",
         "hostname",

@@ -2,7 +2,7 @@
 `roles_sync`). Every door checks permissions, never `is_staff` alone: Django admin through model permissions,
 the issuer's pages and the admin API through the same codenames.
 
-- viewer: reads everything except activation codes;
+- viewer: reads everything except activation codes (the audit trail included);
 - support: viewer, plus suspend/lift instances, release bindings, see and regenerate activation codes;
 - billing: support, plus create and change customers, subscriptions (suspension included) and purchases;
 - key operator: viewer, plus the signing-key lifecycle;
@@ -18,6 +18,7 @@ VIEWER = [
     "subscriptions.view_instanceidsighting",
     "issuer.view_signingkey",
     "issuer.view_issuedtoken",
+    "audit.view_auditevent",
 ]
 SUPPORT = [
     *VIEWER,

@@ -16,6 +16,8 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, models, transaction
 from django.utils import timezone
 
+from audit.context import Actor
+from audit.services import audit_record, audit_record_change, audit_snapshot, not_audited
 from config.unavailable import TRANSIENT_FAILURES
 from subscriptions.license_keys import license_key_digest, license_key_display_prefix, license_key_new
 from subscriptions.models import (
@@ -38,6 +40,7 @@ SYNC_RECORD_INTERVAL = dt.timedelta(minutes=1)
 SIGHTINGS_PER_INSTANCE = 20
 
 
+@not_audited("writes nothing: cuts a value to its column")
 def field_clip(model: type[models.Model], field_name: str, value: str) -> str:
     """`value` cut to the column's `max_length`: what an instance tells us in passing is kept, not refused."""
     return value[: model._meta.get_field(field_name).max_length]
@@ -60,25 +63,35 @@ def _locked(obj):
     return type(obj).objects.select_for_update().get(pk=obj.pk)
 
 
-def _locked_update(obj, **changes):
-    """Applies the changes that were given (None: keep), validated like any other write."""
+def _locked_update(obj, action: str, **changes):
+    """Applies the changes that were given (None: keep), validated like any other write, and records them."""
     obj = _locked(obj)
+    before = audit_snapshot(obj)
     _assign(obj, {name: value for name, value in changes.items() if value is not None})
-    return _save(obj)
+    _save(obj)
+    audit_record_change(action, obj, before)
+    return obj
 
 
-def _locked_set(obj, **values):
-    """Sets fields that need no validation (flags, generated codes) with a narrow UPDATE."""
+def _locked_set(obj, action: str, **values):
+    """Sets fields that need no validation (flags, generated codes) with a narrow UPDATE, and records them."""
     obj = _locked(obj)
+    before = audit_snapshot(obj)
     _assign(obj, values)
     touched = [name for name in ("updated_at",) if hasattr(obj, name)]
     obj.save(update_fields=[*values, *touched])
+    audit_record_change(action, obj, before)
+    return obj
+
+
+def _created(action: str, obj):
+    audit_record_change(action, obj, {})
     return obj
 
 
 @transaction.atomic
 def customer_create(*, name: str, contact_email: str = "") -> Customer:
-    return _save(Customer(name=name.strip(), contact_email=contact_email))
+    return _created("customer.create", _save(Customer(name=name.strip(), contact_email=contact_email)))
 
 
 @transaction.atomic
@@ -111,6 +124,7 @@ def subscription_create(
             trial=trial,
         )
     )
+    _created("subscription.create", subscription)
     for add_on, quantity in add_ons or []:
         add_on_purchase_create(
             subscription=subscription,
@@ -128,18 +142,19 @@ def subscription_update(
     subscription: Subscription, *, seats: int | None = None, expires_on: dt.date | None = None
 ) -> Subscription:
     """Change seats or extend (or shorten) the term."""
-    return _locked_update(subscription, seats=seats, expires_on=expires_on)
+    return _locked_update(subscription, "subscription.update", seats=seats, expires_on=expires_on)
 
 
 @transaction.atomic
 def subscription_set_suspended(subscription: Subscription, suspended: bool) -> Subscription:
-    return _locked_set(subscription, suspended=suspended)
+    action = "subscription.suspend" if suspended else "subscription.lift_suspension"
+    return _locked_set(subscription, action, suspended=suspended)
 
 
 @transaction.atomic
 def subscription_regenerate_activation_code(subscription: Subscription) -> Subscription:
     """A new code for the subscription; the old one stops working (a bound instance keeps its license key)."""
-    return _locked_set(subscription, activation_code=new_activation_code())
+    return _locked_set(subscription, "subscription.regenerate_activation_code", activation_code=new_activation_code())
 
 
 @transaction.atomic
@@ -152,23 +167,22 @@ def add_on_purchase_create(
     expires_on: dt.date,
     trial: bool = False,
 ) -> AddOnPurchase:
-    return _save(
-        AddOnPurchase(
-            subscription=subscription,
-            add_on=add_on,
-            quantity=quantity,
-            started_on=started_on,
-            expires_on=expires_on,
-            trial=trial,
-        )
+    purchase = AddOnPurchase(
+        subscription=subscription,
+        add_on=add_on,
+        quantity=quantity,
+        started_on=started_on,
+        expires_on=expires_on,
+        trial=trial,
     )
+    return _created("addonpurchase.create", _save(purchase))
 
 
 @transaction.atomic
 def add_on_purchase_update(
     purchase: AddOnPurchase, *, quantity: int | None = None, expires_on: dt.date | None = None
 ) -> AddOnPurchase:
-    return _locked_update(purchase, quantity=quantity, expires_on=expires_on)
+    return _locked_update(purchase, "addonpurchase.update", quantity=quantity, expires_on=expires_on)
 
 
 @transaction.atomic
@@ -176,8 +190,39 @@ def add_on_purchase_cancel(purchase: AddOnPurchase, at: dt.datetime | None = Non
     """Ends the purchase now; the next token sync drops its scopes. Cancelling twice keeps the first time."""
     purchase = _locked(purchase)
     if purchase.cancelled_at is None:
-        purchase = _locked_set(purchase, cancelled_at=at or timezone.now())
+        purchase = _locked_set(purchase, "addonpurchase.cancel", cancelled_at=at or timezone.now())
     return purchase
+
+
+@transaction.atomic
+def object_save_from_form(obj: models.Model) -> models.Model:
+    """What a Django admin form saved (any editable field of a customer, subscription or purchase): validated like
+    the named services and recorded as `<model>.create` or `<model>.update` with the fields it changed."""
+    created = obj._state.adding
+    before = {} if created else audit_snapshot(_locked(obj))
+    _save(obj)
+    audit_record_change(f"{obj._meta.model_name}.{'create' if created else 'update'}", obj, before)
+    return obj
+
+
+@transaction.atomic
+def object_delete_from_form(obj: models.Model) -> None:
+    """A superuser's delete in Django admin (no role has a delete permission), recorded with what was deleted.
+    Rows the database deletes with it (a customer's subscriptions) are named in the reason, not one event each."""
+    before = audit_snapshot(obj)
+    cascade = [
+        f"{related.related_model._meta.verbose_name_plural}: {count}"
+        for related in obj._meta.related_objects
+        if related.on_delete is models.CASCADE
+        and (count := related.related_model._base_manager.filter(**{related.field.name: obj}).count())
+    ]
+    audit_record(
+        f"{obj._meta.model_name}.delete",
+        obj,
+        changes={name: [value, None] for name, value in before.items() if value is not None},
+        reason=f"deleted with it: {', '.join(cascade)}" if cascade else "",
+    )
+    obj.delete()
 
 
 class ActivationError(Exception):
@@ -262,6 +307,7 @@ def instance_activate(
     )
     if instance is None:
         instance = Instance(instance_identifier=identifier)
+    before = audit_snapshot(instance) if instance.pk else {}
     if instance.suspended:
         raise ActivationError("This instance is suspended.")
     _refuse_takeover(instance, subscription)
@@ -283,18 +329,20 @@ def instance_activate(
     if new_subscription:
         subscription.first_activated_at = now
         subscription.save(update_fields=["first_activated_at"])
+    audit_record_change("instance.activate", instance, before, actor=Actor.instance(identifier))
     return Activation(instance=instance, license_key=license_key, new_subscription=new_subscription)
 
 
 @transaction.atomic
 def instance_release(instance: Instance) -> Instance:
     """Unbinds the instance from its subscription: its license key stops working, the code is free again."""
-    return _locked_set(instance, subscription=None, license_key_digest=None)
+    return _locked_set(instance, "instance.release", subscription=None, license_key_digest=None)
 
 
 @transaction.atomic
 def instance_set_suspended(instance: Instance, suspended: bool) -> Instance:
-    return _locked_set(instance, suspended=suspended)
+    action = "instance.suspend" if suspended else "instance.lift_suspension"
+    return _locked_set(instance, action, suspended=suspended)
 
 
 class SyncRecord(enum.Enum):
@@ -303,6 +351,7 @@ class SyncRecord(enum.Enum):
     CHANGED = "changed"  # version or host name changed: saved, listeners notified
 
 
+@not_audited("what an instance reports about itself: kept on the instance row, no one's decision")
 def instance_sync_record(
     instance: Instance,
     *,
@@ -352,6 +401,7 @@ def _assign(instance: Instance, values: dict) -> None:
         setattr(instance, name, value)
 
 
+@not_audited("the last refusal an instance was given: diagnosis, no one's decision")
 def instance_error_record(instance: Instance, message: str, *, at: dt.datetime) -> bool:
     """Remembers the last refusal an instance was given (the back office's diagnosis). Written when the message
     changes or at most once per SYNC_RECORD_INTERVAL, so a refused instance retrying costs no write per request.
@@ -368,6 +418,7 @@ def instance_error_record(instance: Instance, message: str, *, at: dt.datetime) 
     return True
 
 
+@not_audited("a sighting of a cloned instance: kept in its own table")
 def instance_foreign_id_record(instance: Instance, seen_instance_id: str, *, at: dt.datetime) -> None:
     """Notes an X-Gitlab-Instance-Id that contradicts the bound instance (a clone using its license key): at most
     once per SYNC_RECORD_INTERVAL per id, and at most SIGHTINGS_PER_INSTANCE distinct ids per instance."""
@@ -398,6 +449,7 @@ class AddOnMetric:
     assigned_seats: int
 
 
+@not_audited("a seat report is itself a record of what the instance reported")
 @transaction.atomic
 def seat_report_record(
     *,

@@ -21,12 +21,24 @@ class SigningKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CreateKeySerializer(serializers.Serializer):
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        default="", allow_blank=True, max_length=2000, help_text="Why; recorded in the audit trail."
+    )
+
+
+class CreateKeySerializer(ReasonSerializer):
     key_size = serializers.ChoiceField(choices=ALLOWED_KEY_SIZES, required=False)
 
 
-class ForceSerializer(serializers.Serializer):
-    force = serializers.BooleanField(default=False, help_text="Act before the safe time (publish lead, overlap).")
+class RevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why (required); recorded in the audit trail.")
+
+
+class ForceSerializer(ReasonSerializer):
+    force = serializers.BooleanField(
+        default=False, help_text="Act before the safe time (publish lead, overlap); needs a `reason`."
+    )
 
 
 _refused = OpenApiResponse(description="The lifecycle rules refuse this now; `detail` says why (409).")
@@ -45,11 +57,12 @@ class SigningKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return [IsAdminUser(), permission("issuer.operate_signingkey")()]
 
     def _act(self, request, action: str, kid: str):
-        """One step of the shared action table; `force` is read from the body (ignored where it means nothing)."""
+        """One step of the shared action table; `force` and `reason` are read from the body (`force` is ignored where
+        it means nothing; the service refuses a revoke or a forced step without a reason)."""
         body = ForceSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            key = signing_key_act(action, kid, force=body.validated_data["force"])
+            key = signing_key_act(action, kid, force=body.validated_data["force"], reason=body.validated_data["reason"])
         except SigningKeyRefused as refused:
             return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
         return Response(SigningKeySerializer(key).data if key is not None else None)
@@ -58,7 +71,7 @@ class SigningKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def create(self, request):
         body = CreateKeySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        key = signing_key_create(key_size=body.validated_data.get("key_size"))
+        key = signing_key_create(key_size=body.validated_data.get("key_size"), reason=body.validated_data["reason"])
         return Response(SigningKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ForceSerializer, responses={200: SigningKeySerializer, 409: _refused})
@@ -66,12 +79,12 @@ class SigningKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def activate(self, request, kid=None):
         return self._act(request, "activate", kid)
 
-    @extend_schema(request=None, responses={200: SigningKeySerializer, 409: _refused})
+    @extend_schema(request=ReasonSerializer, responses={200: SigningKeySerializer, 409: _refused})
     @action(detail=True, methods=["post"])
     def retire(self, request, kid=None):
         return self._act(request, "retire", kid)
 
-    @extend_schema(request=None, responses={200: SigningKeySerializer, 409: _refused})
+    @extend_schema(request=RevokeSerializer, responses={200: SigningKeySerializer, 409: _refused})
     @action(detail=True, methods=["post"])
     def revoke(self, request, kid=None):
         return self._act(request, "revoke", kid)

@@ -10,9 +10,9 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from audit.selectors import audit_context, audit_events_of_type
 from issuer.backoffice import selectors
-from issuer.keys.policy import signing_key_too_early
-from issuer.keys.selectors import signing_key_revocation_outcome, signing_key_timeline
+from issuer.keys.selectors import signing_key_refusal, signing_key_revocation_outcome, signing_key_timeline
 from issuer.keys.services import (
     SIGNING_KEY_ACTIONS,
     SigningKeyRefused,
@@ -38,6 +38,7 @@ def instance_overview(request, pk):
         f"Instance {instance.hostname or instance.instance_identifier}",
         instance=instance,
         **selectors.instance_overview(instance, timezone.now()),
+        **audit_context(instance),
     )
 
 
@@ -49,7 +50,15 @@ def catalog_page(request):
 
 @permission_required("issuer.view_signingkey", raise_exception=True)
 def keys_page(request):
-    return _page(request, "admin/issuer/keys.html", "Signing keys", timeline=signing_key_timeline())
+    return _page(
+        request,
+        "admin/issuer/keys.html",
+        "Signing keys",
+        timeline=signing_key_timeline(),
+        events=audit_events_of_type("signingkey"),
+        events_query="?object_type=signingkey",
+        show_object=True,
+    )
 
 
 @permission_required("issuer.operate_signingkey", raise_exception=True)
@@ -64,6 +73,22 @@ class KeyActionForm(forms.Form):
     force = forms.BooleanField(
         required=False, label="Force: act now although the policy would refuse (validators may not know the key)"
     )
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Recorded in the audit trail. Required for a revoke and for a forced step.",
+    )
+
+    def __init__(self, *args, reason_required: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reason_required = reason_required
+
+    def clean(self):
+        cleaned = super().clean()
+        if (self.reason_required or cleaned.get("force")) and not cleaned.get("reason", "").strip():
+            self.add_error("reason", "Say why: a revoke or a forced step is recorded with its reason.")
+        return cleaned
 
 
 @permission_required("issuer.operate_signingkey", raise_exception=True)
@@ -72,10 +97,12 @@ def key_action(request, kid, action):
     if action not in SIGNING_KEY_ACTIONS:
         return redirect("admin:issuer_keys")
     key = get_object_or_404(SigningKey, kid=kid)
-    form = KeyActionForm(request.POST or None)
+    form = KeyActionForm(
+        request.POST if request.method == "POST" else None, reason_required=SIGNING_KEY_ACTIONS[action].needs_reason
+    )
     if request.method == "POST" and form.is_valid():
         try:
-            signing_key_act(action, kid, force=form.cleaned_data["force"])
+            signing_key_act(action, kid, force=form.cleaned_data["force"], reason=form.cleaned_data["reason"])
         except SigningKeyTooEarly as error:
             messages.error(request, f"{error.reason} Tick “Force” to act anyway.")
         except SigningKeyRefused as error:
@@ -92,8 +119,9 @@ def key_action(request, kid, action):
         key=key,
         action=action,
         description=SIGNING_KEY_ACTIONS[action].description,
-        refusal=signing_key_too_early(key, action, timezone.now()),
+        refusal=signing_key_refusal(key, action, timezone.now()),
         form=form,
+        **audit_context(key),
     )
 
 

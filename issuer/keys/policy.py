@@ -38,9 +38,11 @@ def signing_key_purge_due_at(retired: SigningKey) -> dt.datetime:
     return retired.retired_at + issuer_settings.retire_overlap
 
 
-def signing_key_too_early(key: SigningKey, action: str, at: dt.datetime) -> str | None:
-    """Why activating or purging `key` at `at` is not yet safe (None when it is): the one rule behind `force`."""
-    if action == "activate" and key.state == State.PENDING:
+def signing_key_too_early(key: SigningKey, action: str, at: dt.datetime, *, signing: bool = True) -> str | None:
+    """Why activating or purging `key` at `at` is not yet safe (None when it is): the one rule behind `force`.
+    `signing`: whether another key signs now. When none does (a first start, or the active key revoked), nothing
+    can be minted until a key is activated, so waiting for the lead would only prolong the outage."""
+    if action == "activate" and key.state == State.PENDING and signing:
         safe_at = signing_key_published_long_enough_at(key)
         why = (
             f"Key {key.kid} has been published for {_humanize(at - key.created_at)}; validators cache the JWKS, so it "

@@ -13,7 +13,7 @@ from django.core.cache import cache
 
 from config.health import readiness_probe
 from issuer.jobs import job_pending_since
-from issuer.keys.policy import signing_key_activation_due_at, signing_key_purge_due_at
+from issuer.keys.policy import signing_key_activation_due_at, signing_key_purge_due_at, signing_key_too_early
 from issuer.models import SigningKey
 
 KEYSET_CACHE_KEY = "issuer:keyset:v1"
@@ -148,3 +148,9 @@ def signing_key_readiness():
     except Exception as error:
         return "signing_key", False, type(error).__name__
     return "signing_key", ok, "ok" if ok else "no active signing key"
+
+
+def signing_key_refusal(key: SigningKey, action: str, at) -> str | None:
+    """Why the policy would refuse `action` on `key` now (None: it would not), as the service decides it."""
+    signing = SigningKey.objects.filter(state=SigningKey.State.ACTIVE).exclude(pk=key.pk).exists()
+    return signing_key_too_early(key, action, at, signing=signing)

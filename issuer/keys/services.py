@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record, audit_record_change, audit_snapshot
 from issuer.conf import issuer_settings
 from issuer.jobs import job_lock
 from issuer.keys import crypto, encryption
@@ -39,6 +40,14 @@ class SigningKeyTooEarly(SigningKeyRefused):
         self.reason = reason
 
 
+def _reason_required(what: str, reason: str) -> str:
+    """Forced steps and revokes override the policy's safety: whoever does it says why, for the audit trail."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise SigningKeyRefused(f"{what} needs a reason (it is recorded in the audit trail).")
+    return reason
+
+
 def _locked_key(kid: str) -> SigningKey:
     key = SigningKey.objects.select_for_update().filter(kid=kid).first()
     if key is None:
@@ -47,7 +56,7 @@ def _locked_key(kid: str) -> SigningKey:
 
 
 @transaction.atomic
-def signing_key_create(*, key_size: int | None = None, at: dt.datetime | None = None) -> SigningKey:
+def signing_key_create(*, key_size: int | None = None, at: dt.datetime | None = None, reason: str = "") -> SigningKey:
     """A new pending key: published in the JWKS at once, signing nothing until activated."""
     key_size = key_size or issuer_settings.RSA_KEY_SIZE
     public_jwk, ciphertext = crypto.rsa_key_generate(key_size)
@@ -59,31 +68,38 @@ def signing_key_create(*, key_size: int | None = None, at: dt.datetime | None = 
         state=State.PENDING,
         created_at=at or timezone.now(),
     )
+    audit_record_change("signingkey.create", key, {}, reason=reason, at=key.created_at)
     logger.info("signing key created", extra={"kid": key.kid, "key_size": key.key_size})
     return key
 
 
 @transaction.atomic
-def signing_key_activate(kid: str, *, force: bool = False, at: dt.datetime | None = None) -> SigningKey:
+def signing_key_activate(
+    kid: str, *, force: bool = False, at: dt.datetime | None = None, reason: str = ""
+) -> SigningKey:
     """pending → active; the previously active key → retired. Refused before the publish lead has passed, so no
-    validator meets a token signed by a key it has not fetched yet — unless forced."""
+    validator meets a token signed by a key it has not fetched yet — unless forced, with a reason (a force that
+    overrides nothing, e.g. when no key signs at all, needs none)."""
     at = at or timezone.now()
-    list(SigningKey.objects.select_for_update().filter(state__in=[State.ACTIVE, State.PENDING]))
+    locked = list(SigningKey.objects.select_for_update().filter(state__in=[State.ACTIVE, State.PENDING]))
     key = _locked_key(kid)
     if key.state != State.PENDING:
         raise SigningKeyRefused(f"Key {kid} is {key.state}; only a pending key can be activated.")
-    too_early = signing_key_too_early(key, "activate", at)
+    too_early = signing_key_too_early(key, "activate", at, signing=any(k.state == State.ACTIVE for k in locked))
     if too_early and not force:
         raise SigningKeyTooEarly(too_early, "Use force to activate now.")
-    SigningKey.objects.filter(state=State.ACTIVE).update(state=State.RETIRED, retired_at=at)
-    key.state, key.activated_at = State.ACTIVE, at
-    key.save(update_fields=["state", "activated_at"])
+    if too_early:
+        reason = _reason_required("A forced activation", reason)
+    for previous in (other for other in locked if other.state == State.ACTIVE):
+        _step(previous, "signingkey.retire", at, f"superseded by {kid}", state=State.RETIRED, retired_at=at)
+    action = "signingkey.activate_forced" if too_early else "signingkey.activate"
+    _step(key, action, at, reason, state=State.ACTIVE, activated_at=at)
     logger.info("signing key activated", extra={"kid": kid, "forced": force})
     return key
 
 
 @transaction.atomic
-def signing_key_retire(kid: str, *, at: dt.datetime | None = None) -> SigningKey:
+def signing_key_retire(kid: str, *, at: dt.datetime | None = None, reason: str = "") -> SigningKey:
     """A pending key that will not be used: it stays published through the overlap, then purge removes it.
     The active key is never retired alone (that would leave nothing to sign with): activate a successor."""
     key = _locked_key(kid)
@@ -91,38 +107,38 @@ def signing_key_retire(kid: str, *, at: dt.datetime | None = None) -> SigningKey
         raise SigningKeyRefused(f"Key {kid} is the active key; activate another key to retire it.")
     if key.state != State.PENDING:
         raise SigningKeyRefused(f"Key {kid} is {key.state}; only a pending key can be retired.")
-    key.state, key.retired_at = State.RETIRED, at or timezone.now()
-    key.save(update_fields=["state", "retired_at"])
-    return key
+    at = at or timezone.now()
+    return _step(key, "signingkey.retire", at, reason.strip(), state=State.RETIRED, retired_at=at)
 
 
 @transaction.atomic
-def signing_key_revoke(kid: str, *, at: dt.datetime | None = None) -> SigningKey:
+def signing_key_revoke(kid: str, *, at: dt.datetime | None = None, reason: str = "") -> SigningKey:
     """Emergency: out of the JWKS at once. If it was signing, the best available successor signs from now on
     (the oldest pending key, else a new key), and once committed `signing_key_revoked` asks for every token it
-    signed to be re-minted."""
+    signed to be re-minted. Needs a reason."""
     at = at or timezone.now()
+    reason = _reason_required("A revoke", reason)
     list(SigningKey.objects.select_for_update().filter(state__in=[State.ACTIVE, State.PENDING]))
     key = _locked_key(kid)
     if key.state == State.REVOKED:
         raise SigningKeyRefused(f"Key {kid} is already revoked.")
     was_active = key.state == State.ACTIVE
-    key.state, key.revoked_at = State.REVOKED, at
-    key.save(update_fields=["state", "revoked_at"])
+    _step(key, "signingkey.revoke", at, reason, state=State.REVOKED, revoked_at=at)
     crypto.private_key_forget(kid)
     logger.warning("signing key revoked", extra={"kid": kid, "was_active": was_active})
     if was_active:
+        why = f"successor of the revoked key {kid}"
         successor = SigningKey.objects.filter(state=State.PENDING).order_by("created_at").first()
-        successor = successor or signing_key_create(at=at)
-        signing_key_activate(successor.kid, force=True, at=at)
+        successor = successor or signing_key_create(at=at, reason=why)
+        signing_key_activate(successor.kid, force=True, at=at, reason=why)
     transaction.on_commit(lambda: signing_key_revoked.send(sender=SigningKey, kid=kid))
     return key
 
 
 @transaction.atomic
-def signing_key_purge(kid: str, *, force: bool = False, at: dt.datetime | None = None) -> None:
+def signing_key_purge(kid: str, *, force: bool = False, at: dt.datetime | None = None, reason: str = "") -> None:
     """Deletes a retired (or revoked) key. A retired key stays until token TTL + validator cache + skew have
-    passed since it last signed, so every token it signed has expired everywhere — unless forced."""
+    passed since it last signed, so every token it signed has expired everywhere — unless forced, with a reason."""
     at = at or timezone.now()
     key = _locked_key(kid)
     if key.state == State.ACTIVE:
@@ -132,6 +148,16 @@ def signing_key_purge(kid: str, *, force: bool = False, at: dt.datetime | None =
     too_early = signing_key_too_early(key, "purge", at)
     if too_early and not force:
         raise SigningKeyTooEarly(too_early, "Use force to purge anyway.")
+    if too_early:
+        reason = _reason_required("A forced purge", reason)
+    before = audit_snapshot(key)
+    audit_record(
+        "signingkey.purge_forced" if too_early else "signingkey.purge",
+        key,
+        changes={name: [value, None] for name, value in before.items() if value is not None},
+        reason=reason,
+        at=at,
+    )
     key.delete()
     crypto.private_key_forget(kid)
     logger.info("signing key purged", extra={"kid": kid, "forced": force})
@@ -144,8 +170,16 @@ def signing_keys_rewrap() -> int:
     for key in SigningKey.objects.select_for_update().only("pk", "private_key_encrypted"):
         SigningKey.objects.filter(pk=key.pk).update(private_key_encrypted=encryption.rewrap(key.private_key_encrypted))
         count += 1
+    tokens = 0
     for token in IssuedToken.objects.filter(token_encrypted__isnull=False).only("pk", "token_encrypted").iterator():
         IssuedToken.objects.filter(pk=token.pk).update(token_encrypted=encryption.rewrap(token.token_encrypted))
+        tokens += 1
+    audit_record(
+        "signingkey.rewrap",
+        object_type="signingkey",
+        object_id="*",
+        changes={"keys_rewrapped": [None, count], "tokens_rewrapped": [None, tokens]},
+    )
     return count
 
 
@@ -160,8 +194,19 @@ def signing_key_ensure_active(*, at: dt.datetime | None = None) -> SigningKey:
     if active:
         return active
     candidate = SigningKey.objects.filter(state=State.PENDING).order_by("created_at").first()
-    candidate = candidate or signing_key_create(at=at)
-    return signing_key_activate(candidate.kid, force=True, at=at)
+    why = "there was no active key (first start, or every key revoked)"
+    candidate = candidate or signing_key_create(at=at, reason=why)
+    return signing_key_activate(candidate.kid, force=True, at=at, reason=why)
+
+
+def _step(key: SigningKey, action: str, at: dt.datetime, reason: str, **values) -> SigningKey:
+    """One state change of a locked key, saved and recorded."""
+    before = audit_snapshot(key)
+    for name, value in values.items():
+        setattr(key, name, value)
+    key.save(update_fields=list(values))
+    audit_record_change(action, key, before, reason=reason, at=at)
+    return key
 
 
 @dataclass
@@ -203,7 +248,8 @@ def signing_key_policy_run(*, at: dt.datetime | None = None) -> PolicyReport:
 class SigningKeyAction:
     description: str
     run: Callable[..., SigningKey | None]
-    forceable: bool  # may act before the policy's safe time (activate, purge)
+    forceable: bool  # may act before the policy's safe time (activate, purge); forcing needs a reason
+    needs_reason: bool = False  # always needs a reason (revoke); the doors ask for one
 
 
 SIGNING_KEY_ACTIONS = {
@@ -212,15 +258,20 @@ SIGNING_KEY_ACTIONS = {
         "Retire (stop using this pending key; it stays published through the overlap)", signing_key_retire, False
     ),
     "revoke": SigningKeyAction(
-        "Revoke (emergency: withdraw from the JWKS at once and re-mint every token)", signing_key_revoke, False
+        "Revoke (emergency: withdraw from the JWKS at once and re-mint every token)",
+        signing_key_revoke,
+        False,
+        needs_reason=True,
     ),
     "purge": SigningKeyAction("Purge (remove from the JWKS for good)", signing_key_purge, True),
 }
 
 
-def signing_key_act(action: str, kid: str, *, force: bool = False) -> SigningKey | None:
+def signing_key_act(action: str, kid: str, *, force: bool = False, reason: str = "") -> SigningKey | None:
     """One lifecycle step on one key, by name: the keys page, the admin API and the command share this table."""
     step = SIGNING_KEY_ACTIONS.get(action)
     if step is None:
         raise SigningKeyRefused(f"Unknown key action {action!r}; one of: {', '.join(SIGNING_KEY_ACTIONS)}.")
-    return step.run(kid, force=force) if step.forceable else step.run(kid)
+    if step.forceable:
+        return step.run(kid, force=force, reason=reason)
+    return step.run(kid, reason=reason)

@@ -9,6 +9,7 @@ import jwt
 from django.conf import settings
 from django.utils import timezone
 
+from audit.services import not_audited
 from issuer import metrics
 from issuer.conf import issuer_settings
 from issuer.keys import crypto, encryption
@@ -39,6 +40,7 @@ class MintedToken:
     token: str  # the JWT; handed to the instance, never logged
 
 
+@not_audited("reads the active key")
 def signer_active() -> tuple[str, object]:
     """(kid, private key) of the active key, as the key set says (every process sees a key change within a
     second); the database is read only when this process has not decrypted that key yet."""
@@ -76,6 +78,7 @@ def _claims(entitlements: Entitlements, issued_at: int, jti: uuid.UUID) -> dict:
     }
 
 
+@not_audited("writes nothing: the caller saves the token record")
 def service_access_token_sign(
     instance: Instance, entitlements: Entitlements, *, at: dt.datetime, reason: str, signer
 ) -> MintedToken:
@@ -125,6 +128,7 @@ def _refusal_note(state: SyncState, message: str, at: dt.datetime) -> None:
         sync_state_touch(state)
 
 
+@not_audited("every minted token is its own record (IssuedToken); the rest is an instance's bookkeeping")
 def service_access_token_sync(
     state: SyncState,
     *,

@@ -46,7 +46,7 @@ def test_a_token_signed_by_a_revoked_key_fails_the_gateway_rules(client, activat
     kid = IssuedToken.objects.get().kid
     signing_key_create()
     with mock.patch("issuer.tasks.token_refresh.delay"):  # the re-mint has not run yet
-        signing_key_revoke(kid)
+        signing_key_revoke(kid, reason="test: revoke")
     instance.refresh_from_db()
     check = checks_of(instance_diagnosis(instance, timezone.now()))["newest token passes the AI gateway"]
     assert not check.ok and "withdrawn key" in check.detail

@@ -49,7 +49,7 @@ def test_jwks_304_and_etag_changes_with_the_key_set(client, signing_key):
     pending = signing_key_create()
     second = client.get("/oauth/discovery/keys", HTTP_IF_NONE_MATCH=first["ETag"])
     assert second.status_code == 200 and second["ETag"] != first["ETag"]
-    signing_key_revoke(pending.kid)
+    signing_key_revoke(pending.kid, reason="test: revoke")
     third = client.get("/oauth/discovery/keys")
     assert [k["kid"] for k in third.json()["keys"]] == [signing_key.kid]
     assert third["ETag"] == first["ETag"]

@@ -118,10 +118,10 @@ def test_refresh_after_rotation_and_after_revoke(signing_key):
     _instances(3, signing_key)
     token_refresh()
     new_key = signing_key_create()
-    signing_key_activate(new_key.kid, force=True)
+    signing_key_activate(new_key.kid, force=True, reason="test: forced")
     token_refresh()
     assert IssuedToken.objects.filter(reason="refresh_key", kid=new_key.kid).count() == 3
-    signing_key_revoke(new_key.kid)  # on commit: the refresh re-mints everything it signed
+    signing_key_revoke(new_key.kid, reason="test: revoke")  # on commit: the refresh re-mints everything it signed
     assert IssuedToken.objects.filter(kid=new_key.kid).count() == 3
     successor = SigningKey.objects.get(state=SigningKey.State.ACTIVE)
     assert successor.kid not in (new_key.kid, signing_key.kid)

@@ -26,7 +26,17 @@ def test_command_revoke_reports_the_new_signer_and_a_pending_re_mint(client, act
     sync(client, key)
     out, err = io.StringIO(), io.StringIO()
     with BROKER_DOWN:
-        call_command("signing_keys", "revoke", "--kid", signing_key.kid, "--json", stdout=out, stderr=err)
+        call_command(
+            "signing_keys",
+            "revoke",
+            "--kid",
+            signing_key.kid,
+            "--reason",
+            "test: revoke",
+            "--json",
+            stdout=out,
+            stderr=err,
+        )
     report = json.loads(out.getvalue())
     successor = SigningKey.objects.get(state=SigningKey.State.ACTIVE)
     assert report["state"] == "revoked" and report["signing_now"] == successor.kid and report["remint"] == "pending"
@@ -40,7 +50,7 @@ def test_command_revoke_reports_the_new_signer_and_a_pending_re_mint(client, act
 
 def test_command_revoke_says_queued_when_the_broker_answers(activated, signing_key):
     out = io.StringIO()
-    call_command("signing_keys", "revoke", "--kid", signing_key.kid, "--json", stdout=out)
+    call_command("signing_keys", "revoke", "--kid", signing_key.kid, "--reason", "test: revoke", "--json", stdout=out)
     assert json.loads(out.getvalue())["remint"] == "queued"
 
 
@@ -48,5 +58,7 @@ def test_admin_api_revoke_is_not_a_500_without_a_broker(activated, signing_key):
     api = APIClient()
     api.force_authenticate(User.objects.create_superuser("root", "r@example.test", "pw"))
     with BROKER_DOWN:
-        response = api.post(f"/api/v1/admin/signing_keys/{signing_key.kid}/revoke/", {}, format="json")
+        response = api.post(
+            f"/api/v1/admin/signing_keys/{signing_key.kid}/revoke/", {"reason": "test: revoke"}, format="json"
+        )
     assert response.status_code == 200 and response.json()["state"] == "revoked"

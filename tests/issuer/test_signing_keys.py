@@ -62,7 +62,16 @@ def test_early_activation_is_refused_with_the_reason():
     with pytest.raises(SigningKeyRefused, match=r"published for 1\.0 h; .* only sign after 2\.0 days .*Use force"):
         signing_key_activate(pending.kid, at=T0 + dt.timedelta(hours=1))
     assert SigningKey.objects.get(kid=pending.kid).state == State.PENDING
-    signing_key_activate(pending.kid, at=T0 + dt.timedelta(hours=1), force=True)
+    with pytest.raises(SigningKeyRefused, match="needs a reason"):
+        signing_key_activate(pending.kid, at=T0 + dt.timedelta(hours=1), force=True, reason="  ")
+    signing_key_activate(pending.kid, at=T0 + dt.timedelta(hours=1), force=True, reason="test: forced")
+    assert SigningKey.objects.get(kid=pending.kid).state == State.ACTIVE
+
+
+def test_the_first_key_activates_without_force_nothing_else_signs():
+    """With no key signing, waiting for the lead would only prolong the outage: no force, so no reason needed."""
+    pending = signing_key_create(at=T0)
+    signing_key_activate(pending.kid, at=T0 + dt.timedelta(minutes=1))
     assert SigningKey.objects.get(kid=pending.kid).state == State.ACTIVE
 
 
@@ -78,7 +87,7 @@ def test_activation_after_the_lead_retires_the_old_key():
 def test_only_pending_keys_activate():
     active = signing_key_ensure_active(at=T0)
     with pytest.raises(SigningKeyRefused, match="only a pending key can be activated"):
-        signing_key_activate(active.kid, force=True)
+        signing_key_activate(active.kid, force=True, reason="test: forced")
     with pytest.raises(SigningKeyRefused, match="No signing key with kid"):
         signing_key_activate("nope")
 
@@ -86,7 +95,7 @@ def test_only_pending_keys_activate():
 def test_purge_refusals_and_overlap():
     active = signing_key_ensure_active(at=T0)
     with pytest.raises(SigningKeyRefused, match="is the active key and cannot be purged"):
-        signing_key_purge(active.kid, force=True)
+        signing_key_purge(active.kid, force=True, reason="test: forced")
     pending = signing_key_create(at=T0)
     with pytest.raises(SigningKeyRefused, match="pending; retire it first"):
         signing_key_purge(pending.kid)
@@ -110,13 +119,13 @@ def test_retire_refuses_the_active_key():
 def test_revoke_of_the_active_key_puts_a_successor_in_place():
     active = signing_key_ensure_active(at=T0)
     with time_machine.travel(T0):
-        signing_key_revoke(active.kid, at=T0)
+        signing_key_revoke(active.kid, at=T0, reason="test: revoke")
     active.refresh_from_db()
     assert active.state == State.REVOKED
     successor = SigningKey.objects.get(state=State.ACTIVE)
     assert successor.kid != active.kid
     with pytest.raises(SigningKeyRefused, match="already revoked"):
-        signing_key_revoke(active.kid)
+        signing_key_revoke(active.kid, reason="test: revoke")
 
 
 def test_exactly_one_active_key_is_a_database_constraint():
@@ -175,7 +184,7 @@ def test_zero_active_keys_is_a_startup_error():
 def test_private_key_bytes_never_reach_the_log(caplog):
     caplog.set_level(logging.DEBUG)
     key = signing_key_ensure_active()
-    signing_key_revoke(key.kid)
+    signing_key_revoke(key.kid, reason="test: revoke")
     pem = encryption.decrypt(SigningKey.objects.get(state=State.ACTIVE).private_key_encrypted).decode()
     body = pem.splitlines()[1]
     assert body not in caplog.text and "PRIVATE KEY" not in caplog.text
@@ -189,6 +198,7 @@ def _command(*args):
 
 def test_command_lifecycle_with_json():
     assert json.loads(_command("list", "--json")) == []
+    first = json.loads(_command("ensure", "--json"))
     created = json.loads(_command("create", "--json"))
     assert created["state"] == "pending" and set(created) >= {
         "kid",
@@ -199,13 +209,17 @@ def test_command_lifecycle_with_json():
     }
     with pytest.raises(CommandError, match="Use force"):
         _command("activate", "--kid", created["kid"])
-    activated = json.loads(_command("activate", "--kid", created["kid"], "--force", "--json"))
+    with pytest.raises(CommandError, match="needs a reason"):
+        _command("activate", "--kid", created["kid"], "--force")
+    activated = json.loads(
+        _command("activate", "--kid", created["kid"], "--force", "--reason", "test: forced", "--json")
+    )
     assert activated["state"] == "active"
     listed = json.loads(_command("list", "--json"))
-    assert [k["kid"] for k in listed] == [created["kid"]]
+    assert [k["kid"] for k in listed] == [first["kid"], created["kid"]]
     with pytest.raises(CommandError, match="needs --kid"):
         _command("purge")
-    assert json.loads(_command("rewrap", "--json")) == {"rewrapped": 1}
+    assert json.loads(_command("rewrap", "--json")) == {"rewrapped": 2}
 
 
 @postgres_only
@@ -218,7 +232,8 @@ def test_concurrent_policy_runs_and_activations_leave_exactly_one_active_key():
 
     a, b = signing_key_create(at=T0), signing_key_create(at=T0)
     run_at_once(
-        lambda: signing_key_activate(a.kid, force=True, at=T0), lambda: signing_key_activate(b.kid, force=True, at=T0)
+        lambda: signing_key_activate(a.kid, force=True, at=T0, reason="race"),
+        lambda: signing_key_activate(b.kid, force=True, at=T0, reason="race"),
     )
     assert SigningKey.objects.filter(state=State.ACTIVE).count() == 1
 
@@ -259,6 +274,7 @@ def staff_api():
 
 def test_admin_api_key_lifecycle(staff_api):
     assert staff_api.get("/api/v1/admin/signing_keys/").json()["results"] == []
+    signing_key_ensure_active()
     created = staff_api.post("/api/v1/admin/signing_keys/", {}, format="json")
     assert created.status_code == 201
     kid = created.json()["kid"]
@@ -266,9 +282,18 @@ def test_admin_api_key_lifecycle(staff_api):
     assert set(created.json()["public_jwk"]) == {"kty", "n", "e", "kid", "use", "alg"}
     refused = staff_api.post(f"/api/v1/admin/signing_keys/{kid}/activate/", {}, format="json")
     assert refused.status_code == 409 and "Use force" in refused.json()["detail"]
-    activated = staff_api.post(f"/api/v1/admin/signing_keys/{kid}/activate/", {"force": True}, format="json")
+    unexplained = staff_api.post(f"/api/v1/admin/signing_keys/{kid}/activate/", {"force": True}, format="json")
+    assert unexplained.status_code == 409 and "needs a reason" in unexplained.json()["detail"]
+    activated = staff_api.post(
+        f"/api/v1/admin/signing_keys/{kid}/activate/", {"force": True, "reason": "test: forced"}, format="json"
+    )
     assert activated.status_code == 200 and activated.json()["state"] == "active"
-    assert staff_api.post(f"/api/v1/admin/signing_keys/{kid}/purge/", {"force": True}, format="json").status_code == 409
+    assert (
+        staff_api.post(
+            f"/api/v1/admin/signing_keys/{kid}/purge/", {"force": True, "reason": "test: forced"}, format="json"
+        ).status_code
+        == 409
+    )
     body = staff_api.get(f"/api/v1/admin/signing_keys/{kid}/").content.decode()
     assert "PRIVATE" not in body and '"d"' not in body
 

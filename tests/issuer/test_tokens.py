@@ -70,7 +70,7 @@ def test_verifier_refuses_bad_tokens(activated, signing_key):
     )
     with pytest.raises(TokenInvalid, match="only RS256"):
         verify_service_access_token(forged)
-    signing_key_revoke(signing_key.kid)
+    signing_key_revoke(signing_key.kid, reason="test: revoke")
     with pytest.raises(TokenInvalid, match="Unknown or withdrawn key"):
         verify_service_access_token(token)
 
@@ -107,7 +107,7 @@ def test_stored_token_replaced_when_the_key_changes(activated, signing_key):
     instance, key = activated
     first = service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.0")
     new_key = signing_key_create()
-    signing_key_activate(new_key.kid, force=True)
+    signing_key_activate(new_key.kid, force=True, reason="test: forced")
     second = service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.0")
     assert (
         jwt.get_unverified_header(second.token)["kid"] == new_key.kid != jwt.get_unverified_header(first.token)["kid"]

@@ -101,7 +101,10 @@ def test_non_staff_get_nothing(world, who):
     for path in _pages(instance, pending.kid):
         response = client.get(path)
         assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), path
-    assert client.post(f"/admin/keys/{pending.kid}/activate/", {"force": "on"}).status_code == 302
+    assert (
+        client.post(f"/admin/keys/{pending.kid}/activate/", {"force": "on", "reason": "test: forced"}).status_code
+        == 302
+    )
     assert SigningKey.objects.get(kid=pending.kid).state == "pending"
 
 
@@ -110,7 +113,10 @@ def test_key_actions_need_post_and_csrf(world):
     user = User.objects.create_user("csrf", password="pw-csrf-123", is_staff=True, is_superuser=True)
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
-    assert client.post(f"/admin/keys/{pending.kid}/activate/", {"force": "on"}).status_code == 403
+    assert (
+        client.post(f"/admin/keys/{pending.kid}/activate/", {"force": "on", "reason": "test: forced"}).status_code
+        == 403
+    )
     assert client.get(f"/admin/keys/{pending.kid}/activate/").status_code == 200
     assert SigningKey.objects.get(kid=pending.kid).state == "pending"
 
@@ -119,13 +125,13 @@ def test_early_purge_is_explained_and_needs_force(staff_client, world):
     _, _, _, pending = world
     from issuer.keys.services import signing_key_activate
 
-    signing_key_activate(pending.kid, force=True)
+    signing_key_activate(pending.kid, force=True, reason="test: forced")
     retired = SigningKey.objects.get(state="retired")
     page = staff_client.get(f"/admin/keys/{retired.kid}/purge/").content.decode()
     assert "The policy would refuse this now" in page and "tokens it signed may be verified until" in page
     staff_client.post(f"/admin/keys/{retired.kid}/purge/", {})
     assert SigningKey.objects.filter(kid=retired.kid).exists()
-    staff_client.post(f"/admin/keys/{retired.kid}/purge/", {"force": "on"})
+    staff_client.post(f"/admin/keys/{retired.kid}/purge/", {"force": "on", "reason": "test: forced"})
     assert not SigningKey.objects.filter(kid=retired.kid).exists()
 
 

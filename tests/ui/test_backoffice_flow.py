@@ -131,9 +131,14 @@ def test_subscription_to_scopes_to_key_rotation(page, live_server, admin_user, s
     assert "Tick “Force”" in page.inner_text(".messagelist")
     assert SigningKey.objects.get(kid=new_kid).state == "pending"
     page.check("#id_force")
+    page.click("input[type=submit]")  # forced without a reason: the form asks why
+    assert "Say why" in page.inner_text("[role=alert] >> nth=-1")
+    page.check("#id_force")
+    page.fill("#id_reason", "rotation drill")
     shot(page, "08-key-force-confirm")
     page.click("input[type=submit]")
     page.wait_for_selector(".messagelist .success")
+    assert "rotation drill" in page.inner_text("#audit-events + table")
     assert page.inner_text(f"tr[data-kid='{new_kid}'] td:nth-child(2)") == "active"
     assert page.inner_text(f"tr[data-kid='{old_kid}'] td:nth-child(2)") == "retired"
     shot(page, "09-keys-rotated")

@@ -20,28 +20,31 @@ class Command(BaseCommand):
         parser.add_argument("action", choices=["list", "create", *services.SIGNING_KEY_ACTIONS, "rewrap", "ensure"])
         parser.add_argument("--kid", help="the key to act on")
         parser.add_argument("--force", action="store_true", help="activate or purge before the safe time")
+        parser.add_argument(
+            "--reason", default="", help="why (recorded in the audit trail; required for revoke and with --force)"
+        )
         parser.add_argument("--key-size", type=int, choices=ALLOWED_KEY_SIZES, help="for create")
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, action, kid=None, force=False, key_size=None, json=False, **options):
+    def handle(self, *args, action, kid=None, force=False, reason="", key_size=None, json=False, **options):
         if action in services.SIGNING_KEY_ACTIONS and not kid:
             raise CommandError(f"{action} needs --kid")
         try:
-            result = self._run(action, kid, force, key_size)
+            result = self._run(action, kid, force, reason, key_size)
         except (services.SigningKeyRefused, KeyEncryptionError) as error:
             raise CommandError(str(error)) from None
         self._print(result, json)
 
-    def _run(self, action, kid, force, key_size):
+    def _run(self, action, kid, force, reason, key_size):
         if action == "list":
             return [signing_key_describe(key) for key in SigningKey.objects.order_by("created_at")]
         if action == "create":
-            return signing_key_describe(services.signing_key_create(key_size=key_size))
+            return signing_key_describe(services.signing_key_create(key_size=key_size, reason=reason))
         if action == "ensure":
             return signing_key_describe(services.signing_key_ensure_active())
         if action == "rewrap":
             return {"rewrapped": services.signing_keys_rewrap()}
-        key = services.signing_key_act(action, kid, force=force)
+        key = services.signing_key_act(action, kid, force=force, reason=reason)
         if key is None:
             return {"kid": kid, "purged": True}
         if action == "revoke":

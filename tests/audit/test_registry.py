@@ -1,0 +1,248 @@
+"""Every service that writes records exactly one event per change. The registry is every public function of every
+`services` module: each must have a scenario here (what it does, and the events that must follow) or say why it
+is not audited (`@not_audited`). A new service with neither fails this test."""
+
+import datetime as dt
+import importlib
+import inspect
+import pkgutil
+import uuid
+
+import pytest
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_purge, audit_record
+from issuer.keys import services as keys
+from issuer.models import SigningKey
+from subscriptions import services as subs
+from subscriptions.models import Customer, Subscription
+from tests.factories import AddOnPurchaseFactory, CustomerFactory, SubscriptionFactory, today
+
+PACKAGES = ["audit", "subscriptions", "issuer"]
+
+
+def _service_modules():
+    for package in PACKAGES:
+        root = importlib.import_module(package)
+        for info in pkgutil.walk_packages(root.__path__, f"{package}."):
+            if info.name.rsplit(".", 1)[-1] == "services":
+                yield importlib.import_module(info.name)
+
+
+def _services():
+    for module in _service_modules():
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ == module.__name__ and not name.startswith("_"):
+                yield f"{module.__name__}.{name}", function
+
+
+def _bound_instance():
+    subscription = AddOnPurchaseFactory().subscription
+    activation = subs.instance_activate(
+        activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4()), hostname="a.test"
+    )
+    return activation.instance
+
+
+def _pending_and_active():
+    active = keys.signing_key_ensure_active(at=timezone.now() - dt.timedelta(days=40))
+    pending = keys.signing_key_create(at=timezone.now() - dt.timedelta(hours=1))
+    return pending, active
+
+
+def _an_old_event():
+    with transaction.atomic():
+        return audit_record("customer.create", object_type="customer", at=timezone.now() - dt.timedelta(days=31))
+
+
+def _purge_with_retention(days):
+    with override_settings(ISSUER_AUDIT_RETENTION_DAYS=days):
+        return audit_purge()
+
+
+# name -> (setup, act, expected actions in order). Setup's own events are not counted.
+SCENARIOS = {
+    "subscriptions.services.customer_create": (
+        lambda: None,
+        lambda _: subs.customer_create(name="Acme"),
+        ["customer.create"],
+    ),
+    "subscriptions.services.customer_get_or_create": (
+        lambda: CustomerFactory(name="Known"),
+        lambda _: (subs.customer_get_or_create(name="Known"), subs.customer_get_or_create(name="New")),
+        ["customer.create"],  # the known customer is found, not changed
+    ),
+    "subscriptions.services.subscription_create": (
+        CustomerFactory,
+        lambda customer: subs.subscription_create(
+            customer=customer,
+            license_type="ultimate",
+            seats=10,
+            starts_on=today(),
+            expires_on=today() + dt.timedelta(days=365),
+            add_ons=[("duo_pro", 5), ("duo_enterprise", 5)],
+        ),
+        ["subscription.create", "addonpurchase.create", "addonpurchase.create"],
+    ),
+    "subscriptions.services.subscription_update": (
+        SubscriptionFactory,
+        lambda subscription: (
+            subs.subscription_update(subscription, seats=12),
+            subs.subscription_update(subscription, seats=12),  # no change: no event
+        ),
+        ["subscription.update"],
+    ),
+    "subscriptions.services.subscription_set_suspended": (
+        SubscriptionFactory,
+        lambda subscription: (
+            subs.subscription_set_suspended(subscription, True),
+            subs.subscription_set_suspended(subscription, True),
+            subs.subscription_set_suspended(subscription, False),
+        ),
+        ["subscription.suspend", "subscription.lift_suspension"],
+    ),
+    "subscriptions.services.subscription_regenerate_activation_code": (
+        SubscriptionFactory,
+        subs.subscription_regenerate_activation_code,
+        ["subscription.regenerate_activation_code"],
+    ),
+    "subscriptions.services.add_on_purchase_create": (
+        SubscriptionFactory,
+        lambda subscription: subs.add_on_purchase_create(
+            subscription=subscription,
+            add_on="duo_pro",
+            quantity=3,
+            started_on=subscription.starts_on,
+            expires_on=subscription.expires_on,
+        ),
+        ["addonpurchase.create"],
+    ),
+    "subscriptions.services.add_on_purchase_update": (
+        AddOnPurchaseFactory,
+        lambda purchase: subs.add_on_purchase_update(purchase, quantity=7),
+        ["addonpurchase.update"],
+    ),
+    "subscriptions.services.add_on_purchase_cancel": (
+        AddOnPurchaseFactory,
+        lambda purchase: (subs.add_on_purchase_cancel(purchase), subs.add_on_purchase_cancel(purchase)),
+        ["addonpurchase.cancel"],
+    ),
+    "subscriptions.services.object_save_from_form": (
+        SubscriptionFactory,
+        lambda subscription: (
+            setattr(subscription, "seats", 99),
+            subs.object_save_from_form(subscription),
+            subs.object_save_from_form(Customer(name="From a form")),
+        ),
+        ["subscription.update", "customer.create"],
+    ),
+    "subscriptions.services.object_delete_from_form": (
+        AddOnPurchaseFactory,
+        lambda purchase: subs.object_delete_from_form(purchase.subscription),
+        ["subscription.delete"],
+    ),
+    "subscriptions.services.instance_activate": (
+        lambda: AddOnPurchaseFactory().subscription,
+        lambda subscription: subs.instance_activate(
+            activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4())
+        ),
+        ["instance.activate"],
+    ),
+    "subscriptions.services.instance_release": (_bound_instance, subs.instance_release, ["instance.release"]),
+    "subscriptions.services.instance_set_suspended": (
+        _bound_instance,
+        lambda instance: (subs.instance_set_suspended(instance, True), subs.instance_set_suspended(instance, False)),
+        ["instance.suspend", "instance.lift_suspension"],
+    ),
+    "issuer.keys.services.signing_key_create": (
+        lambda: None,
+        lambda _: keys.signing_key_create(),
+        ["signingkey.create"],
+    ),
+    "issuer.keys.services.signing_key_activate": (
+        _pending_and_active,
+        lambda pair: keys.signing_key_activate(pair[0].kid, force=True, reason="drill"),
+        ["signingkey.retire", "signingkey.activate_forced"],
+    ),
+    "issuer.keys.services.signing_key_retire": (
+        _pending_and_active,
+        lambda pair: keys.signing_key_retire(pair[0].kid),
+        ["signingkey.retire"],
+    ),
+    "issuer.keys.services.signing_key_revoke": (
+        lambda: keys.signing_key_ensure_active(),
+        lambda active: keys.signing_key_revoke(active.kid, reason="leaked"),
+        ["signingkey.revoke", "signingkey.create", "signingkey.activate"],  # nothing signs: the successor's
+    ),  # activation is due at once
+    "issuer.keys.services.signing_key_purge": (
+        _pending_and_active,
+        lambda pair: (
+            keys.signing_key_retire(pair[0].kid),
+            keys.signing_key_purge(pair[0].kid, force=True, reason="x"),
+        ),
+        ["signingkey.retire", "signingkey.purge_forced"],
+    ),
+    "issuer.keys.services.signing_keys_rewrap": (
+        lambda: keys.signing_key_ensure_active(),
+        lambda _: keys.signing_keys_rewrap(),
+        ["signingkey.rewrap"],
+    ),
+    "issuer.keys.services.signing_key_ensure_active": (
+        lambda: None,
+        lambda _: (keys.signing_key_ensure_active(), keys.signing_key_ensure_active()),
+        ["signingkey.create", "signingkey.activate"],
+    ),
+    "issuer.keys.services.signing_key_policy_run": (
+        lambda: keys.signing_key_ensure_active(at=timezone.now() - dt.timedelta(days=200)),
+        lambda _: keys.signing_key_policy_run(),
+        ["signingkey.create"],  # the successor is due; its activation waits for the lead
+    ),
+    "issuer.keys.services.signing_key_act": (
+        _pending_and_active,
+        lambda pair: keys.signing_key_act("retire", pair[0].kid, reason="not needed"),
+        ["signingkey.retire"],
+    ),
+    "audit.services.audit_purge": (_an_old_event, lambda _: _purge_with_retention(30), ["audit.purge"]),
+}
+# Not services that change anything: helpers a `services` module exports for its own doors.
+HELPERS = {
+    "audit.services.not_audited",
+    "audit.services.secret_digest",
+    "audit.services.audit_snapshot",
+    "audit.services.audit_changes",
+    "audit.services.audit_record",
+    "audit.services.audit_record_change",
+}
+
+
+def test_every_service_has_a_scenario_or_says_why_it_is_not_audited():
+    unaccounted = [
+        name
+        for name, function in _services()
+        if name not in SCENARIOS and name not in HELPERS and not getattr(function, "not_audited", "")
+    ]
+    assert not unaccounted, f"services without an audit scenario or @not_audited(why): {unaccounted}"
+    stale = set(SCENARIOS) - {name for name, _ in _services()}
+    assert not stale, f"scenarios for services that no longer exist: {stale}"
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_each_change_is_recorded_exactly_once(db, name):
+    setup, act, expected = SCENARIOS[name]
+    subject = setup()
+    first_new = (AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
+    act(subject)
+    recorded = list(AuditEvent.objects.filter(id__gte=first_new).order_by("id").values_list("action", flat=True))
+    assert recorded == expected
+
+
+def test_an_event_lives_and_dies_with_its_change(db):
+    subscription = SubscriptionFactory()
+    with pytest.raises(Exception, match="expir|before|after"):
+        subs.subscription_update(subscription, expires_on=subscription.starts_on - dt.timedelta(days=1))
+    assert not AuditEvent.objects.exists()
+    assert Subscription.objects.get(pk=subscription.pk).expires_on == subscription.expires_on
+    assert SigningKey.objects.count() == 0
