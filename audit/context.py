@@ -8,7 +8,9 @@
 """
 
 import contextvars
-import getpass
+import ipaddress
+import os
+import pwd
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -48,17 +50,20 @@ class Frame:
 _frame: contextvars.ContextVar[Frame | None] = contextvars.ContextVar("audit_frame", default=None)
 
 
-def _os_user() -> str:
+def os_user() -> str:
+    """The effective user's name from the password database (never $USER or $LOGNAME, which anyone can set), or
+    its uid when it has no entry (a container user)."""
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # a container user without a passwd entry
-        return "unknown"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def current_actor() -> Actor:
     frame = _frame.get()
     if frame is None:
-        return Actor("cli", _os_user())
+        return Actor("cli", os_user())
     if frame.actor is not None:
         return frame.actor
     user = getattr(frame.request, "user", None)
@@ -73,7 +78,15 @@ def current_request_details() -> tuple[str, str | None]:
     if frame is None or frame.request is None:
         return "", None
     request_id = request_id_var.get()
-    return ("" if request_id == "-" else request_id), (client_ip(frame.request) or None)
+    return ("" if request_id == "-" else request_id), _ip_or_none(client_ip(frame.request))
+
+
+def _ip_or_none(text: str) -> str | None:
+    """The address as the column stores it; anything else (a unix socket's "unix:", a zone suffix) is not kept."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 @contextmanager

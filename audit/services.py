@@ -115,12 +115,23 @@ def audit_record_change(
     return True
 
 
+def _delete_before(expired, cutoff: dt.datetime) -> int:
+    if connection.vendor != "postgresql":
+        return expired.delete()[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('issuer.audit_purge_before', %s, true)", [cutoff.isoformat()])
+        try:
+            return expired.delete()[0]
+        finally:
+            cursor.execute("SELECT set_config('issuer.audit_purge_before', '', true)")
+
+
 @transaction.atomic
 def audit_purge(*, at: dt.datetime | None = None) -> int:
     """Deletes events older than ISSUER_AUDIT_RETENTION_DAYS (unset: keep forever) and records the purge itself.
 
-    On PostgreSQL the append-only trigger lets a DELETE through only where this transaction says so
-    (`SET LOCAL issuer.audit_purge`), so no other code path, and no admin page, can delete an event.
+    On PostgreSQL the append-only trigger lets a DELETE through only for events older than the cutoff this
+    transaction names, and only while it names it; no admin page or API can delete an event.
     """
     days = settings.ISSUER_AUDIT_RETENTION_DAYS
     if not days:
@@ -131,13 +142,7 @@ def audit_purge(*, at: dt.datetime | None = None) -> int:
     span = expired.aggregate(oldest=models.Min("at"), newest=models.Max("at"))
     if span["oldest"] is None:
         return 0
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL issuer.audit_purge = 'on'")
-    purged, _ = expired.delete()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL issuer.audit_purge = 'off'")
+    purged = _delete_before(expired, cutoff)
     audit_record(
         "audit.purge",
         object_type="auditevent",

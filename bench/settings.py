@@ -4,3 +4,5 @@ from config.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls"
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# The fleet benchmark renders pages in-process without collectstatic.
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405

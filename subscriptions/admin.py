@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -57,8 +58,9 @@ class AuditedAdmin(admin.ModelAdmin):
         services.object_delete_from_form(obj)
 
     def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            services.object_delete_from_form(obj)
+        with transaction.atomic():  # all of the selection or none of it, as Django's own bulk delete
+            for obj in queryset:
+                services.object_delete_from_form(obj)
 
     def save_formset(self, request, form, formset, change):
         for obj in formset.save(commit=False):

@@ -205,24 +205,39 @@ def object_save_from_form(obj: models.Model) -> models.Model:
     return obj
 
 
+# What the audit trail records a deletion of, one event per row, also when the database deletes it with its parent.
+AUDITED_MODELS = (Customer, Subscription, AddOnPurchase, Instance)
+
+
 @transaction.atomic
 def object_delete_from_form(obj: models.Model) -> None:
-    """A superuser's delete in Django admin (no role has a delete permission), recorded with what was deleted.
-    Rows the database deletes with it (a customer's subscriptions) are named in the reason, not one event each."""
+    """A superuser's delete in Django admin (no role has a delete permission), recorded with what was deleted: one
+    event per audited row it takes along (a subscription's purchases), a count in the reason for the records that
+    go with it (an instance's token records and seat reports)."""
+    along, counted = [], []
+    for related in obj._meta.related_objects:
+        if related.on_delete is not models.CASCADE:
+            continue
+        rows = related.related_model._base_manager.filter(**{related.field.name: obj})
+        if related.related_model in AUDITED_MODELS:
+            along.extend(rows)
+        elif count := rows.count():
+            counted.append(f"{related.related_model._meta.verbose_name_plural}: {count}")
+    reason = f"deleted with it: {', '.join(counted)}" if counted else ""
+    for row in along:
+        _deletion_record(row, f"deleted with {obj._meta.verbose_name} {obj.pk}")
+    _deletion_record(obj, reason)
+    obj.delete()
+
+
+def _deletion_record(obj: models.Model, reason: str) -> None:
     before = audit_snapshot(obj)
-    cascade = [
-        f"{related.related_model._meta.verbose_name_plural}: {count}"
-        for related in obj._meta.related_objects
-        if related.on_delete is models.CASCADE
-        and (count := related.related_model._base_manager.filter(**{related.field.name: obj}).count())
-    ]
     audit_record(
         f"{obj._meta.model_name}.delete",
         obj,
         changes={name: [value, None] for name, value in before.items() if value is not None},
-        reason=f"deleted with it: {', '.join(cascade)}" if cascade else "",
+        reason=reason,
     )
-    obj.delete()
 
 
 class ActivationError(Exception):
@@ -325,11 +340,14 @@ def instance_activate(
             instance.save()
     except IntegrityError:
         raise ActivationError("This activation code is already in use by another instance.") from None
+    actor = Actor.instance(identifier)
+    audit_record_change("instance.activate", instance, before, actor=actor)
     new_subscription = subscription.first_activated_at is None
     if new_subscription:
+        first = audit_snapshot(subscription)
         subscription.first_activated_at = now
         subscription.save(update_fields=["first_activated_at"])
-    audit_record_change("instance.activate", instance, before, actor=Actor.instance(identifier))
+        audit_record_change("subscription.first_activation", subscription, first, actor=actor)
     return Activation(instance=instance, license_key=license_key, new_subscription=new_subscription)
 
 

@@ -2,15 +2,16 @@
 pages and the export; purged only by its retention job."""
 
 import datetime as dt
-import getpass
 import io
 import json
+import os
+import pwd
 import uuid
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
@@ -23,6 +24,7 @@ from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
 from tests.helpers import ACTIVATE_MUTATION, graphql_post, postgres_only, role
 
 pytestmark = pytest.mark.django_db
+OS_USER = pwd.getpwuid(os.geteuid()).pw_name
 
 
 def _user(name, role_name):
@@ -90,10 +92,12 @@ def test_a_form_save_in_django_admin_is_recorded(client):
     assert event.actor_name == "root-admin" and event.changes == {"seats": [10, 25]}
 
 
-def test_a_command_acts_as_the_operating_system_user():
+def test_a_command_acts_as_the_operating_system_user_whatever_the_environment_says(monkeypatch):
+    monkeypatch.setenv("USER", "alice")
+    monkeypatch.setenv("LOGNAME", "alice")
     call_command("signing_keys", "ensure", stdout=io.StringIO())
     actors = set(AuditEvent.objects.values_list("actor_kind", "actor_name"))
-    assert actors == {("cli", getpass.getuser())}
+    assert actors == {("cli", OS_USER)}
 
 
 def test_a_celery_task_acts_as_its_job():
@@ -164,14 +168,43 @@ def test_no_one_can_change_or_delete_an_event_through_the_admin(client):
 
 
 @postgres_only
-def test_the_database_refuses_to_update_or_delete_an_event():
+def test_the_database_refuses_to_update_delete_or_truncate_events():
     with transaction.atomic():
         event = audit_record("customer.create", object_type="customer", object_id="1")
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).update(action="nothing.happened")
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).delete()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL issuer.audit_allow_truncate = 'off'")  # as every connection but the tests' says
+        cursor.execute("TRUNCATE audit_auditevent")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        # a purge's cutoff lets through only what is older than it
+        cursor.execute("SELECT set_config('issuer.audit_purge_before', %s, true)", [event.at.isoformat()])
+        AuditEvent.objects.filter(pk=event.pk).delete()
     assert AuditEvent.objects.get(pk=event.pk).action == "customer.create"
+
+
+def test_an_address_that_is_not_an_ip_is_not_kept_and_fails_nothing(client):
+    subscription = SubscriptionFactory()
+    client.force_login(_user("alice", "support"))
+    response = client.post(
+        "/admin/subscriptions/subscription/",
+        {"action": "regenerate_activation_code", "_selected_action": [subscription.pk]},
+        REMOTE_ADDR="unix:",
+    )
+    assert response.status_code == 302
+    assert AuditEvent.objects.get(action="subscription.regenerate_activation_code").client_address is None
+
+
+def test_deleting_a_subscription_records_its_purchases_too(client):
+    purchase = AddOnPurchaseFactory()
+    subscription = purchase.subscription
+    client.force_login(User.objects.create_superuser("root-admin", password="pw-root-123"))
+    response = client.post(f"/admin/subscriptions/subscription/{subscription.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    deleted = {(e.action, e.object_id) for e in AuditEvent.objects.all()}
+    assert deleted == {("addonpurchase.delete", str(purchase.pk)), ("subscription.delete", str(subscription.pk))}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -214,9 +247,9 @@ def test_the_api_filters_and_pages_with_a_cursor():
     ).json()
     assert [e["object_id"] for e in ranged["results"]] == ["2", "1"]
     assert api.get("/api/v1/admin/audit-events", {"object_type": "subscription"}).json()["results"][0]["actor"] == (
-        f"cli:{getpass.getuser()}"
+        f"cli:{OS_USER}"
     )
-    assert api.get("/api/v1/admin/audit-events", {"actor": f"cli:{getpass.getuser()}"}).json()["results"]
+    assert api.get("/api/v1/admin/audit-events", {"actor": f"cli:{OS_USER}"}).json()["results"]
     wrong_order = api.get("/api/v1/admin/audit-events", {"since": at.isoformat(), "until": at.isoformat()})
     assert wrong_order.status_code == 400 and "before" in wrong_order.content.decode()
     assert api.get("/api/v1/admin/audit-events", {"since": "yesterday"}).status_code == 400

@@ -142,14 +142,14 @@ SCENARIOS = {
     "subscriptions.services.object_delete_from_form": (
         AddOnPurchaseFactory,
         lambda purchase: subs.object_delete_from_form(purchase.subscription),
-        ["subscription.delete"],
+        ["addonpurchase.delete", "subscription.delete"],
     ),
     "subscriptions.services.instance_activate": (
         lambda: AddOnPurchaseFactory().subscription,
         lambda subscription: subs.instance_activate(
             activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4())
         ),
-        ["instance.activate"],
+        ["instance.activate", "subscription.first_activation"],
     ),
     "subscriptions.services.instance_release": (_bound_instance, subs.instance_release, ["instance.release"]),
     "subscriptions.services.instance_set_suspended": (
