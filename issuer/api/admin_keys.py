@@ -59,10 +59,11 @@ class SigningKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def _act(self, request, action: str, kid: str):
         """One step of the shared action table; `force` and `reason` are read from the body (`force` is ignored where
         it means nothing; the service refuses a revoke or a forced step without a reason)."""
-        body = ForceSerializer(data=request.data)
+        body = (RevokeSerializer if action == "revoke" else ForceSerializer)(data=request.data)
         body.is_valid(raise_exception=True)
+        force, reason = body.validated_data.get("force", False), body.validated_data["reason"]
         try:
-            key = signing_key_act(action, kid, force=body.validated_data["force"], reason=body.validated_data["reason"])
+            key = signing_key_act(action, kid, force=force, reason=reason)
         except SigningKeyRefused as refused:
             return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
         return Response(SigningKeySerializer(key).data if key is not None else None)
