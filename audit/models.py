@@ -34,6 +34,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["object_type", "object_id", "-at"], name="audit_object_recent"),
             models.Index(fields=["action", "-at"], name="audit_action_recent"),
             models.Index(fields=["actor_name", "-at"], name="audit_actor_recent"),
+            models.Index(fields=["object_id"], name="audit_object_id"),
+            models.Index(fields=["request_id"], name="audit_request_id"),
         ]
 
     def __str__(self):

@@ -211,7 +211,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.EstimatedCountPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
 }
@@ -281,6 +281,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 900.0,
         "options": {"expires": 800},
     },
+    "fleet-rollup": {"task": "issuer.tasks.fleet_rollup", "schedule": 300.0, "options": {"expires": 280}},
     "audit-purge": {"task": "audit.tasks.audit_purge", "schedule": 86400.0, "options": {"expires": 80000}},
 }
 

@@ -4,9 +4,10 @@ from django.contrib import admin
 from knox import admin as knox_admin
 from knox.models import AuthToken
 
-from config.admin_base import ReadOnlyAdmin
+from config.admin_base import UUID_SHAPE, FleetScaleAdmin, ReadOnlyAdmin, fixed_choices_filter
 from issuer.keys.selectors import SIGNING_KEY_FIELDS
 from issuer.models import IssuedToken, SigningKey
+from issuer.tokens.selectors import TOKEN_REASONS, tokens_with_uuid
 
 
 @admin.register(SigningKey)
@@ -17,13 +18,17 @@ class SigningKeyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(IssuedToken)
-class IssuedTokenAdmin(ReadOnlyAdmin):
+class IssuedTokenAdmin(ReadOnlyAdmin, FleetScaleAdmin):
     list_display = ["jti", "instance", "kid", "issued_at", "expires_at", "reason"]
     list_select_related = ["instance"]
-    list_filter = ["reason"]
+    list_filter = [fixed_choices_filter("reason", "reason", TOKEN_REASONS), ("issued_at", admin.DateFieldListFilter)]
     search_fields = ["=jti", "=instance__instance_identifier", "=kid"]
+    search_help_text = "A jti or an instance id (a UUID), or a key id; each exact."
+    search_shapes = (
+        (UUID_SHAPE, tokens_with_uuid),
+        (r"[A-Za-z0-9_-]{43}", lambda tokens, term: tokens.filter(kid=term)),
+    )
     fields = [field.name for field in IssuedToken._meta.concrete_fields if field.name != "token_encrypted"]
-    show_full_result_count = False
 
 
 class ApiTokenAdmin(knox_admin.AuthTokenAdmin):

@@ -73,6 +73,10 @@ class IssuedToken(models.Model):
             models.Index(fields=["instance", "-issued_at"]),
             models.Index(fields=["kid"]),
             models.Index(fields=["issued_at"]),
+            # the refresh run drops the ciphertexts of expired tokens: only the few still holding one are read
+            models.Index(
+                fields=["expires_at"], condition=Q(token_encrypted__isnull=False), name="issued_token_ciphertext_held"
+            ),
         ]
 
     def __str__(self):
@@ -92,3 +96,23 @@ class JobLock(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class FleetCount(models.Model):
+    """One count of the fleet for one period (a day or an hour), kept by the rollup job (`issuer.fleet`), so the
+    dashboard reads a handful of rows instead of the fleet. Gauges (stale instances, ...) are stored per day as
+    the day's latest snapshot, which is also their history."""
+
+    metric = models.CharField(max_length=64)
+    period_start = models.DateTimeField()
+    value = models.BigIntegerField()
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["metric", "period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["metric", "period_start"], name="one_count_per_metric_and_period")
+        ]
+
+    def __str__(self):
+        return f"{self.metric} {self.period_start:%Y-%m-%d %H:%M} = {self.value}"

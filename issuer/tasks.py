@@ -7,6 +7,7 @@ from celery import shared_task
 from django.dispatch import receiver
 from django.utils import timezone
 
+from issuer.fleet.services import fleet_rollup_run
 from issuer.jobs import job_record_pending
 from issuer.keys.services import signing_key_policy_run
 from issuer.keys.signals import signing_key_revoked
@@ -43,3 +44,8 @@ def _refresh_after_revoke(**kwargs):
     except Exception as error:  # kombu's errors vary by transport; none may undo a revoke
         logger.warning("token re-mint could not be queued; the next refresh run does it", extra={"error": repr(error)})
         job_record_pending("token_refresh", at=timezone.now())
+
+
+@shared_task(name="issuer.tasks.fleet_rollup")
+def fleet_rollup() -> int:
+    return fleet_rollup_run()

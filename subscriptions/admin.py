@@ -8,8 +8,18 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.selectors import audit_context
+from config.admin_base import UUID_SHAPE, FleetScaleAdmin, fixed_choices_filter
 from subscriptions import services
-from subscriptions.models import AddOnPurchase, Customer, Instance, SeatReport, Subscription
+from subscriptions.models import (
+    ACTIVATION_CODE_ALPHABET,
+    ACTIVATION_CODE_LENGTH,
+    AddOnPurchase,
+    Customer,
+    Instance,
+    SeatReport,
+    Subscription,
+)
+from subscriptions.selectors import customers_named, instances_matching_text
 from unit_primitives.catalog import get_catalog
 
 
@@ -41,7 +51,7 @@ class AddOnPurchaseInline(admin.TabularInline):
     readonly_fields = ["purchase_id", "cancelled_at"]
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class AuditedAdmin(FleetScaleAdmin):
     """Form saves and deletes go through the services, so the audit trail sees them like any other change; the
     change page shows the object's recent events."""
 
@@ -74,6 +84,11 @@ class AuditedAdmin(admin.ModelAdmin):
 class CustomerAdmin(AuditedAdmin):
     list_display = ["name", "contact_email", "created_at"]
     search_fields = ["name", "contact_email"]
+    search_help_text = "A contact email (exact), or part of the name."
+    search_shapes = ((r"[^@\s]+@[^@\s]+", lambda customers, term: customers.filter(contact_email__iexact=term)),)
+
+    def search_text(self, request, queryset, term):
+        return queryset.filter(pk__in=customers_named(term))
 
 
 def _each(modeladmin, request, queryset, service, done: str):
@@ -107,8 +122,14 @@ class SubscriptionAdmin(AuditedAdmin):
     form = SubscriptionForm
     list_display = [*Subscription.SUMMARY_FIELDS, "activation_code"]
     list_select_related = ["customer"]
-    list_filter = ["license_type", "trial", "suspended", "expires_on"]
+    list_filter = [
+        fixed_choices_filter("license_type", "license type", lambda: get_catalog().license_types),
+        "trial",
+        "suspended",
+        "expires_on",
+    ]
     search_fields = ["customer__name", "activation_code"]
+    search_help_text = "An activation code (exact, for roles that see codes), or part of the customer's name."
     autocomplete_fields = ["customer"]
     readonly_fields = ["activation_code", "suspended", "created_at", "updated_at"]
     inlines = [AddOnPurchaseInline]
@@ -121,9 +142,14 @@ class SubscriptionAdmin(AuditedAdmin):
         shown = super().get_list_display(request)
         return shown if self._sees_codes(request) else [name for name in shown if name != "activation_code"]
 
-    def get_search_fields(self, request):
-        fields = super().get_search_fields(request)
-        return fields if self._sees_codes(request) else [name for name in fields if name != "activation_code"]
+    def get_search_shapes(self, request):
+        if not self._sees_codes(request):
+            return ()
+        code = f"[{ACTIVATION_CODE_ALPHABET}]{{{ACTIVATION_CODE_LENGTH}}}"
+        return ((code, lambda subscriptions, term: subscriptions.filter(activation_code=term.upper())),)
+
+    def search_text(self, request, queryset, term):
+        return queryset.filter(customer__in=customers_named(term))
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
@@ -135,8 +161,6 @@ class SubscriptionAdmin(AuditedAdmin):
     def has_regenerate_permission(self, request):
         return request.user.has_perm("subscriptions.regenerate_activation_code")
 
-    date_hierarchy = "expires_on"
-
     @admin.action(description="Regenerate the activation code", permissions=["regenerate"])
     def regenerate_activation_code(self, request, queryset):
         _each(self, request, queryset, services.subscription_regenerate_activation_code, "codes regenerated")
@@ -147,8 +171,14 @@ class AddOnPurchaseAdmin(AuditedAdmin):
     form = AddOnPurchaseForm
     list_display = ["purchase_id", "subscription", "add_on", "quantity", "started_on", "expires_on", "cancelled_at"]
     list_select_related = ["subscription__customer"]
-    list_filter = ["add_on", "trial"]
+    list_filter = [fixed_choices_filter("add_on", "add-on", lambda: get_catalog().add_ons), "trial"]
     search_fields = ["purchase_id", "subscription__customer__name"]
+    search_help_text = "A purchase id (P-…, exact), or part of the customer's name."
+    search_shapes = ((r"P-[0-9A-Fa-f]{12}", lambda purchases, term: purchases.filter(purchase_id=term.upper())),)
+
+    def search_text(self, request, queryset, term):
+        return queryset.filter(subscription__customer__in=customers_named(term))
+
     autocomplete_fields = ["subscription"]
     readonly_fields = ["purchase_id", "cancelled_at"]
     actions = ["cancel"]
@@ -170,7 +200,27 @@ class InstanceAdmin(AuditedAdmin):
         "overview",
     ]
     list_select_related = ["subscription__customer"]
-    list_filter = ["suspended", "subscription__license_type"]
+    list_filter = [
+        "suspended",
+        fixed_choices_filter("subscription__license_type", "license type", lambda: get_catalog().license_types),
+    ]
+    search_help_text = (
+        "An instance id or unique instance id (exact), a license-key prefix (cdl_…, exact), or part of the host name "
+        "or of the customer's name."
+    )
+    search_shapes = (
+        (
+            UUID_SHAPE,
+            lambda instances, term: (
+                instances.filter(instance_identifier=term) | instances.filter(unique_instance_id=term)
+            ),
+        ),
+        (r"cdl_[A-Za-z0-9_-]{1,6}", lambda instances, term: instances.filter(license_key_prefix=term)),
+    )
+
+    def search_text(self, request, queryset, term):
+        return instances_matching_text(queryset, term)
+
     search_fields = [
         "=instance_identifier",
         "=unique_instance_id",
@@ -230,11 +280,18 @@ class InstanceAdmin(AuditedAdmin):
 
 
 @admin.register(SeatReport)
-class SeatReportAdmin(admin.ModelAdmin):
+class SeatReportAdmin(FleetScaleAdmin):
     list_display = ["instance", "reported_at", "billable_users", "max_historical_users", "has_overage"]
     list_select_related = ["instance"]
     list_filter = ["has_overage"]
     search_fields = ["=instance__instance_identifier"]
+    search_help_text = "An instance id (exact)."
+    search_shapes = (
+        (
+            UUID_SHAPE,
+            lambda reports, term: reports.filter(instance__in=Instance.objects.filter(instance_identifier=term)),
+        ),
+    )
     show_full_result_count = False
 
     def has_add_permission(self, request):

@@ -100,6 +100,7 @@ class Subscription(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["created_at", "id"]), models.Index(fields=["expires_on"])]
         permissions = [
             ("view_activation_code", "Can see activation codes"),
             ("regenerate_activation_code", "Can regenerate activation codes"),
@@ -149,7 +150,11 @@ class AddOnPurchase(models.Model):
                 "quantity", "add_on_purchase_quantity_positive", "An add-on purchase needs a quantity of at least 1."
             ),
         ]
-        indexes = [models.Index(fields=["subscription", "expires_on"])]
+        indexes = [
+            models.Index(fields=["subscription", "expires_on"]),
+            models.Index(fields=["started_on", "id"]),
+            models.Index(fields=["expires_on"]),
+        ]
 
     def __str__(self):
         return f"{self.add_on} × {self.quantity} ({self.started_on}–{self.expires_on})"
@@ -188,7 +193,12 @@ class Instance(models.Model):
 
     class Meta:
         ordering = ["-activated_at", "-id"]
-        indexes = [models.Index(fields=["last_sync_at"])]
+        indexes = [
+            models.Index(fields=["last_sync_at"]),
+            models.Index(fields=["activated_at", "id"]),
+            models.Index(fields=["license_key_prefix"]),
+            models.Index(fields=["unique_instance_id"]),
+        ]
         permissions = [
             ("suspend_instance", "Can suspend and lift instances"),
             ("release_instance", "Can release an instance's binding"),
@@ -213,7 +223,11 @@ class SeatReport(models.Model):
 
     class Meta:
         ordering = ["-reported_at", "-id"]
-        indexes = [models.Index(fields=["instance", "-reported_at"])]
+        indexes = [
+            models.Index(fields=["instance", "-reported_at"]),
+            models.Index(fields=["reported_at", "id"]),
+            models.Index(fields=["-reported_at"], condition=models.Q(has_overage=True), name="seat_report_overage"),
+        ]
 
     def __str__(self):
         return f"{self.instance_id} @ {self.reported_at:%Y-%m-%d %H:%M}"

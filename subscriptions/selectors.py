@@ -6,11 +6,11 @@ import hmac
 from dataclasses import dataclass
 
 import orjson
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from subscriptions.license_keys import license_key_digest, license_key_plausible
-from subscriptions.models import AddOnPurchase, Instance, InstanceIdSighting, SeatReport, Subscription
+from subscriptions.models import AddOnPurchase, Customer, Instance, InstanceIdSighting, SeatReport, Subscription
 from unit_primitives.catalog import get_catalog
 from unit_primitives.scopes import Grant, granted_scopes
 
@@ -204,3 +204,15 @@ def instance_ids_seen(instance: Instance, now: dt.datetime, within: dt.timedelta
 def instances_cloned_count(now: dt.datetime, within: dt.timedelta = CLONE_WINDOW) -> int:
     """Instances whose license key came with a foreign instance id lately (the dashboard's count)."""
     return InstanceIdSighting.objects.filter(last_seen_at__gte=now - within).values("instance_id").distinct().count()
+
+
+def customers_named(term: str) -> QuerySet:
+    """Customers whose name contains `term` (case-insensitive): on PostgreSQL a trigram index serves it."""
+    return Customer.objects.filter(name__icontains=term).values("pk")
+
+
+def instances_matching_text(instances: QuerySet, term: str) -> QuerySet:
+    """Instances whose host name or customer's name contains `term`: two trigram-indexed searches, not a join
+    scanned for either."""
+    by_customer = Subscription.objects.filter(customer__in=customers_named(term)).values("pk")
+    return instances.filter(hostname__icontains=term) | instances.filter(subscription__in=by_customer)

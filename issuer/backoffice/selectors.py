@@ -4,36 +4,20 @@ here so the pages only render."""
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Q
-
+from issuer.fleet.selectors import STALE_AFTER, fleet_summary
 from issuer.keys import encryption
 from issuer.keys.selectors import signing_key_timeline
-from issuer.models import IssuedToken
 from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
-from subscriptions.models import Customer, Instance, Subscription
+from subscriptions.models import Instance
 from subscriptions.selectors import (
     add_on_purchases_expiring,
     instance_entitlements,
     instance_ids_seen,
-    instances_cloned_count,
     seat_reports_latest_with_overage,
     subscriptions_expiring,
 )
 from unit_primitives.catalog import get_catalog
 
-
-@dataclass(frozen=True)
-class DashboardSummary:
-    customers: int
-    active_subscriptions: int
-    instances_synced_24h: int
-    stale_instances: int
-    tokens_issued_24h: int
-    cloned_instances: int
-
-
-# GitLab treats its Cloud Connector access data as stale after 3 days (its Duo health check says so too).
-STALE_AFTER = dt.timedelta(days=3)
 AI_GATEWAY_AUDIENCE = "gitlab-ai-gateway"
 
 
@@ -121,26 +105,10 @@ def _gateway_checks(instance, newest, now: dt.datetime) -> list[DiagnosisCheck]:
     ]
 
 
-def dashboard_summary(now: dt.datetime) -> DashboardSummary:
-    """Counts for the dashboard: each one indexed aggregate, so the page stays fast with many instances."""
-    today = now.date()
-    bound = Instance.objects.filter(subscription__isnull=False)
-    return DashboardSummary(
-        customers=Customer.objects.count(),
-        active_subscriptions=Subscription.objects.active_on(today).count(),
-        instances_synced_24h=bound.filter(last_sync_at__gte=now - dt.timedelta(hours=24)).count(),
-        stale_instances=bound.filter(
-            Q(last_sync_at__lt=now - STALE_AFTER) | Q(last_sync_at__isnull=True, activated_at__lt=now - STALE_AFTER)
-        ).count(),
-        tokens_issued_24h=IssuedToken.objects.filter(issued_at__gte=now - dt.timedelta(hours=24)).count(),
-        cloned_instances=instances_cloned_count(now),
-    )
-
-
 def dashboard(now: dt.datetime) -> dict:
     """Everything the dashboard shows, each list bounded."""
     return {
-        "summary": dashboard_summary(now),
+        "summary": fleet_summary(now),
         "timeline": signing_key_timeline(),
         "expiring_subscriptions": subscriptions_expiring(30, now.date())[:20],
         "expiring_add_ons": add_on_purchases_expiring(30, now.date())[:20],

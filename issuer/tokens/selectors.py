@@ -10,6 +10,7 @@ from django.db.models import OuterRef, Subquery
 from issuer.conf import issuer_settings
 from issuer.keys.selectors import signing_keys_published
 from issuer.models import IssuedToken
+from subscriptions.models import Instance
 
 
 def newest_token_annotations():
@@ -67,3 +68,13 @@ def verify_service_access_token(token: str, *, audience: str | None = None, leew
         )
     except jwt.PyJWTError as error:
         raise TokenInvalid(str(error)) from None
+
+
+# Why a token was minted (IssuedToken.reason): the inline sync, the refresh job's four reasons, and by hand.
+TOKEN_REASONS = ("sync", "refresh_first", "refresh_entitlements", "refresh_key", "refresh_expiry", "manual")
+
+
+def tokens_with_uuid(tokens, term: str):
+    """Token records whose jti is `term`, or whose instance's id is: two index lookups, never a join scan."""
+    instances = Instance.objects.filter(instance_identifier=term).values("pk")
+    return tokens.filter(jti=term) | tokens.filter(instance__in=instances)

@@ -8,7 +8,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from issuer.backoffice.selectors import dashboard_summary, instance_diagnosis
+from issuer.backoffice.selectors import instance_diagnosis
+from issuer.fleet.selectors import fleet_summary
 from issuer.keys.services import signing_key_create, signing_key_revoke
 from issuer.models import IssuedToken
 from subscriptions.services import instance_foreign_id_record
@@ -71,9 +72,9 @@ def test_clones_and_the_last_error_are_shown_and_counted(client, activated):
     assert not checks_of(diagnosis)["one instance id per license key"].ok
     assert [row["instance_id"] for row in diagnosis.instance_ids_seen] == [clone]
     assert "does not match" in diagnosis.last_error and diagnosis.last_error_at is not None
-    assert dashboard_summary(now).cloned_instances == 1
+    assert fleet_summary(now).cloned_instances == 1
     instance_foreign_id_record(instance, str(uuid.uuid4()), at=now)
-    assert dashboard_summary(now).cloned_instances == 1, "instances are counted, not ids"
+    assert fleet_summary(now).cloned_instances == 1, "instances are counted, not ids"
 
 
 def test_instance_page_shows_the_diagnosis_ids_and_unique_id(client, activated, django_user_model):

@@ -1,0 +1,105 @@
+"""Reads of the fleet's rollups: the dashboard's counts and their freshness, and daily series for charts."""
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+
+from issuer.models import FleetCount, IssuedToken
+from subscriptions.models import Customer, Instance, Subscription
+from subscriptions.selectors import instances_cloned_count, seat_reports_latest_with_overage
+
+# GitLab treats its Cloud Connector access data as stale after 3 days (its Duo health check says so too).
+STALE_AFTER = dt.timedelta(days=3)
+# An instance counts as active for the version chart when it synced within this window.
+ACTIVE_WITHIN = dt.timedelta(days=7)
+VERSION_METRIC = "instances_by_version:"
+
+
+def day_start(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def hour_start(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def stale_instances(at: dt.datetime):
+    """Bound instances whose access data GitLab considers stale: no sync for 3 days (or never, activated earlier)."""
+    cutoff = at - STALE_AFTER
+    return Instance.objects.filter(subscription__isnull=False).filter(
+        Q(last_sync_at__lt=cutoff) | Q(last_sync_at__isnull=True, activated_at__lt=cutoff)
+    )
+
+
+def fleet_gauges(at: dt.datetime) -> dict[str, int]:
+    """The dashboard's counts at `at`, each one indexed aggregate (the rollup job's work, or a fresh install's
+    dashboard before the job first ran)."""
+    bound = Instance.objects.filter(subscription__isnull=False)
+    return {
+        "customers": Customer.objects.count(),
+        "active_subscriptions": Subscription.objects.active_on(at.date()).count(),
+        "instances_synced_24h": bound.filter(last_sync_at__gte=at - dt.timedelta(hours=24)).count(),
+        "stale_instances": stale_instances(at).count(),
+        "tokens_issued_24h": IssuedToken.objects.filter(issued_at__gte=at - dt.timedelta(hours=24)).count(),
+        "cloned_instances": instances_cloned_count(at),
+        "overage_instances": seat_reports_latest_with_overage().count(),
+    }
+
+
+def fleet_versions(at: dt.datetime) -> dict[str, int]:
+    """Active instances by GitLab major.minor version."""
+    rows = (
+        Instance.objects.filter(subscription__isnull=False, last_sync_at__gte=at - ACTIVE_WITHIN)
+        .values("gitlab_version")
+        .annotate(n=Count("id"))
+    )
+    by_minor = Counter()
+    for row in rows:
+        by_minor[".".join(row["gitlab_version"].split(".")[:2]) or "unknown"] += row["n"]
+    return {f"{VERSION_METRIC}{version}": count for version, count in by_minor.items()}
+
+
+GAUGES = (
+    "customers",
+    "active_subscriptions",
+    "instances_synced_24h",
+    "stale_instances",
+    "tokens_issued_24h",
+    "cloned_instances",
+    "overage_instances",
+)
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    counts: dict[str, int]
+    computed_at: dt.datetime | None  # None: computed now, because the rollup job has not run yet
+
+    def __getattr__(self, name):  # the template reads summary.customers, summary.stale_instances, ...
+        try:
+            return self.counts[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def fleet_summary(at: dt.datetime) -> FleetSummary:
+    """The newest snapshot of the gauges (two small indexed reads); a fresh install without one counts live."""
+    latest = FleetCount.objects.filter(metric=GAUGES[0]).order_by("-period_start").first()
+    if latest is None:
+        return FleetSummary(counts=fleet_gauges(at), computed_at=None)
+    rows = FleetCount.objects.filter(metric__in=GAUGES, period_start=latest.period_start)
+    counts = dict.fromkeys(GAUGES, 0) | {row.metric: row.value for row in rows}
+    return FleetSummary(counts=counts, computed_at=min(row.computed_at for row in rows))
+
+
+def fleet_daily_series(metric: str, at: dt.datetime, days: int = 30) -> list[tuple[dt.date, int]]:
+    """(day, value) for the last `days` days up to `at`'s, zero where the job recorded nothing."""
+    end = at.astimezone(dt.UTC).date()
+    start = end - dt.timedelta(days=days - 1)
+    recorded = {
+        row.period_start.astimezone(dt.UTC).date(): row.value
+        for row in FleetCount.objects.filter(metric=metric, period_start__date__gte=start)
+    }
+    return [(day, recorded.get(day, 0)) for day in (start + dt.timedelta(days=n) for n in range(days))]
