@@ -282,6 +282,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 800},
     },
     "fleet-rollup": {"task": "issuer.tasks.fleet_rollup", "schedule": 300.0, "options": {"expires": 280}},
+    "token-records-retain": {
+        "task": "issuer.tasks.token_records_retain",
+        "schedule": 86400.0,
+        "options": {"expires": 80000},
+    },
     "audit-purge": {"task": "audit.tasks.audit_purge", "schedule": 86400.0, "options": {"expires": 80000}},
 }
 

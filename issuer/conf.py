@@ -19,6 +19,7 @@ DEFAULTS = {
     "SYNC_THROTTLE_PER_MINUTE": 30,
     "REFRESH_CHUNK_SIZE": 500,
     "SYNC_STATE_CACHE_SECONDS": 900,
+    "TOKEN_RECORD_RETENTION_DAYS": 400,
 }
 
 
@@ -36,6 +37,7 @@ class IssuerSettings:
     SYNC_THROTTLE_PER_MINUTE: int
     REFRESH_CHUNK_SIZE: int
     SYNC_STATE_CACHE_SECONDS: int  # how long a sync's inputs stay in the shared cache (0: never cached)
+    TOKEN_RECORD_RETENTION_DAYS: int  # token records older than this are dropped (a month at a time on PostgreSQL)
 
     @property
     def token_ttl(self) -> dt.timedelta:

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.dispatch import receiver
 from django.utils import timezone
 
-from issuer.fleet.services import fleet_rollup_run
+from issuer.fleet.services import fleet_rollup_run, token_records_retain
 from issuer.jobs import job_record_pending
 from issuer.keys.services import signing_key_policy_run
 from issuer.keys.signals import signing_key_revoked
@@ -49,3 +49,9 @@ def _refresh_after_revoke(**kwargs):
 @shared_task(name="issuer.tasks.fleet_rollup")
 def fleet_rollup() -> int:
     return fleet_rollup_run()
+
+
+@shared_task(name="issuer.tasks.token_records_retain")
+def token_records_retention() -> dict:
+    report = token_records_retain()
+    return {"created": report.created, "dropped": report.dropped, "deleted": report.deleted}

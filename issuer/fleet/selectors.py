@@ -4,6 +4,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Count, Q
 
 from issuer.models import FleetCount, IssuedToken
@@ -59,6 +60,19 @@ def fleet_versions(at: dt.datetime) -> dict[str, int]:
     for row in rows:
         by_minor[".".join(row["gitlab_version"].split(".")[:2]) or "unknown"] += row["n"]
     return {f"{VERSION_METRIC}{version}": count for version, count in by_minor.items()}
+
+
+PARTITION_PREFIX = "issuer_issuedtoken_y"
+
+
+def token_partitions() -> dict[str, dt.datetime]:
+    """The monthly partitions of the token records (name -> first moment of its month), oldest first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'issuer_issuedtoken'::regclass"
+        )
+        names = sorted(name for (name,) in cursor.fetchall() if name.startswith(PARTITION_PREFIX))
+    return {name: dt.datetime.strptime(name[len(PARTITION_PREFIX) :], "%Ym%m").replace(tzinfo=dt.UTC) for name in names}
 
 
 GAUGES = (

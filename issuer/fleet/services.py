@@ -3,12 +3,22 @@ instead of by every page view over a million instances. Each run recomputes toda
 (and finishes yesterday's daily counts), so a run is idempotent and a missed run loses nothing but freshness."""
 
 import datetime as dt
+from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.services import not_audited
-from issuer.fleet.selectors import VERSION_METRIC, day_start, fleet_gauges, fleet_versions, hour_start
+from audit.services import audit_record, not_audited
+from issuer.conf import issuer_settings
+from issuer.fleet.selectors import (
+    PARTITION_PREFIX,
+    VERSION_METRIC,
+    day_start,
+    fleet_gauges,
+    fleet_versions,
+    hour_start,
+    token_partitions,
+)
 from issuer.models import FleetCount, IssuedToken
 from subscriptions.models import Instance
 
@@ -44,3 +54,104 @@ def fleet_rollup_run(*, at: dt.datetime | None = None) -> int:
         update_fields=["value", "computed_at"],
     )
     return len(rows)
+
+
+# Monthly partitions of the token records (PostgreSQL), created this many months ahead of the current one.
+PARTITIONS_AHEAD = 2
+DEFAULT_PARTITION = "issuer_issuedtoken_default"
+DELETE_BATCH = 5000
+
+
+@dataclass
+class RetentionReport:
+    created: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    deleted: int = 0
+
+
+def _month_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, 1, tzinfo=dt.UTC)
+
+
+def _next_month(month: dt.datetime) -> dt.datetime:
+    return (month + dt.timedelta(days=32)).replace(day=1)
+
+
+def _partition_name(month: dt.datetime) -> str:
+    return f"{PARTITION_PREFIX}{month:%Y}m{month:%m}"
+
+
+def _partition_create(cursor, month: dt.datetime) -> None:
+    """A month's partition; rows that fell into the default partition meanwhile move into it first (PostgreSQL
+    refuses to create a partition whose rows sit in the default one)."""
+    name, start, end = _partition_name(month), month, _next_month(month)
+    in_default = f"FROM {DEFAULT_PARTITION} WHERE issued_at >= %s AND issued_at < %s"  # noqa: S608 (constants)
+    cursor.execute(f"SELECT EXISTS (SELECT 1 {in_default})", [start, end])
+    if not cursor.fetchone()[0]:
+        cursor.execute(
+            f"CREATE TABLE {name} PARTITION OF issuer_issuedtoken FOR VALUES FROM (%s) TO (%s)", [start, end]
+        )
+        return
+    cursor.execute(f"CREATE TABLE {name} (LIKE issuer_issuedtoken INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+    cursor.execute(f"INSERT INTO {name} SELECT * {in_default}", [start, end])  # noqa: S608
+    cursor.execute(f"DELETE {in_default}", [start, end])
+    cursor.execute(f"ALTER TABLE issuer_issuedtoken ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [start, end])
+
+
+def _partition_drop(cursor, name: str, month: dt.datetime, days: int) -> None:
+    cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [name])
+    estimated_rows = max(cursor.fetchone()[0], 0)
+    cursor.execute(f"ALTER TABLE issuer_issuedtoken DETACH PARTITION {name}")
+    cursor.execute(f"DROP TABLE {name}")
+    audit_record(
+        "issuedtoken.partition_drop",
+        object_type="issuedtoken",
+        object_id=name,
+        changes={"records (planner estimate)": [estimated_rows, 0], "month": [f"{month:%Y-%m}", None]},
+        reason=f"every record of {month:%Y-%m} is older than the retention of {days} days",
+    )
+
+
+def _batched_delete(older: dt.datetime) -> int:
+    deleted = 0
+    while batch := list(IssuedToken.objects.filter(issued_at__lt=older).values_list("pk", flat=True)[:DELETE_BATCH]):
+        deleted += IssuedToken.objects.filter(pk__in=batch).delete()[0]
+    return deleted
+
+
+@transaction.atomic
+def token_records_retain(*, at: dt.datetime | None = None) -> RetentionReport:
+    """Keeps token records for ISSUER_TOKEN_RECORD_RETENTION_DAYS. On PostgreSQL: creates the partitions of this
+    month and the next PARTITIONS_AHEAD, and drops every month that ended before the cutoff (a month at a time, so
+    a record lives up to a month longer). Elsewhere: deletes older records in batches. Every removal is an audit
+    event."""
+    at = at or timezone.now()
+    days = issuer_settings.TOKEN_RECORD_RETENTION_DAYS
+    cutoff = at - dt.timedelta(days=days)
+    report = RetentionReport()
+    if connection.vendor != "postgresql":
+        report.deleted = _batched_delete(cutoff)
+    else:
+        existing = token_partitions()
+        with connection.cursor() as cursor:
+            # deferred foreign-key checks of rows this transaction wrote would forbid dropping their partition
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            month = _month_start(at.astimezone(dt.UTC).date())
+            for _ in range(PARTITIONS_AHEAD + 1):
+                if _partition_name(month) not in existing:
+                    _partition_create(cursor, month)
+                    report.created.append(_partition_name(month))
+                month = _next_month(month)
+            for name, start in existing.items():
+                if _next_month(start) <= cutoff:
+                    _partition_drop(cursor, name, start, days)
+                    report.dropped.append(name)
+        report.deleted = _batched_delete(_month_start(cutoff.date()))  # strays in the default partition
+    if report.deleted:
+        audit_record(
+            "issuedtoken.retention_delete",
+            object_type="issuedtoken",
+            changes={"records": [report.deleted, 0]},
+            reason=f"older than the retention of {days} days",
+        )
+    return report

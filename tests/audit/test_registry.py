@@ -15,11 +15,13 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_purge, audit_record
+from issuer.fleet.services import token_records_retain
 from issuer.keys import services as keys
 from issuer.models import SigningKey
 from subscriptions import services as subs
 from subscriptions.models import Customer, Subscription
 from tests.factories import AddOnPurchaseFactory, CustomerFactory, SubscriptionFactory, today
+from tests.helpers import mint_token
 
 PACKAGES = ["audit", "subscriptions", "issuer"]
 
@@ -204,6 +206,14 @@ SCENARIOS = {
         _pending_and_active,
         lambda pair: keys.signing_key_act("retire", pair[0].kid, reason="not needed"),
         ["signingkey.retire"],
+    ),
+    "issuer.fleet.services.token_records_retain": (
+        lambda: (
+            keys.signing_key_ensure_active(),
+            mint_token(_bound_instance(), at=timezone.now() - dt.timedelta(days=500)),
+        ),
+        lambda _: token_records_retain(),
+        ["issuedtoken.retention_delete"],  # SQLite deletes; PostgreSQL puts an old record in the default partition
     ),
     "audit.services.audit_purge": (_an_old_event, lambda _: _purge_with_retention(30), ["audit.purge"]),
 }

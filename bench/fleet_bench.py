@@ -1,0 +1,228 @@
+#!/usr/bin/env python
+"""Fleet-scale benchmark: every back-office page and admin API list, timed in-process as a superuser, at two fleet
+sizes side by side.
+
+    .venv/bin/python bench/fleet_bench.py [--sizes 10000 1000000] [--runs 5]
+
+Each size gets a fresh PostgreSQL database (issuer_bench_fleet on DATABASE_URL's local server), migrated, then
+filled with SQL `generate_series` (minutes, not hours): one customer, subscription, add-on purchase and instance
+per instance, 3 seat reports and 30 token records per instance spread over 400 days, audit events, and the
+rollups. A child process then times each page (median of --runs after one warm-up) and counts its queries.
+
+Targets: every page <= 300 ms at the larger size and <= 3x its time at the smaller; queries per page do not grow.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATABASE = "issuer_bench_fleet"
+
+FILL = """
+SET synchronous_commit = off;
+SET maintenance_work_mem = '1GB';
+INSERT INTO subscriptions_customer (id, name, contact_email, created_at)
+SELECT g, 'Customer ' || g || ' ' || substr(md5('c' || g), 1, 6), 'admin' || g || '@example.test',
+       now() - (g % 700) * interval '1 day'
+FROM generate_series(1, :n) g;
+INSERT INTO subscriptions_subscription (id, license_type, seats, starts_on, expires_on, trial, activation_code,
+    suspended, created_at, updated_at, customer_id, first_activated_at)
+SELECT g, CASE WHEN g % 3 = 0 THEN 'premium' ELSE 'ultimate' END, 10 + g % 500, current_date - (g % 300),
+       current_date + 1 + (g % 400), false, upper(substr(md5('code' || g), 1, 24)), false, now(), now(), g,
+       now() - (g % 300) * interval '1 day'
+FROM generate_series(1, :n) g;
+INSERT INTO subscriptions_addonpurchase (id, add_on, quantity, started_on, expires_on, trial, purchase_id,
+    cancelled_at, created_at, updated_at, subscription_id)
+SELECT g, CASE WHEN g % 2 = 0 THEN 'duo_pro' ELSE 'duo_enterprise' END, 5 + g % 100, current_date - (g % 300),
+       current_date + 1 + (g % 400), false, 'P-' || upper(substr(md5('p' || g), 1, 12)), NULL, now(), now(), g
+FROM generate_series(1, :n) g;
+INSERT INTO subscriptions_instance (id, instance_identifier, unique_instance_id, hostname, gitlab_version,
+    activated_at, last_sync_at, license_key_digest, license_key_prefix, suspended, created_at, subscription_id,
+    deployment_type, last_error, last_error_at, last_seen_instance_id)
+SELECT g, md5('i' || g)::uuid, '', 'gitlab-' || g || '.example' || (g % 97) || '.test',
+       (ARRAY['17.11.0', '18.2.1', '18.8.0', '19.0.2', '19.1.0-ee'])[1 + g % 5],
+       now() - (g % 300) * interval '1 day',
+       CASE WHEN g % 20 = 0 THEN now() - interval '5 days' ELSE now() - (g % 3000) * interval '1 second' END,
+       md5('lk' || g) || md5('lk2' || g), 'glcc_' || substr(md5('lk' || g), 1, 6), false, now(), g,
+       'self-managed', '', NULL, ''
+FROM generate_series(1, :n) g;
+INSERT INTO subscriptions_seatreport (reported_at, received_at, gitlab_version, billable_users, max_historical_users,
+    add_on_metrics, has_overage, instance_id)
+SELECT now() - (r % 3) * interval '1 day', now(), '19.0.2', 10 + r % 400, 20 + r % 400,
+       jsonb_build_array(jsonb_build_object('add_on_type', 'duo_enterprise', 'purchased_seats', 50,
+                                            'assigned_seats', CASE WHEN r % 150 = 0 THEN 60 ELSE 40 END)),
+       r % 150 = 0, 1 + r / 3
+FROM generate_series(0, 3 * :n - 1) r;
+INSERT INTO issuer_issuedtoken (jti, kid, scopes, audiences, duo_seat_count, issued_at, expires_at, fingerprint,
+    reason, token_encrypted, instance_id)
+SELECT gen_random_uuid(), :'kid',
+       '["code_suggestions", "duo_chat", "explain_vulnerability", "resolve_vulnerability", "troubleshoot_job",
+         "generate_commit_message", "summarize_comments", "glab_ask_git_command"]'::jsonb,
+       '["gitlab-ai-gateway"]'::jsonb, 50,
+       now() - (t / :n) * interval '13 days 8 hours' - (t % 1440) * interval '1 minute',
+       now() - (t / :n) * interval '13 days 8 hours' - (t % 1440) * interval '1 minute' + interval '3 days',
+       md5('f' || (t % :n)), CASE WHEN t / :n = 0 THEN 'sync' ELSE 'refresh_expiry' END, NULL, 1 + t % :n
+FROM generate_series(0, 30 * :n - 1) t;
+INSERT INTO audit_auditevent (at, actor_kind, actor_name, actor_user_id, action, object_type, object_id,
+    object_repr, changes, reason, request_id, client_address)
+SELECT now() - (e % 400) * interval '1 day', 'instance', md5('i' || (1 + e)), NULL, 'instance.activate',
+       'instance', (1 + e)::text, '', '{}'::jsonb, '', '', NULL
+FROM generate_series(0, :n - 1) e;
+SELECT setval(pg_get_serial_sequence(t, 'id'), (SELECT max(id) FROM subscriptions_customer))
+FROM unnest(ARRAY['subscriptions_customer', 'subscriptions_subscription', 'subscriptions_addonpurchase',
+                  'subscriptions_instance']) t;
+ANALYZE;
+"""
+
+TIME = """
+import json, statistics, sys, time, django
+django.setup()
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from issuer.models import IssuedToken, SigningKey
+from subscriptions.models import AddOnPurchase, Instance, Subscription
+
+runs, n = int(sys.argv[1]), int(sys.argv[2])
+user = User.objects.filter(username="bench-root").first()
+user = user or User.objects.create_superuser("bench-root", password="bench-pw-12345")
+client = Client()
+client.force_login(user)
+middle = n // 2
+instance = Instance.objects.get(pk=middle)
+token = IssuedToken.objects.filter(instance=instance).order_by("-issued_at").first()
+kid = SigningKey.objects.get(state="active").kid
+purchase = AddOnPurchase.objects.get(pk=middle)
+pages = {
+    "dashboard": "/admin/",
+    "instance list": "/admin/subscriptions/instance/",
+    "instance search: host name": f"/admin/subscriptions/instance/?q=gitlab-{middle}.example",
+    "instance search: instance id": f"/admin/subscriptions/instance/?q={instance.instance_identifier}",
+    "instance search: license prefix": f"/admin/subscriptions/instance/?q={instance.license_key_prefix}",
+    "instance search: customer name": f"/admin/subscriptions/instance/?q=Customer {middle} ",
+    "instance overview": f"/admin/instances/{middle}/overview/",
+    "issued-token list": "/admin/issuer/issuedtoken/",
+    "issued-token search: jti": f"/admin/issuer/issuedtoken/?q={token.jti}",
+    "issued-token search: kid": f"/admin/issuer/issuedtoken/?q={kid}",
+    "issued-token search: instance id": f"/admin/issuer/issuedtoken/?q={instance.instance_identifier}",
+    "seat-report list": "/admin/subscriptions/seatreport/",
+    "subscription list": "/admin/subscriptions/subscription/",
+    "subscription search: customer": f"/admin/subscriptions/subscription/?q=Customer {middle} ",
+    "subscription page": f"/admin/subscriptions/subscription/{middle}/change/",
+    "customer list": "/admin/subscriptions/customer/",
+    "customer search: name": f"/admin/subscriptions/customer/?q=Customer {middle} ",
+    "add-on purchase list": "/admin/subscriptions/addonpurchase/",
+    "add-on purchase search: purchase id": f"/admin/subscriptions/addonpurchase/?q={purchase.purchase_id}",
+    "audit event list": "/admin/audit/auditevent/",
+    "keys page": "/admin/keys/",
+    "catalog page": "/admin/catalog/",
+    "API customers": "/api/v1/admin/customers/",
+    "API subscriptions": "/api/v1/admin/subscriptions/",
+    "API add-on purchases": "/api/v1/admin/add_on_purchases/",
+    "API instances": "/api/v1/admin/instances/",
+    "API signing keys": "/api/v1/admin/signing_keys/",
+    "API audit events": "/api/v1/admin/audit-events",
+}
+results = {}
+for name, path in pages.items():
+    response = client.get(path)
+    assert response.status_code == 200, (name, response.status_code)
+    times = []
+    for _ in range(runs):
+        with CaptureQueriesContext(connection) as queries:
+            start = time.perf_counter()
+            client.get(path)
+            times.append((time.perf_counter() - start) * 1000)
+    results[name] = {"ms": statistics.median(times), "queries": len(queries)}
+print(json.dumps(results))
+"""
+
+
+def psql(*args: str, database: str = "postgres", stdin: str | None = None) -> None:
+    command = [
+        "psql",
+        "-q",
+        "-o",
+        "/dev/null",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-d",
+        database,
+        *args,
+    ]
+    subprocess.run(command, check=True, input=stdin, text=True)
+
+
+def fill(size: int, env: dict) -> float:
+    psql("-c", f"DROP DATABASE IF EXISTS {DATABASE}")
+    psql("-c", f"CREATE DATABASE {DATABASE}")
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    kid = subprocess.run(
+        [sys.executable, "manage.py", "signing_keys", "ensure", "--json"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    start = time.perf_counter()
+    psql("-v", f"n={size}", "-v", f"kid={json.loads(kid.stdout)['kid']}", database=DATABASE, stdin=FILL)
+    subprocess.run([sys.executable, "manage.py", "fleet_rollup", "-v0"], cwd=ROOT, env=env, check=True)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 1_000_000])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    from cryptography.fernet import Fernet
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9"),
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+        "KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "LICENSE_KEY_PEPPER": uuid.uuid4().hex,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+    measured = {}
+    for size in args.sizes:
+        seconds = fill(size, env)
+        print(f"filled {size:,} instances ({30 * size:,} token records) in {seconds:.0f} s", flush=True)
+        out = subprocess.run(
+            [sys.executable, "-c", TIME, str(args.runs), str(size)], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if out.returncode:
+            sys.exit(f"timing failed at {size:,}:\n{out.stderr[-3000:]}")
+        measured[size] = json.loads(out.stdout.strip().splitlines()[-1])
+    small, large = args.sizes
+    print(f"\n| page | {small:,}: ms (queries) | {large:,}: ms (queries) | growth | target met |")
+    print("|---|---:|---:|---:|---|")
+    for name, low in measured[small].items():
+        high = measured[large][name]
+        growth = high["ms"] / low["ms"]
+        met = high["ms"] <= 300 and growth <= 3 and high["queries"] <= low["queries"]
+        print(
+            f"| {name} | {low['ms']:.0f} ({low['queries']}) | {high['ms']:.0f} ({high['queries']}) | "
+            f"{growth:.1f}× | {'yes' if met else 'NO'} |"
+        )
+    print("\ntargets: <= 300 ms at the larger size, <= 3x the smaller size's time, queries not growing")
+
+
+if __name__ == "__main__":
+    main()
