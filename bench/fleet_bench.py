@@ -27,6 +27,18 @@ DATABASE = "issuer_bench_fleet"
 FILL = """
 SET synchronous_commit = off;
 SET maintenance_work_mem = '1GB';
+DO $$  -- the monthly partitions the retention job would have created over the past 14 months
+DECLARE
+    month date := date_trunc('month', now() AT TIME ZONE 'UTC') - interval '14 months';
+BEGIN
+    WHILE month < date_trunc('month', now() AT TIME ZONE 'UTC') LOOP
+        EXECUTE format(
+            'CREATE TABLE IF NOT EXISTS %I PARTITION OF issuer_issuedtoken FOR VALUES FROM (%L) TO (%L)',
+            'issuer_issuedtoken_' || to_char(month, '"y"YYYY"m"MM'),
+            (month::timestamp AT TIME ZONE 'UTC'), ((month + interval '1 month')::timestamp AT TIME ZONE 'UTC'));
+        month := month + interval '1 month';
+    END LOOP;
+END $$;
 INSERT INTO subscriptions_customer (id, name, contact_email, created_at)
 SELECT g, 'Customer ' || g || ' ' || substr(md5('c' || g), 1, 6), 'admin' || g || '@example.test',
        now() - (g % 700) * interval '1 day'
@@ -165,7 +177,7 @@ def psql(*args: str, database: str = "postgres", stdin: str | None = None) -> No
 
 
 def fill(size: int, env: dict) -> float:
-    psql("-c", f"DROP DATABASE IF EXISTS {DATABASE}")
+    psql("-c", f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     psql("-c", f"CREATE DATABASE {DATABASE}")
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     kid = subprocess.run(
