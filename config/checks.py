@@ -1,5 +1,7 @@
 """Start-up checks for configuration: a missing secret outside DEBUG stops the process with a clear message."""
 
+import ipaddress
+
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import Error, Tags, register
@@ -61,3 +63,20 @@ def audit_retention(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register(deploy=False)
+def metrics_networks(app_configs=None, **kwargs):
+    errors = []
+    for network in settings.ISSUER_METRICS_ALLOWED_NETWORKS:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            errors.append(
+                Error(
+                    f"ISSUER_METRICS_ALLOWED_NETWORKS has {network!r}, which is not a network.",
+                    hint="Comma-separated addresses or CIDR networks, e.g. 127.0.0.1/8,10.0.0.0/8.",
+                    id="config.E006",
+                )
+            )
+    return errors

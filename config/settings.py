@@ -39,6 +39,10 @@ KEY_ENCRYPTION_KEYS = env.list("KEY_ENCRYPTION_KEYS", default=[])
 # Server-side secret mixed into the HMAC that stores license keys.
 LICENSE_KEY_PEPPER = env.str("LICENSE_KEY_PEPPER", default="")
 
+# Who may read /metrics: these networks (the client address as the rate limits see it), or a bearer of the token.
+ISSUER_METRICS_ALLOWED_NETWORKS = env.list("ISSUER_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/8", "::1/128"])
+ISSUER_METRICS_TOKEN = env.str("ISSUER_METRICS_TOKEN", default="")
+
 # Audit events older than this many days are purged daily (the purge is itself an event); unset: kept forever.
 ISSUER_AUDIT_RETENTION_DAYS = env.int("ISSUER_AUDIT_RETENTION_DAYS", default=None)
 

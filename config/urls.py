@@ -3,13 +3,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from config import health, landing
+from config import health, landing, metrics_access
 
 urlpatterns = [
     path("", landing.landing, name="landing"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics_access.metrics, name="prometheus-django-metrics"),
     path("", include("issuer.urls")),
     path("", include("subscriptions.urls")),
     path("", include("audit.urls")),

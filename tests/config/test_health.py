@@ -49,3 +49,22 @@ def test_metrics_endpoint_exports_issuer_metrics(client, db):
     text = response.content.decode()
     assert "issuer_signing_keys" in text
     assert "django_http_requests_total_by_method" in text
+
+
+def test_metrics_are_refused_outside_the_allowed_networks_without_the_token(client, db, settings):
+    settings.ISSUER_METRICS_TOKEN = "scrape-me-please"
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    bearer = client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer scrape-me-please")
+    assert bearer.status_code == 200 and "issuer_signing_keys" in bearer.content.decode()
+    settings.ISSUER_METRICS_ALLOWED_NETWORKS = ["203.0.113.0/24"]
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
+
+
+def test_behind_the_proxy_metrics_judge_the_callers_address_not_the_proxys(client, db, settings):
+    settings.ISSUER_URL = "https://issuer.example.test"
+    forwarded = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.9", "secure": True}
+    assert client.get("/metrics", **forwarded).status_code == 403
+    forged = {**forwarded, "HTTP_X_FORWARDED_FOR": "127.0.0.1, 203.0.113.9"}
+    assert client.get("/metrics", **forged).status_code == 403
