@@ -20,6 +20,7 @@ DEFAULTS = {
     "REFRESH_CHUNK_SIZE": 500,
     "SYNC_STATE_CACHE_SECONDS": 900,
     "TOKEN_RECORD_RETENTION_DAYS": 400,
+    "VALIDATOR_FORGET_DAYS": 7,
 }
 
 
@@ -38,6 +39,7 @@ class IssuerSettings:
     REFRESH_CHUNK_SIZE: int
     SYNC_STATE_CACHE_SECONDS: int  # how long a sync's inputs stay in the shared cache (0: never cached)
     TOKEN_RECORD_RETENTION_DAYS: int  # token records older than this are dropped (a month at a time on PostgreSQL)
+    VALIDATOR_FORGET_DAYS: int  # a validator not seen for this long no longer holds back a rotation
 
     @property
     def token_ttl(self) -> dt.timedelta:

@@ -116,3 +116,24 @@ class FleetCount(models.Model):
 
     def __str__(self):
         return f"{self.metric} {self.period_start:%Y-%m-%d %H:%M} = {self.value}"
+
+
+class Validator(models.Model):
+    """A client that fetches the JWKS or discovery (an AI gateway, another backend), told apart by User-Agent and
+    address. Recorded at most once a minute per process, or at once when the key set it received changed; the
+    rotation policy waits until every validator seen lately has fetched a set containing the pending key."""
+
+    fingerprint = models.CharField(max_length=64, unique=True, help_text="SHA-256 of User-Agent and address.")
+    user_agent = models.CharField(max_length=300, blank=True)
+    address = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=100, blank=True, help_text="The operator's name for it (optional).")
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    last_jwks_at = models.DateTimeField(null=True, blank=True)
+    kids = models.JSONField(default=list, blank=True, help_text="Key ids in the last key set it fetched.")
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self):
+        return self.name or f"{self.user_agent or '(no User-Agent)'} from {self.address or '?'}"

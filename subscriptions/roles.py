@@ -18,6 +18,7 @@ VIEWER = [
     "subscriptions.view_instanceidsighting",
     "issuer.view_signingkey",
     "issuer.view_issuedtoken",
+    "issuer.view_validator",
     "audit.view_auditevent",
 ]
 SUPPORT = [
@@ -36,7 +37,7 @@ BILLING = [
     "subscriptions.add_addonpurchase",
     "subscriptions.change_addonpurchase",
 ]
-KEY_OPERATOR = [*VIEWER, "issuer.operate_signingkey"]
+KEY_OPERATOR = [*VIEWER, "issuer.operate_signingkey", "issuer.change_validator", "issuer.delete_validator"]
 
 ROLES = {"viewer": VIEWER, "support": SUPPORT, "billing": BILLING, "key operator": KEY_OPERATOR}
 

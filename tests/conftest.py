@@ -4,6 +4,7 @@ import pytest
 from django.core.cache import cache
 
 from issuer.keys.selectors import keyset_invalidate
+from issuer.keys.services import _validators_written as validators_written
 from issuer.keys.services import signing_key_ensure_active
 from subscriptions.services import instance_activate
 from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
@@ -11,12 +12,15 @@ from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Every test starts with an empty cache and no key set memoized in this process."""
+    """Every test starts with an empty cache, no key set memoized and no validator write remembered in this
+    process."""
     keyset_invalidate()
     cache.clear()
+    validators_written.clear()
     yield
     keyset_invalidate()
     cache.clear()
+    validators_written.clear()
 
 
 @pytest.fixture(autouse=True)

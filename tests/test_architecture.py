@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("config", "unit_primitives", "subscriptions", "issuer")
+PACKAGES = ("config", "audit", "unit_primitives", "subscriptions", "issuer")
 
 
 def test_import_contracts_are_kept():

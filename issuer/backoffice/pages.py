@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from audit.selectors import audit_context, audit_events_of_type
 from issuer.backoffice import selectors
-from issuer.keys.selectors import signing_key_refusal, signing_key_revocation_outcome, signing_key_timeline
+from issuer.conf import issuer_settings
+from issuer.keys.selectors import (
+    signing_key_refusal,
+    signing_key_revocation_outcome,
+    signing_key_timeline,
+    validator_rows,
+)
 from issuer.keys.services import (
     SIGNING_KEY_ACTIONS,
     SigningKeyRefused,
@@ -55,6 +61,8 @@ def keys_page(request):
         "admin/issuer/keys.html",
         "Signing keys",
         timeline=signing_key_timeline(),
+        validators=validator_rows(timezone.now()),
+        forget_days=issuer_settings.VALIDATOR_FORGET_DAYS,
         events=audit_events_of_type("signingkey"),
         events_query="?object_type=signingkey",
         show_object=True,

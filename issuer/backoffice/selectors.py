@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from issuer.fleet.selectors import STALE_AFTER, fleet_summary
 from issuer.keys import encryption
-from issuer.keys.selectors import signing_key_timeline
+from issuer.keys.selectors import signing_key_timeline, validators_blocking
 from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
 from subscriptions.models import Instance
 from subscriptions.selectors import (
@@ -109,6 +109,7 @@ def dashboard(now: dt.datetime) -> dict:
     """Everything the dashboard shows, each list bounded."""
     return {
         "summary": fleet_summary(now),
+        "validators_blocking": validators_blocking(now),
         "timeline": signing_key_timeline(),
         "expiring_subscriptions": subscriptions_expiring(30, now.date())[:20],
         "expiring_add_ons": add_on_purchases_expiring(30, now.date())[:20],

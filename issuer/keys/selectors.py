@@ -10,13 +10,17 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY
 
 from config.health import readiness_probe
+from issuer.conf import issuer_settings
 from issuer.jobs import job_pending_since
 from issuer.keys.policy import signing_key_activation_due_at, signing_key_purge_due_at, signing_key_too_early
-from issuer.models import SigningKey
+from issuer.models import SigningKey, Validator
 
-KEYSET_CACHE_KEY = "issuer:keyset:v1"
+KEYSET_CACHE_KEY = "issuer:keyset:v2"  # v2: with the key ids (a v1 pickle lacks them)
 # Without a shared cache another process (CLI, worker) cannot invalidate ours: bound the staleness instead.
 LOCAL_KEYSET_SECONDS = 5
 # Each process also keeps the key set in memory this long, so the public endpoints make no network call at all;
@@ -33,6 +37,7 @@ class KeySet:
     jwks_body: bytes
     jwks_etag: str
     active_kid: str | None
+    kids: tuple[str, ...] = ()  # of the published keys, as the JWKS lists them
 
 
 def _build_keyset() -> KeySet:
@@ -44,7 +49,8 @@ def _build_keyset() -> KeySet:
     jwks = {"keys": [key["public_jwk"] for key in keys]}
     body = json.dumps(jwks, separators=(",", ":")).encode()
     active = next((key["kid"] for key in keys if key["state"] == SigningKey.State.ACTIVE), None)
-    return KeySet(jwks_body=body, jwks_etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"', active_kid=active)
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    return KeySet(jwks_body=body, jwks_etag=etag, active_kid=active, kids=tuple(key["kid"] for key in keys))
 
 
 _memo: dict[str, tuple[float, KeySet]] = {}
@@ -154,3 +160,74 @@ def signing_key_refusal(key: SigningKey, action: str, at) -> str | None:
     """Why the policy would refuse `action` on `key` now (None: it would not), as the service decides it."""
     signing = SigningKey.objects.filter(state=SigningKey.State.ACTIVE).exclude(pk=key.pk).exists()
     return signing_key_too_early(key, action, at, signing=signing)
+
+
+def validators_seen(at: dt.datetime):
+    """Validators seen within ISSUER_VALIDATOR_FORGET_DAYS (the others no longer count), newest first."""
+    forget = dt.timedelta(days=issuer_settings.VALIDATOR_FORGET_DAYS)
+    return Validator.objects.filter(last_seen_at__gte=at - forget).order_by("-last_seen_at")
+
+
+def validators_lagging(kid: str, at: dt.datetime) -> list[Validator]:
+    """Validators seen lately whose last key set did not contain `kid` (the set can only hold it once published)."""
+    return [validator for validator in validators_seen(at) if kid not in validator.kids]
+
+
+def validators_blocking(at: dt.datetime, *, longer_than: dt.timedelta = dt.timedelta(days=1)) -> list[Validator]:
+    """Validators holding the pending key's activation back for more than `longer_than` past its due time."""
+    pending = SigningKey.objects.filter(state=SigningKey.State.PENDING).order_by("created_at").first()
+    if pending is None:
+        return []
+    active = SigningKey.objects.filter(state=SigningKey.State.ACTIVE).first()
+    if at < signing_key_activation_due_at(pending, active) + longer_than:
+        return []
+    return validators_lagging(pending.kid, at)
+
+
+@dataclass(frozen=True)
+class ValidatorRow:
+    validator: Validator
+    has_pending: bool | None  # None: no pending key
+
+
+def validator_rows(at: dt.datetime) -> list[ValidatorRow]:
+    """The keys page's validators: who fetched lately, and whether its last set held the pending key."""
+    pending = SigningKey.objects.filter(state=SigningKey.State.PENDING).order_by("created_at").first()
+    return [
+        ValidatorRow(validator, (pending.kid in validator.kids) if pending else None)
+        for validator in validators_seen(at)
+    ]
+
+
+class ValidatorCollector:
+    """/metrics: validators lagging on the pending key, and those holding its activation back for over a day."""
+
+    def describe(self):
+        return self._families()
+
+    @staticmethod
+    def _families():
+        return (
+            GaugeMetricFamily("issuer_validators_seen", "Validators seen within the forget window"),
+            GaugeMetricFamily(
+                "issuer_validators_lagging_pending_key", "Validators whose last key set lacks the pending key"
+            ),
+            GaugeMetricFamily(
+                "issuer_validators_blocking_activation", "Validators holding activation back over a day past due"
+            ),
+        )
+
+    def collect(self):
+        seen, lagging, blocking = self._families()
+        now = timezone.now()
+        try:
+            pending = SigningKey.objects.filter(state=SigningKey.State.PENDING).order_by("created_at").first()
+            seen.add_metric([], validators_seen(now).count())
+            lagging.add_metric([], len(validators_lagging(pending.kid, now)) if pending else 0)
+            blocking.add_metric([], len(validators_blocking(now)))
+        except Exception:  # a scrape must never fail the endpoint (e.g. before migrations)
+            return
+        yield from (seen, lagging, blocking)
+
+
+REGISTRY.register(ValidatorCollector())

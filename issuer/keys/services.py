@@ -3,14 +3,18 @@ policy job. Every door (keys page, admin API, `manage.py signing_keys`, Celery) 
 through one action table."""
 
 import datetime as dt
+import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from cachetools import TTLCache
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import audit_record, audit_record_change, audit_snapshot
+from audit.services import audit_record, audit_record_change, audit_snapshot, not_audited
+from config.unavailable import TRANSIENT_FAILURES
 from issuer.conf import issuer_settings
 from issuer.jobs import job_lock
 from issuer.keys import crypto, encryption
@@ -20,8 +24,9 @@ from issuer.keys.policy import (
     signing_key_successor_due_at,
     signing_key_too_early,
 )
+from issuer.keys.selectors import validators_lagging, validators_seen
 from issuer.keys.signals import signing_key_revoked
-from issuer.models import IssuedToken, SigningKey
+from issuer.models import IssuedToken, SigningKey, Validator
 
 logger = logging.getLogger(__name__)
 State = SigningKey.State
@@ -38,6 +43,16 @@ class SigningKeyTooEarly(SigningKeyRefused):
     def __init__(self, reason: str, advice: str):
         super().__init__(f"{reason} {advice}")
         self.reason = reason
+
+
+def _validators_behind(key: SigningKey, at: dt.datetime, signing: bool) -> str | None:
+    """The validator gate: every validator seen lately must have fetched a set holding `key` before it signs (none
+    seen, as on a fresh install: the time rule alone). Not when nothing signs: an outage is worse than a miss."""
+    lagging = validators_lagging(key.kid, at) if signing else []
+    if not lagging:
+        return None
+    names = ", ".join(str(validator) for validator in lagging[:5]) + (" …" if len(lagging) > 5 else "")
+    return f"{len(lagging)} validator(s) seen lately have not fetched a key set with {key.kid} yet: {names}."
 
 
 def _reason_required(what: str, reason: str) -> str:
@@ -85,7 +100,8 @@ def signing_key_activate(
     key = _locked_key(kid)
     if key.state != State.PENDING:
         raise SigningKeyRefused(f"Key {kid} is {key.state}; only a pending key can be activated.")
-    too_early = signing_key_too_early(key, "activate", at, signing=any(k.state == State.ACTIVE for k in locked))
+    signing = any(k.state == State.ACTIVE for k in locked)
+    too_early = signing_key_too_early(key, "activate", at, signing=signing) or _validators_behind(key, at, signing)
     if too_early and not force:
         raise SigningKeyTooEarly(too_early, "Use force to activate now.")
     if too_early:
@@ -209,6 +225,77 @@ def _step(key: SigningKey, action: str, at: dt.datetime, reason: str, **values) 
     return key
 
 
+# A process writes a validator's row at most this often, or at once when the key set it received changed. The check
+# is an in-process TTL cache (no network round trip), so the JWKS keeps its speed.
+VALIDATOR_WRITE_INTERVAL = dt.timedelta(minutes=1)
+# Validators recorded per forget window at most: a caller spraying User-Agents cannot grow the table without bound.
+MAX_VALIDATORS = 200
+_validators_written = TTLCache(maxsize=4096, ttl=VALIDATOR_WRITE_INTERVAL.total_seconds())
+_validators_written_lock = threading.Lock()
+_UNSEEN = object()
+
+
+@not_audited("telemetry of public fetches: who fetched which key set")
+def validator_fetch_record(*, user_agent: str, address: str, kids: list[str] | None, at: dt.datetime) -> bool:
+    """Notes a JWKS fetch (`kids`: the key ids of the set it received) or a discovery fetch (`kids` None), per
+    User-Agent and address. Never fails the request. Returns whether it wrote.
+
+    A caller can make itself a validator by fetching once, and one that never fetches the new set holds activation
+    back for ISSUER_VALIDATOR_FORGET_DAYS: the keys page lets an operator forget it, and the dashboard warns when one
+    has held activation back for more than a day."""
+    user_agent = user_agent[: Validator._meta.get_field("user_agent").max_length]
+    address = address[: Validator._meta.get_field("address").max_length]
+    fingerprint = hashlib.sha256(f"{user_agent}\n{address}".encode()).hexdigest()
+    received = tuple(kids) if kids is not None else None
+    with _validators_written_lock:
+        recorded = _validators_written.get(fingerprint, _UNSEEN)
+    if recorded is not _UNSEEN and (kids is None or recorded == received):
+        return False
+    values = {"last_seen_at": at, "user_agent": user_agent, "address": address}
+    if kids is not None:
+        values.update(kids=list(kids), last_jwks_at=at)
+    try:
+        with transaction.atomic():
+            if not Validator.objects.filter(fingerprint=fingerprint).update(**values):
+                if validators_seen(at).count() >= MAX_VALIDATORS:
+                    logger.warning("validator not recorded: too many seen lately", extra={"address": address})
+                    return False
+                Validator.objects.create(fingerprint=fingerprint, first_seen_at=at, **values)
+    except IntegrityError:  # recorded by a concurrent request
+        pass
+    except TRANSIENT_FAILURES:
+        return False
+    with _validators_written_lock:
+        _validators_written[fingerprint] = received if kids is not None else (None if recorded is _UNSEEN else recorded)
+    return True
+
+
+@not_audited("the forget window's clean-up of telemetry")
+def validators_forget_stale(at: dt.datetime) -> int:
+    cutoff = at - dt.timedelta(days=issuer_settings.VALIDATOR_FORGET_DAYS)
+    return Validator.objects.filter(last_seen_at__lt=cutoff).delete()[0]
+
+
+@transaction.atomic
+def validator_rename(validator: Validator, name: str) -> Validator:
+    """The operator's name for a validator, shown instead of its User-Agent and address."""
+    validator = Validator.objects.select_for_update().get(pk=validator.pk)
+    before = audit_snapshot(validator)
+    validator.name = name.strip()[: Validator._meta.get_field("name").max_length]
+    validator.save(update_fields=["name"])
+    audit_record_change("validator.rename", validator, before)
+    return validator
+
+
+@transaction.atomic
+def validator_forget(validator: Validator, *, reason: str = "") -> None:
+    """Drops a validator now (a one-off client that would otherwise hold a rotation back for days)."""
+    before = audit_snapshot(validator)
+    changes = {name: [value, None] for name, value in before.items() if value not in (None, "", [])}
+    audit_record("validator.forget", validator, changes=changes, reason=reason)
+    validator.delete()
+
+
 @dataclass
 class PolicyReport:
     actions: list[str] = field(default_factory=list)
@@ -233,8 +320,12 @@ def signing_key_policy_run(*, at: dt.datetime | None = None) -> PolicyReport:
         pending = signing_key_create(at=at)
         report.actions.append(f"created {pending.kid}")
     if pending is not None and at >= signing_key_activation_due_at(pending, active):
-        signing_key_activate(pending.kid, at=at)
-        report.actions.append(f"activated {pending.kid}, retired {active.kid}")
+        try:
+            signing_key_activate(pending.kid, at=at)
+            report.actions.append(f"activated {pending.kid}, retired {active.kid}")
+        except SigningKeyTooEarly as waiting:
+            report.actions.append(f"waiting to activate {pending.kid}: {waiting.reason}")
+    validators_forget_stale(at)
     for key in SigningKey.objects.filter(state=State.RETIRED).order_by("retired_at"):
         if at >= signing_key_purge_due_at(key):
             signing_key_purge(key.kid, at=at)

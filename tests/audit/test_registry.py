@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from audit.services import audit_purge, audit_record
 from issuer.fleet.services import token_records_retain
 from issuer.keys import services as keys
-from issuer.models import SigningKey
+from issuer.models import SigningKey, Validator
 from subscriptions import services as subs
 from subscriptions.models import Customer, Subscription
 from tests.factories import AddOnPurchaseFactory, CustomerFactory, SubscriptionFactory, today
@@ -53,6 +53,11 @@ def _pending_and_active():
     active = keys.signing_key_ensure_active(at=timezone.now() - dt.timedelta(days=40))
     pending = keys.signing_key_create(at=timezone.now() - dt.timedelta(hours=1))
     return pending, active
+
+
+def _validator():
+    keys.validator_fetch_record(user_agent="aigw/1.0", address="10.0.0.5", kids=["k1"], at=timezone.now())
+    return Validator.objects.get()
 
 
 def _an_old_event():
@@ -214,6 +219,19 @@ SCENARIOS = {
         ),
         lambda _: token_records_retain(),
         ["issuedtoken.retention_delete"],  # SQLite deletes; PostgreSQL puts an old record in the default partition
+    ),
+    "issuer.keys.services.validator_rename": (
+        lambda: _validator(),
+        lambda validator: (
+            keys.validator_rename(validator, "AI gateway eu-1"),
+            keys.validator_rename(validator, "AI gateway eu-1"),
+        ),
+        ["validator.rename"],
+    ),
+    "issuer.keys.services.validator_forget": (
+        lambda: _validator(),
+        lambda validator: keys.validator_forget(validator, reason="a one-off curl"),
+        ["validator.forget"],
     ),
     "audit.services.audit_purge": (_an_old_event, lambda _: _purge_with_retention(30), ["audit.purge"]),
 }
