@@ -5,6 +5,8 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY
 
 _readiness_probes = []
 
@@ -50,3 +52,20 @@ def readyz(request):
         checks[name] = {"ok": ok, "detail": detail}
     ready = all(check["ok"] for check in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+class ReadinessCollector:
+    """/metrics: each readiness check as 1 (ok) or 0, so an alert sees the database or Redis unreachable."""
+
+    def describe(self):
+        return [GaugeMetricFamily("issuer_ready", "Readiness checks (1 ok, 0 failing)", labels=["check"])]
+
+    def collect(self):
+        family = GaugeMetricFamily("issuer_ready", "Readiness checks (1 ok, 0 failing)", labels=["check"])
+        for probe in _readiness_probes:
+            name, ok, _ = probe()
+            family.add_metric([name], 1 if ok else 0)
+        yield family
+
+
+REGISTRY.register(ReadinessCollector())

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import Count, Q
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY
 
 from issuer.models import FleetCount, IssuedToken
 from subscriptions.models import Customer, Instance, Subscription
@@ -117,3 +119,24 @@ def fleet_daily_series(metric: str, at: dt.datetime, days: int = 30) -> list[tup
         for row in FleetCount.objects.filter(metric=metric, period_start__date__gte=start)
     }
     return [(day, recorded.get(day, 0)) for day in (start + dt.timedelta(days=n) for n in range(days))]
+
+
+class FleetCollector:
+    """/metrics: the newest rollup's gauges (stale instances, overage, ...), read from a handful of rows."""
+
+    def describe(self):
+        return [GaugeMetricFamily("issuer_fleet", "The dashboard's counts from the newest rollup", labels=["count"])]
+
+    def collect(self):
+        family = GaugeMetricFamily("issuer_fleet", "The dashboard's counts from the newest rollup", labels=["count"])
+        try:
+            latest = FleetCount.objects.filter(metric=GAUGES[0]).order_by("-period_start").first()
+            rows = FleetCount.objects.filter(metric__in=GAUGES, period_start=latest.period_start) if latest else []
+            for row in rows:
+                family.add_metric([row.metric], row.value)
+        except Exception:  # a scrape must never fail the endpoint
+            return
+        yield family
+
+
+REGISTRY.register(FleetCollector())

@@ -199,8 +199,9 @@ def validator_rows(at: dt.datetime) -> list[ValidatorRow]:
     ]
 
 
-class ValidatorCollector:
-    """/metrics: validators lagging on the pending key, and those holding its activation back for over a day."""
+class KeyPolicyCollector:
+    """/metrics, read at scrape time: how overdue the pending key's activation and the retired keys' purges are,
+    and the validators (seen, lagging on the pending key, holding its activation back for over a day)."""
 
     def describe(self):
         return self._families()
@@ -208,6 +209,13 @@ class ValidatorCollector:
     @staticmethod
     def _families():
         return (
+            GaugeMetricFamily(
+                "issuer_signing_key_activation_overdue_seconds",
+                "Seconds since the pending key's activation fell due (0: none due)",
+            ),
+            GaugeMetricFamily(
+                "issuer_signing_key_purge_overdue_seconds", "Seconds since the oldest retired key's purge fell due"
+            ),
             GaugeMetricFamily("issuer_validators_seen", "Validators seen within the forget window"),
             GaugeMetricFamily(
                 "issuer_validators_lagging_pending_key", "Validators whose last key set lacks the pending key"
@@ -218,16 +226,21 @@ class ValidatorCollector:
         )
 
     def collect(self):
-        seen, lagging, blocking = self._families()
+        activation, purge, seen, lagging, blocking = self._families()
         now = timezone.now()
         try:
-            pending = SigningKey.objects.filter(state=SigningKey.State.PENDING).order_by("created_at").first()
+            timeline = signing_key_timeline()
+            due = [entry.activation_due for entry in timeline if entry.activation_due]
+            purges = [entry.purge_due for entry in timeline if entry.purge_due]
+            activation.add_metric([], max((now - min(due)).total_seconds(), 0) if due else 0)
+            purge.add_metric([], max((now - min(purges)).total_seconds(), 0) if purges else 0)
+            pending = next((entry.key for entry in timeline if entry.key.state == SigningKey.State.PENDING), None)
             seen.add_metric([], validators_seen(now).count())
             lagging.add_metric([], len(validators_lagging(pending.kid, now)) if pending else 0)
             blocking.add_metric([], len(validators_blocking(now)))
         except Exception:  # a scrape must never fail the endpoint (e.g. before migrations)
             return
-        yield from (seen, lagging, blocking)
+        yield from (activation, purge, seen, lagging, blocking)
 
 
-REGISTRY.register(ValidatorCollector())
+REGISTRY.register(KeyPolicyCollector())
