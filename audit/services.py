@@ -61,10 +61,11 @@ def audit_snapshot(obj: models.Model) -> dict:
 
 def audit_changes(before: dict, after: dict) -> dict:
     """{field: [before, after]} for the fields whose value differs."""
+    blank = (None, "", [], {})
     return {
         name: [before.get(name), after.get(name)]
         for name in sorted(before.keys() | after.keys())
-        if before.get(name) != after.get(name)
+        if before.get(name) != after.get(name) and not (before.get(name) in blank and after.get(name) in blank)
     }
 
 

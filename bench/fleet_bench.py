@@ -4,25 +4,28 @@ sizes side by side.
 
     .venv/bin/python bench/fleet_bench.py [--sizes 10000 1000000] [--runs 5]
 
-Each size gets a fresh PostgreSQL database (issuer_bench_fleet on DATABASE_URL's local server), migrated, then
+Each size gets a fresh PostgreSQL database (issuer_bench_fleet_<size> on the local server), migrated, then
 filled with SQL `generate_series` (minutes, not hours): one customer, subscription, add-on purchase and instance
 per instance, 3 seat reports and 30 token records per instance spread over 400 days, audit events, and the
 rollups. A child process then times each page (median of --runs after one warm-up) and counts its queries.
+
+`--reuse` times the databases an earlier run filled again, after migrating them to the current code.
 
 Targets: every page <= 300 ms at the larger size and <= 3x its time at the smaller; queries per page do not grow.
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATABASE = "issuer_bench_fleet"
+DATABASE = "issuer_bench_fleet_{size}"  # one per size, so --reuse can time a filled fleet again
 
 FILL = """
 SET synchronous_commit = off;
@@ -176,10 +179,27 @@ def psql(*args: str, database: str = "postgres", stdin: str | None = None) -> No
     subprocess.run(command, check=True, input=stdin, text=True)
 
 
-def fill(size: int, env: dict) -> float:
-    psql("-c", f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    psql("-c", f"CREATE DATABASE {DATABASE}")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+def database_exists(name: str) -> bool:
+    query = ["psql", "-Atq", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c"]
+    found = subprocess.run(
+        [*query, f"SELECT 1 FROM pg_database WHERE datname = '{name}'"], capture_output=True, text=True
+    )
+    return found.stdout.strip() == "1"
+
+
+def fill(size: int, env: dict, reuse: bool) -> float | None:
+    """A fresh, filled database for `size` (None: an earlier run's was reused, migrated to this code)."""
+    database = DATABASE.format(size=size)
+    migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v0"]
+    if reuse and database_exists(database):
+        # (no system checks: a database filled by an older run may hold a key encrypted with other bench secrets)
+        subprocess.run([*migrate, "--skip-checks"], cwd=ROOT, env=env, check=True)
+        rollup = [sys.executable, "manage.py", "fleet_rollup", "-v0", "--skip-checks"]
+        subprocess.run(rollup, cwd=ROOT, env=env, check=True)
+        return None
+    psql("-c", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    psql("-c", f"CREATE DATABASE {database}")
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True)
     kid = subprocess.run(
         [sys.executable, "manage.py", "signing_keys", "ensure", "--json"],
         cwd=ROOT,
@@ -189,7 +209,7 @@ def fill(size: int, env: dict) -> float:
         text=True,
     )
     start = time.perf_counter()
-    psql("-v", f"n={size}", "-v", f"kid={json.loads(kid.stdout)['kid']}", database=DATABASE, stdin=FILL)
+    psql("-v", f"n={size}", "-v", f"kid={json.loads(kid.stdout)['kid']}", database=database, stdin=FILL)
     subprocess.run([sys.executable, "manage.py", "fleet_rollup", "-v0"], cwd=ROOT, env=env, check=True)
     return time.perf_counter() - start
 
@@ -198,24 +218,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 1_000_000])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--reuse", action="store_true", help="time the databases an earlier run filled (migrated)")
     args = parser.parse_args()
-    from cryptography.fernet import Fernet
-
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9"),
-        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-        "KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "LICENSE_KEY_PEPPER": uuid.uuid4().hex,
+        # fixed, throw-away secrets, so a later --reuse run can read what this one wrote
+        "SECRET_KEY": "fleet-bench-secret-key-not-for-production",
+        "KEY_ENCRYPTION_KEYS": base64.urlsafe_b64encode(hashlib.sha256(b"fleet-bench").digest()).decode(),
+        "LICENSE_KEY_PEPPER": "fleet-bench-pepper",
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
     measured = {}
     for size in args.sizes:
-        seconds = fill(size, env)
-        print(f"filled {size:,} instances ({30 * size:,} token records) in {seconds:.0f} s", flush=True)
+        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DATABASE.format(size=size)}"
+        seconds = fill(size, env, args.reuse)
+        filled = "reused" if seconds is None else f"filled in {seconds:.0f} s"
+        print(f"{size:,} instances ({30 * size:,} token records): {filled}", flush=True)
         out = subprocess.run(
             [sys.executable, "-c", TIME, str(args.runs), str(size)], cwd=ROOT, env=env, capture_output=True, text=True
         )

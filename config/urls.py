@@ -8,6 +8,8 @@ from config import health, landing, metrics_access
 urlpatterns = [
     path("", landing.landing, name="landing"),
     path("healthz", health.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico whatever the page links: the same icon, not a 404 in every console.
+    path("favicon.ico", landing.favicon, name="favicon"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics_access.metrics, name="prometheus-django-metrics"),
     path("", include("issuer.urls")),

@@ -133,6 +133,14 @@ def instance_entitlements(
     )
 
 
+def seat_reports_latest():
+    """The newest report of each instance."""
+    newest_of_instance = (
+        SeatReport.objects.filter(instance_id=OuterRef("instance_id")).order_by("-reported_at", "-id").values("id")[:1]
+    )
+    return SeatReport.objects.filter(id=Subquery(newest_of_instance))
+
+
 def seat_reports_latest_with_overage():
     """The newest report of each instance, where it shows more seats assigned than purchased."""
     newest_of_instance = (

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from audit.selectors import audit_context, audit_events_of_type
 from issuer.backoffice import selectors
+from issuer.backoffice.charts import key_timeline_picture
 from issuer.conf import issuer_settings
 from issuer.keys.selectors import (
     signing_key_refusal,
@@ -56,12 +57,15 @@ def catalog_page(request):
 
 @permission_required("issuer.view_signingkey", raise_exception=True)
 def keys_page(request):
+    now = timezone.now()
+    timeline, validators = signing_key_timeline(), validator_rows(now)
     return _page(
         request,
         "admin/issuer/keys.html",
         "Signing keys",
-        timeline=signing_key_timeline(),
-        validators=validator_rows(timezone.now()),
+        timeline=timeline,
+        timeline_picture=key_timeline_picture(timeline, validators, now),
+        validators=validators,
         forget_days=issuer_settings.VALIDATOR_FORGET_DAYS,
         events=audit_events_of_type("signingkey"),
         events_query="?object_type=signingkey",

@@ -4,9 +4,18 @@ here so the pages only render."""
 import datetime as dt
 from dataclasses import dataclass
 
-from issuer.fleet.selectors import STALE_AFTER, fleet_summary
+from issuer.backoffice import charts
+from issuer.fleet.selectors import (
+    STALE_AFTER,
+    fleet_daily_series,
+    fleet_hourly_series,
+    fleet_seats_latest,
+    fleet_snapshot,
+    fleet_summary,
+    fleet_versions_latest,
+)
 from issuer.keys import encryption
-from issuer.keys.selectors import signing_key_timeline, validators_blocking
+from issuer.keys.selectors import signing_key_timeline, validator_rows, validators_blocking
 from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
 from subscriptions.models import Instance
 from subscriptions.selectors import (
@@ -106,11 +115,20 @@ def _gateway_checks(instance, newest, now: dt.datetime) -> list[DiagnosisCheck]:
 
 
 def dashboard(now: dt.datetime) -> dict:
-    """Everything the dashboard shows, each list bounded."""
+    """Everything the dashboard shows, each list bounded, the counts and charts from the rollups."""
+    timeline, snapshot = signing_key_timeline(), fleet_snapshot()
     return {
-        "summary": fleet_summary(now),
+        "summary": fleet_summary(now, snapshot),
         "validators_blocking": validators_blocking(now),
-        "timeline": signing_key_timeline(),
+        "charts": [
+            charts.tokens_per_day_chart(fleet_daily_series("tokens_issued", now, days=30)),
+            charts.syncs_per_hour_chart(fleet_hourly_series("instances_synced", now, hours=48)),
+            charts.versions_chart(fleet_versions_latest(snapshot)),
+            charts.seats_chart(fleet_seats_latest(snapshot)),
+            charts.stale_chart(fleet_daily_series("stale_instances", now, days=30)),
+        ],
+        "timeline_picture": charts.key_timeline_picture(timeline, validator_rows(now), now, width=640),
+        "timeline": timeline,
         "expiring_subscriptions": subscriptions_expiring(30, now.date())[:20],
         "expiring_add_ons": add_on_purchases_expiring(30, now.date())[:20],
         "overage_reports": seat_reports_latest_with_overage()[:20],
@@ -128,13 +146,34 @@ def instance_overview(instance: Instance, now: dt.datetime) -> dict:
     return {
         "entitlements": entitlements,
         "diagnosis": instance_diagnosis(instance, now),
-        "scope_rows": [
-            {"name": name, "granted": name in granted, "in_token": (name in newest_scopes) if tokens else None}
-            for name in sorted(granted | newest_scopes)
-        ],
+        **_scope_comparison(granted, newest_scopes if tokens else None),
         "tokens": tokens,
         "reports": reports[::-1],
         "chart": _seat_chart(reports),
+    }
+
+
+def _scope_comparison(granted: set[str], in_token: set[str] | None) -> dict:
+    """Scopes granted now against the newest token's: only the differences as rows, and every scope as a chip
+    grouped by the backend service that serves it."""
+    services = {name: primitive.backend_services for name, primitive in get_catalog().unit_primitives.items()}
+    groups: dict[str, list[dict]] = {}
+    rows = []
+    for name in sorted(granted | (in_token or set())):
+        row = {
+            "name": name,
+            "granted": name in granted,
+            "in_token": None if in_token is None else name in in_token,
+        }
+        row["match"] = row["in_token"] is None or row["granted"] == row["in_token"]
+        rows.append(row)
+        for service in services.get(name) or ("(not in the catalog)",):
+            groups.setdefault(service, []).append(row)
+    return {
+        "scope_count": len(rows),
+        "scope_differences": [row for row in rows if not row["match"]],
+        "scope_groups": sorted(groups.items()),
+        "has_token": in_token is not None,
     }
 
 

@@ -25,6 +25,27 @@ class IssuerAdminSite(admin.AdminSite):
         ]
         return own + super().get_urls()
 
+    # Django's own and the libraries' apps, grouped under "System" after the business (subscriptions, issuer, audit).
+    SYSTEM_APPS = ("auth", "axes", "knox")
+
+    def get_app_list(self, request, app_label=None):
+        apps = super().get_app_list(request, app_label)
+        if app_label is not None:
+            return apps
+        system = [app for app in apps if app["app_label"] in self.SYSTEM_APPS]
+        business = [app for app in apps if app["app_label"] not in self.SYSTEM_APPS]
+        if not system:
+            return business
+        models = [{**model, "name": f"{model['name']} ({app['name']})"} for app in system for model in app["models"]]
+        group = {
+            "name": "System",
+            "app_label": "system",
+            "app_url": "#system",
+            "has_module_perms": True,
+            "models": sorted(models, key=lambda model: model["name"]),
+        }
+        return [*business, group]
+
     def index(self, request, extra_context=None):
         """The dashboard for anyone who may read the fleet; a staff account without a role sees only that."""
         if not request.user.has_perm("subscriptions.view_instance"):

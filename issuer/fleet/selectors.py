@@ -11,7 +11,7 @@ from prometheus_client.registry import REGISTRY
 
 from issuer.models import FleetCount, IssuedToken
 from subscriptions.models import Customer, Instance, Subscription
-from subscriptions.selectors import instances_cloned_count, seat_reports_latest_with_overage
+from subscriptions.selectors import instances_cloned_count, seat_reports_latest, seat_reports_latest_with_overage
 
 # GitLab treats its Cloud Connector access data as stale after 3 days (its Duo health check says so too).
 STALE_AFTER = dt.timedelta(days=3)
@@ -77,6 +77,32 @@ def token_partitions() -> dict[str, dt.datetime]:
     return {name: dt.datetime.strptime(name[len(PARTITION_PREFIX) :], "%Ym%m").replace(tzinfo=dt.UTC) for name in names}
 
 
+SEATS_METRIC = "seats:"  # seats:<add-on>:assigned and seats:<add-on>:purchased
+
+
+def seat_utilisation() -> dict[str, tuple[int, int]]:
+    """Per add-on, (assigned, purchased) seats summed over every instance's latest seat report. On PostgreSQL one
+    pass over the (instance, reported_at) index; elsewhere through the ORM."""
+    totals: dict[str, list[int]] = {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT m->>'add_on_type', SUM((m->>'assigned_seats')::bigint), SUM((m->>'purchased_seats')::bigint) "
+                "FROM (SELECT DISTINCT ON (instance_id) add_on_metrics FROM subscriptions_seatreport "
+                "ORDER BY instance_id, reported_at DESC, id DESC) latest, "
+                "jsonb_array_elements(latest.add_on_metrics) m GROUP BY 1"
+            )
+            return {add_on: (int(assigned or 0), int(purchased or 0)) for add_on, assigned, purchased in cursor}
+    for metrics in seat_reports_latest().values_list("add_on_metrics", flat=True).iterator():
+        for metric in metrics:
+            sums = totals.setdefault(metric.get("add_on_type", "?"), [0, 0])
+            sums[0] += int(metric.get("assigned_seats", 0))
+            sums[1] += int(metric.get("purchased_seats", 0))
+    return {add_on: (assigned, purchased) for add_on, (assigned, purchased) in totals.items()}
+
+
+# Counts per day (not snapshots): the job writes them for yesterday and today.
+DAILY_METRICS = ("tokens_issued", "activations")
 GAUGES = (
     "customers",
     "active_subscriptions",
@@ -100,14 +126,23 @@ class FleetSummary:
             raise AttributeError(name) from None
 
 
-def fleet_summary(at: dt.datetime) -> FleetSummary:
-    """The newest snapshot of the gauges (two small indexed reads); a fresh install without one counts live."""
+def fleet_snapshot() -> dict[str, FleetCount]:
+    """Every row of the newest day the rollup job wrote (gauges, versions, seats), by metric: two indexed reads."""
     latest = FleetCount.objects.filter(metric=GAUGES[0]).order_by("-period_start").first()
     if latest is None:
+        return {}
+    rows = FleetCount.objects.filter(period_start=latest.period_start).exclude(metric__in=DAILY_METRICS)
+    return {row.metric: row for row in rows}
+
+
+def fleet_summary(at: dt.datetime, snapshot: dict[str, FleetCount] | None = None) -> FleetSummary:
+    """The newest snapshot of the gauges; a fresh install without one counts live."""
+    snapshot = fleet_snapshot() if snapshot is None else snapshot
+    gauges = [snapshot[metric] for metric in GAUGES if metric in snapshot]
+    if not gauges:
         return FleetSummary(counts=fleet_gauges(at), computed_at=None)
-    rows = FleetCount.objects.filter(metric__in=GAUGES, period_start=latest.period_start)
-    counts = dict.fromkeys(GAUGES, 0) | {row.metric: row.value for row in rows}
-    return FleetSummary(counts=counts, computed_at=min(row.computed_at for row in rows))
+    counts = dict.fromkeys(GAUGES, 0) | {row.metric: row.value for row in gauges}
+    return FleetSummary(counts=counts, computed_at=min(row.computed_at for row in gauges))
 
 
 def fleet_daily_series(metric: str, at: dt.datetime, days: int = 30) -> list[tuple[dt.date, int]]:
@@ -130,8 +165,7 @@ class FleetCollector:
     def collect(self):
         family = GaugeMetricFamily("issuer_fleet", "The dashboard's counts from the newest rollup", labels=["count"])
         try:
-            latest = FleetCount.objects.filter(metric=GAUGES[0]).order_by("-period_start").first()
-            rows = FleetCount.objects.filter(metric__in=GAUGES, period_start=latest.period_start) if latest else []
+            rows = [row for metric, row in fleet_snapshot().items() if metric in GAUGES]
             for row in rows:
                 family.add_metric([row.metric], row.value)
         except Exception:  # a scrape must never fail the endpoint
@@ -140,3 +174,30 @@ class FleetCollector:
 
 
 REGISTRY.register(FleetCollector())
+
+
+def fleet_versions_latest(snapshot: dict[str, FleetCount]) -> dict[str, int]:
+    return {
+        metric.removeprefix(VERSION_METRIC): row.value
+        for metric, row in snapshot.items()
+        if metric.startswith(VERSION_METRIC)
+    }
+
+
+def fleet_seats_latest(snapshot: dict[str, FleetCount]) -> dict[str, tuple[int, int]]:
+    seats: dict[str, list[int]] = {}
+    for metric, row in snapshot.items():
+        if metric.startswith(SEATS_METRIC):
+            add_on, _, which = metric.removeprefix(SEATS_METRIC).rpartition(":")
+            seats.setdefault(add_on, [0, 0])[0 if which == "assigned" else 1] = row.value
+    return {add_on: (assigned, purchased) for add_on, (assigned, purchased) in seats.items()}
+
+
+def fleet_hourly_series(metric: str, at: dt.datetime, hours: int = 48) -> list[tuple[dt.datetime, int]]:
+    """(hour, value) for the last `hours` hours up to `at`'s, zero where the job recorded nothing."""
+    end = hour_start(at)
+    start = end - dt.timedelta(hours=hours - 1)
+    recorded = {
+        row.period_start: row.value for row in FleetCount.objects.filter(metric=metric, period_start__gte=start)
+    }
+    return [(hour, recorded.get(hour, 0)) for hour in (start + dt.timedelta(hours=n) for n in range(hours))]

@@ -12,11 +12,13 @@ from audit.services import audit_record, not_audited
 from issuer.conf import issuer_settings
 from issuer.fleet.selectors import (
     PARTITION_PREFIX,
+    SEATS_METRIC,
     VERSION_METRIC,
     day_start,
     fleet_gauges,
     fleet_versions,
     hour_start,
+    seat_utilisation,
     token_partitions,
 )
 from issuer.models import FleetCount, IssuedToken
@@ -27,7 +29,7 @@ def _daily(metric_filter, day: dt.datetime) -> int:
     return metric_filter(day, day + dt.timedelta(days=1)).count()
 
 
-DAILY = {
+DAILY = {  # the names are selectors.DAILY_METRICS
     "tokens_issued": lambda start, end: IssuedToken.objects.filter(issued_at__gte=start, issued_at__lt=end),
     "activations": lambda start, end: Instance.objects.filter(activated_at__gte=start, activated_at__lt=end),
 }
@@ -40,13 +42,19 @@ def fleet_rollup_run(*, at: dt.datetime | None = None) -> int:
     instances. Returns the number of rows written."""
     at = at or timezone.now()
     today = day_start(at)
-    rows = [(metric, today, value) for metric, value in {**fleet_gauges(at), **fleet_versions(at)}.items()]
+    seats = {
+        f"{SEATS_METRIC}{add_on}:{which}": value
+        for add_on, pair in seat_utilisation().items()
+        for which, value in zip(("assigned", "purchased"), pair, strict=True)
+    }
+    rows = [(metric, today, value) for metric, value in {**fleet_gauges(at), **fleet_versions(at), **seats}.items()]
     for day in (today - dt.timedelta(days=1), today):
         rows.extend((metric, day, _daily(query, day)) for metric, query in DAILY.items())
     hour = hour_start(at)
     synced = Instance.objects.filter(subscription__isnull=False, last_sync_at__gte=hour).count()
     rows.append(("instances_synced", hour, synced))
-    FleetCount.objects.filter(metric__startswith=VERSION_METRIC, period_start=today).delete()  # gone versions
+    for prefix in (VERSION_METRIC, SEATS_METRIC):  # versions and add-ons no longer seen
+        FleetCount.objects.filter(metric__startswith=prefix, period_start=today).delete()
     FleetCount.objects.bulk_create(
         [FleetCount(metric=m, period_start=start, value=v, computed_at=at) for m, start, v in rows],
         update_conflicts=True,

@@ -98,9 +98,9 @@ def test_subscription_to_scopes_to_key_rotation(page, live_server, admin_user, s
     shot(page, "04-dashboard-with-instance")
 
     page.click(f"tr[data-instance='{instance_id}'] a")
-    page.wait_for_selector("#scope-table")
-    assert page.get_attribute("tr[data-scope=troubleshoot_job]", "data-granted") == "yes"
-    assert page.get_attribute("tr[data-scope=code_suggestions]", "data-granted") == "yes"
+    page.wait_for_selector("#scope-summary")
+    assert page.get_attribute(".chips li[data-scope=troubleshoot_job]", "data-granted") == "yes"
+    assert page.get_attribute(".chips li[data-scope=code_suggestions]", "data-granted") == "yes"
     shot(page, "05-instance-scopes")
     assert license_key not in page.content()
 
@@ -112,9 +112,10 @@ def test_subscription_to_scopes_to_key_rotation(page, live_server, admin_user, s
     page.wait_for_selector(".messagelist .success")
     page.goto(f"{base}/admin/")
     page.click(f"tr[data-instance='{instance_id}'] a")
-    assert page.get_attribute("tr[data-scope=troubleshoot_job]", "data-granted") == "no"
-    assert page.get_attribute("tr[data-scope=code_suggestions]", "data-granted") == "no"
-    assert page.get_attribute("tr[data-scope=observability_all]", "data-granted") == "yes"
+    assert page.get_attribute(".chips li[data-scope=troubleshoot_job]", "data-granted") == "no"
+    assert page.get_attribute(".chips li[data-scope=code_suggestions]", "data-granted") == "no"
+    assert page.get_attribute(".chips li[data-scope=observability_all]", "data-granted") == "yes"
+    assert "scopes differ" in page.inner_text("#scope-summary")
     shot(page, "06-instance-scopes-after-cancel")
 
     # create a key, try to activate it early (refused with the reason), force it, see the timeline change
@@ -143,7 +144,8 @@ def test_subscription_to_scopes_to_key_rotation(page, live_server, admin_user, s
     assert page.inner_text(f"tr[data-kid='{old_kid}'] td:nth-child(2)") == "retired"
     shot(page, "09-keys-rotated")
     page.goto(f"{base}/admin/")
-    assert page.inner_text(f"tr[data-kid='{new_kid}'] td:nth-child(2)") == "active"
+    assert "state-active" in page.get_attribute(f"g.lane[data-kid='{new_kid}']", "class")
+    assert "state-retired" in page.get_attribute(f"g.lane[data-kid='{old_kid}']", "class")
 
 
 def test_pages_fit_a_phone(browser, live_server, admin_user, shot):
