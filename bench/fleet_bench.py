@@ -43,7 +43,8 @@ BEGIN
     END LOOP;
 END $$;
 INSERT INTO subscriptions_customer (id, name, contact_email, created_at)
-SELECT g, 'Customer ' || g || ' ' || substr(md5('c' || g), 1, 6), 'admin' || g || '@example.test',
+SELECT g, initcap(substr(md5('c' || g), 1, 7)) || ' ' || (ARRAY['GmbH', 'Inc.', 'Ltd', 'AG', 'S.A.', 'LLC'])[1 + g % 6]
+          || ' ' || g, 'admin' || g || '@example.test',
        now() - (g % 700) * interval '1 day'
 FROM generate_series(1, :n) g;
 INSERT INTO subscriptions_subscription (id, license_type, seats, starts_on, expires_on, trial, activation_code,
@@ -60,11 +61,12 @@ FROM generate_series(1, :n) g;
 INSERT INTO subscriptions_instance (id, instance_identifier, unique_instance_id, hostname, gitlab_version,
     activated_at, last_sync_at, license_key_digest, license_key_prefix, suspended, created_at, subscription_id,
     deployment_type, last_error, last_error_at, last_seen_instance_id)
-SELECT g, md5('i' || g)::uuid, '', 'gitlab-' || g || '.example' || (g % 97) || '.test',
+SELECT g, md5('i' || g)::uuid, '', 'gitlab.' || substr(md5('h' || g), 1, 9) || '.'
+          || (ARRAY['example.com', 'corp.net', 'io', 'internal', 'co.uk'])[1 + g % 5],
        (ARRAY['17.11.0', '18.2.1', '18.8.0', '19.0.2', '19.1.0-ee'])[1 + g % 5],
        now() - (g % 300) * interval '1 day',
        CASE WHEN g % 20 = 0 THEN now() - interval '5 days' ELSE now() - (g % 3000) * interval '1 second' END,
-       md5('lk' || g) || md5('lk2' || g), 'glcc_' || substr(md5('lk' || g), 1, 6), false, now(), g,
+       md5('lk' || g) || md5('lk2' || g), 'cdl_' || substr(md5('lk' || g), 1, 6), false, now(), g,
        'self-managed', '', NULL, ''
 FROM generate_series(1, :n) g;
 INSERT INTO subscriptions_seatreport (reported_at, received_at, gitlab_version, billable_users, max_historical_users,
@@ -115,13 +117,14 @@ instance = Instance.objects.get(pk=middle)
 token = IssuedToken.objects.filter(instance=instance).order_by("-issued_at").first()
 kid = SigningKey.objects.get(state="active").kid
 purchase = AddOnPurchase.objects.get(pk=middle)
+customer_word = instance.subscription.customer.name.split()[0][:6].lower()  # part of a name, as people type
 pages = {
     "dashboard": "/admin/",
     "instance list": "/admin/subscriptions/instance/",
-    "instance search: host name": f"/admin/subscriptions/instance/?q=gitlab-{middle}.example",
+    "instance search: host name": f"/admin/subscriptions/instance/?q={instance.hostname.split('.')[1][:7]}",
     "instance search: instance id": f"/admin/subscriptions/instance/?q={instance.instance_identifier}",
     "instance search: license prefix": f"/admin/subscriptions/instance/?q={instance.license_key_prefix}",
-    "instance search: customer name": f"/admin/subscriptions/instance/?q=Customer {middle} ",
+    "instance search: customer name": f"/admin/subscriptions/instance/?q={customer_word}",
     "instance overview": f"/admin/instances/{middle}/overview/",
     "issued-token list": "/admin/issuer/issuedtoken/",
     "issued-token search: jti": f"/admin/issuer/issuedtoken/?q={token.jti}",
@@ -129,10 +132,10 @@ pages = {
     "issued-token search: instance id": f"/admin/issuer/issuedtoken/?q={instance.instance_identifier}",
     "seat-report list": "/admin/subscriptions/seatreport/",
     "subscription list": "/admin/subscriptions/subscription/",
-    "subscription search: customer": f"/admin/subscriptions/subscription/?q=Customer {middle} ",
+    "subscription search: customer": f"/admin/subscriptions/subscription/?q={customer_word}",
     "subscription page": f"/admin/subscriptions/subscription/{middle}/change/",
     "customer list": "/admin/subscriptions/customer/",
-    "customer search: name": f"/admin/subscriptions/customer/?q=Customer {middle} ",
+    "customer search: name": f"/admin/subscriptions/customer/?q={customer_word}",
     "add-on purchase list": "/admin/subscriptions/addonpurchase/",
     "add-on purchase search: purchase id": f"/admin/subscriptions/addonpurchase/?q={purchase.purchase_id}",
     "audit event list": "/admin/audit/auditevent/",
