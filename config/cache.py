@@ -14,6 +14,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import threading
 import time
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 _last_warning = [0.0]
 _strict = contextvars.ContextVar("cache_strict", default=False)
+_counted = threading.local()  # (key, count) of a rate-limit counter `add` just counted
 
 
 class CacheUnavailable(Exception):
@@ -69,6 +71,13 @@ def _degrade(fallback):
 
 
 _INCR_EXISTING = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end"
+# A rate-limit counter counted in one round trip: INCRBY, and the window's expiry set when the key was created.
+_COUNT = (
+    "local count = redis.call('INCRBY', KEYS[1], ARGV[1]) "
+    "if count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end return count"
+)
+# django-ratelimit's counters (RATELIMIT_CACHE_PREFIX), as they appear in a made cache key.
+RATE_LIMIT_KEY_MARK = ":rl:"
 
 
 class ReusingRedisCacheClient(RedisCacheClient):
@@ -88,16 +97,36 @@ class ReusingRedisCacheClient(RedisCacheClient):
     def incr(self, key, delta):
         """One round trip, where Django's client makes two (EXISTS, then INCRBY): the rate limits count every
         instance-facing request, so this is on the hot path. Same contract: ValueError for a missing key."""
+        counted = getattr(_counted, "value", None)
+        if counted is not None and counted[0] == key:  # counted by the `add` just before (see `add`)
+            _counted.value = None
+            return counted[1]
         client = self.get_client(key, write=True)
-        script = self._scripts.get(id(client))
-        if script is None:
-            script = self._scripts[id(client)] = client.register_script(_INCR_EXISTING)
-        value = script(keys=[key], args=[delta])
+        value = self._script(client, _INCR_EXISTING)(keys=[key], args=[delta])
         if value is None:
             raise ValueError(f"Key '{key}' not found.")
         return value
 
-    add = _degrade(bool)(RedisCacheClient.add)
+    @_degrade(bool)
+    def add(self, key, value, timeout):
+        """For django-ratelimit's counters, count at once: its `add(key, 1)` then `incr(key)` is two round trips per
+        limit, on every instance-facing request. Here `add` increments (creating the key with its expiry), answers
+        True when it created the key, and leaves the count for the `incr` that follows in this thread. Any other
+        key: Django's add."""
+        if RATE_LIMIT_KEY_MARK not in key or type(value) is not int or value < 1:
+            return RedisCacheClient.add(self, key, value, timeout)
+        client = self.get_client(key, write=True)
+        count = self._script(client, _COUNT)(keys=[key], args=[value, max(int(timeout or 0), 1)])
+        if count == value:
+            return True
+        _counted.value = (key, count)
+        return False
+
+    def _script(self, client, source):
+        script = self._scripts.get((id(client), source))
+        if script is None:
+            script = self._scripts[(id(client), source)] = client.register_script(source)
+        return script
     set = _degrade(bool)(RedisCacheClient.set)
     touch = _degrade(bool)(RedisCacheClient.touch)
     delete = _degrade(bool)(RedisCacheClient.delete)

@@ -170,6 +170,7 @@ ACTIVATION_RATE_PER_ADDRESS = env("ACTIVATION_RATE_PER_ADDRESS", default="10/h")
 TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=1)
 RATELIMIT_FAIL_OPEN = True  # a Redis outage must not cut every instance off
 RATELIMIT_USE_CACHE = "default"
+RATELIMIT_CACHE_PREFIX = "rl:"  # config.cache counts keys with this prefix in one round trip
 
 SESSION_COOKIE_HTTPONLY = True
 # Behind a TLS-terminating proxy (ISSUER_URL is https): trust its X-Forwarded-Proto and send cookies over TLS only.

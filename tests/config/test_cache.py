@@ -62,3 +62,35 @@ def test_incr_counts_in_one_round_trip_and_refuses_a_missing_key():
     cache.set("incr-probe", 5)
     assert cache.incr("incr-probe") == 6 and cache.decr("incr-probe", 2) == 4 and cache.get("incr-probe") == 4
     cache.delete("incr-probe")
+
+
+@pytest.mark.redis
+def test_rate_limit_counters_take_one_round_trip_and_count_like_django_ratelimit():
+    import os
+
+    from django.test import RequestFactory
+    from django_ratelimit.core import get_usage
+
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("needs Redis: set REDIS_URL=redis://...")
+    cache = caches["default"]
+    cache.clear()
+    request = RequestFactory().get("/")
+
+    def count(increment=True):
+        return get_usage(request, group="probe", key=lambda *_: "one-rtt", rate="100/m", increment=increment)["count"]
+
+    assert count() == 1  # (the first call also loads the script into Redis)
+    client = cache._cache.get_client(write=True)
+    calls = []
+    original = client.execute_command
+    client.execute_command = lambda *args, **kwargs: calls.append(args[0]) or original(*args, **kwargs)
+    try:
+        counts = [count() for _ in range(3)]
+    finally:
+        client.execute_command = original
+    assert counts == [2, 3, 4]
+    assert calls == ["EVALSHA"] * 3  # one round trip per count, where add then incr took two
+    assert count(increment=False) == 4
+    key = next(iter(client.keys("*rl:*")))
+    assert 0 < client.ttl(key) <= 65
