@@ -79,7 +79,7 @@ MIDDLEWARE = [
     "audit.context.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "config.csp.PagesOnlyCSPMiddleware",
     "axes.middleware.AxesMiddleware",
     "config.unavailable.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",

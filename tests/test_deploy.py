@@ -216,3 +216,13 @@ def test_every_page_carries_a_strict_content_security_policy(client, admin_user)
         script = next(part for part in policy.split(";") if part.strip().startswith("script-src"))
         assert "unsafe-inline" not in script, "no inline script anywhere"
         assert ("unsafe-inline" in policy) is (path == "/api/docs/"), "inline styles only for Swagger UI"
+
+
+def test_machine_doors_answer_json_without_a_page_policy(client, signing_key):
+    """JSON is never rendered as a page (nosniff), so the instance doors skip the policy's cost."""
+    for path in ("/oauth/discovery/keys", "/.well-known/openid-configuration", "/healthz"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert "Content-Security-Policy" not in response
+        assert response["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" in client.get("/")
