@@ -137,8 +137,8 @@ def main():
         print(
             f"| {count:,} | {r['chunks']:,}, {r['plan_seconds']:.2f} s | {r['raw_sign_per_s']:.0f} | "
             f"{r['tokens_per_s']:.0f} (of {r['minted']:,}) | {ratio:.2f} | {r['rss_before_mb']:.0f} → "
-            f"{r['rss_after_plan_mb']:.0f} → {r['rss_peak_mb']:.0f} MB | {one / 60:.0f} min / "
-            f"{one / 60 / args.workers:.0f} min |"
+            f"{r['rss_after_plan_mb']:.0f} → {r['rss_peak_mb']:.0f} MB | {one / 60:.1f} min / "
+            f"{one / 60 / args.workers:.1f} min |"
         )
     print("targets: ratio >= 0.6 (one worker process vs one core signing); peak RSS flat across counts")
 

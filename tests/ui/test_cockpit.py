@@ -109,6 +109,13 @@ def test_the_cockpit_fits_and_shows_its_pictures(browser, live_server, shot, coc
         if name == "instance":
             assert "scopes match" in page.inner_text("#scope-summary") or "differ" in page.inner_text("#scope-summary")
             assert page.locator(".chips li").count() > 0
+    page.goto(f"{live_server.url}/admin/")
+    page.evaluate("localStorage.setItem('theme', 'dark')")  # what Django admin's theme toggle stores
+    page.reload()
+    assert page.get_attribute("html", "data-theme") == "dark"
+    background = page.evaluate("getComputedStyle(document.querySelector('.issuer-chart-card')).backgroundColor")
+    assert background not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), background
+    shot(page, f"50-cockpit-dashboard-dark-{viewport}")
     favicon = page.request.get(f"{live_server.url}/favicon.ico")
     assert favicon.ok and "svg" in favicon.headers["content-type"]
     assert not errors, errors
