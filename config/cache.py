@@ -127,6 +127,7 @@ class ReusingRedisCacheClient(RedisCacheClient):
         if script is None:
             script = self._scripts[(id(client), source)] = client.register_script(source)
         return script
+
     set = _degrade(bool)(RedisCacheClient.set)
     touch = _degrade(bool)(RedisCacheClient.touch)
     delete = _degrade(bool)(RedisCacheClient.delete)
