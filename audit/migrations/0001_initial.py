@@ -1,5 +1,7 @@
 from django.db import migrations, models
 
+from config.postgres import on_postgresql
+
 APPEND_ONLY = """
 CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
 BEGIN
@@ -16,14 +18,6 @@ DROP = """
 DROP TRIGGER IF EXISTS audit_event_append_only ON audit_auditevent;
 DROP FUNCTION IF EXISTS audit_event_append_only();
 """
-
-
-def _on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return run
 
 
 class Migration(migrations.Migration):
@@ -82,5 +76,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        migrations.RunPython(_on_postgresql(APPEND_ONLY), _on_postgresql(DROP)),
+        on_postgresql(APPEND_ONLY, DROP),
     ]

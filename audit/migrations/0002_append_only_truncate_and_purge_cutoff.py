@@ -4,6 +4,8 @@ names (`issuer.audit_purge_before`), and TRUNCATE is refused too, except on conn
 
 from django.db import migrations
 
+from config.postgres import on_postgresql
+
 APPEND_ONLY = """
 CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
 BEGIN
@@ -35,15 +37,7 @@ $$ LANGUAGE plpgsql;
 """
 
 
-def _on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("audit", "0001_initial")]
 
-    operations = [migrations.RunPython(_on_postgresql(APPEND_ONLY), _on_postgresql(PREVIOUS))]
+    operations = [on_postgresql(APPEND_ONLY, PREVIOUS)]

@@ -4,6 +4,8 @@ databases keep their plain scan (they are for a laptop, not a fleet)."""
 
 from django.db import migrations
 
+from config.postgres import on_postgresql
+
 TRIGRAM = """
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX IF NOT EXISTS instance_hostname_trgm
@@ -17,15 +19,7 @@ DROP INDEX IF EXISTS customer_name_trgm;
 """
 
 
-def _on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("subscriptions", "0008_fleet_scale_indexes")]
 
-    operations = [migrations.RunPython(_on_postgresql(TRIGRAM), _on_postgresql(DROP))]
+    operations = [on_postgresql(TRIGRAM, DROP)]
