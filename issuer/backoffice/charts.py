@@ -205,7 +205,10 @@ def key_timeline_picture(
             ticks.append((x(day), f"{day:%m-%d}"))
         day += step
     upcoming = sorted(next_actions)
-    next_action = f"Next: {upcoming[0][1]} at {upcoming[0][0]:%Y-%m-%d %H:%M} UTC" if upcoming else "Nothing due"
+    next_action = "Nothing due"
+    if upcoming:
+        when, what = upcoming[0]
+        next_action = f"{'Overdue' if when < now else 'Next'}: {what} at {when:%Y-%m-%d %H:%M} UTC"
     height = top + max(len(lanes), 1) * lane_height + 24
     description = (
         f"{len(lanes)} keys from {start:%Y-%m-%d} to {end:%Y-%m-%d}; now is {now:%Y-%m-%d %H:%M} UTC. {next_action}."
