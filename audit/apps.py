@@ -6,5 +6,6 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self):
-        """Celery tasks act as `job:<task name>` (the signal receivers in `context`)."""
-        from audit import context  # noqa: F401
+        """Celery tasks act as `job:<task name>` (the signal receivers in `context`); users, roles and API tokens
+        changed through Django's and knox's own pages are recorded by `receivers`."""
+        from audit import context, receivers  # noqa: F401
