@@ -69,7 +69,7 @@ def add_on_quantities_active(subscription_ids: list[int], day: dt.date) -> dict[
     found: dict[int, list[tuple[str, int]]] = {}
     rows = (
         AddOnPurchase.objects.active_on(day)
-        .filter(subscription_id__in=subscription_ids)
+        .filter(subscription_id__any_of=subscription_ids)
         .values_list("subscription_id", "add_on", "quantity")
     )
     for subscription_id, add_on, quantity in rows:

@@ -2,10 +2,11 @@
 and our own verifier (support, the inspect form, the instance diagnosis)."""
 
 import datetime as dt
+from typing import NamedTuple
 
 import jwt
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef
 
 from issuer.conf import issuer_settings
 from issuer.keys.selectors import signing_keys_published
@@ -13,14 +14,49 @@ from issuer.models import IssuedToken
 from subscriptions.models import Instance
 
 
-def newest_token_annotations():
-    """Annotations with the newest token's fingerprint, kid and expiry, for instance querysets."""
-    newest = IssuedToken.objects.filter(instance=OuterRef("pk")).order_by("-issued_at")
-    return {
-        "newest_token_fingerprint": Subquery(newest.values("fingerprint")[:1]),
-        "newest_token_kid": Subquery(newest.values("kid")[:1]),
-        "newest_token_expires_at": Subquery(newest.values("expires_at")[:1]),
-    }
+class NewestInWindow(NamedTuple):
+    fingerprint: str
+    kid: str
+    expires_at: dt.datetime
+
+
+def freshness_window_start(at: dt.datetime) -> dt.datetime:
+    """Tokens issued before this cannot be fresh at `at`: they have at most the refresh threshold left (a token
+    lives TOKEN_TTL_SECONDS). Bounding a lookup by it lets PostgreSQL read one or two monthly partitions instead of
+    every month kept. Should the TTL have been longer when a token was issued, that token is only minted again once
+    too early: the bound never lets a token that is not fresh pass for fresh."""
+    return at - (issuer_settings.token_ttl - issuer_settings.refresh_threshold)
+
+
+def newest_tokens_in_window(first_id: int, last_id: int, at: dt.datetime) -> dict[int, NewestInWindow]:
+    """The newest token of each instance with an id in [first_id, last_id] among those that can still be fresh at
+    `at`: one query for a batch, over the partitions of the window only (a correlated lookup per instance probes
+    every month's index)."""
+    rows = (
+        IssuedToken.objects.filter(
+            instance_id__gte=first_id, instance_id__lte=last_id, issued_at__gte=freshness_window_start(at)
+        )
+        .order_by("instance_id", "-issued_at")
+        .values_list("instance_id", "fingerprint", "kid", "expires_at")
+    )
+    newest: dict[int, NewestInWindow] = {}
+    for instance_id, fingerprint, kid, expires_at in rows:
+        newest.setdefault(instance_id, NewestInWindow(fingerprint, kid, expires_at))
+    return newest
+
+
+def instances_with_tokens(first_id: int, last_id: int) -> set[int]:
+    """The instances with an id in [first_id, last_id] that were ever issued a token: an indexed probe each,
+    stopping at the first record found. (Filtering on the EXISTS would let PostgreSQL turn it into a join that
+    reads every record of the table.)"""
+    has_token = Exists(IssuedToken.objects.filter(instance=OuterRef("pk")))
+    rows = (
+        Instance.objects.filter(pk__gte=first_id, pk__lte=last_id)
+        .annotate(has_token=has_token)
+        .order_by()
+        .values_list("pk", "has_token")
+    )
+    return {pk for pk, has in rows if has}
 
 
 def token_is_fresh(*, fingerprint, kid, expires_at, entitlements, active_kid, at: dt.datetime) -> bool:

@@ -4,8 +4,10 @@
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 
 import jwt
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -37,8 +39,13 @@ NO_ACCESS = "The subscription has ended or the instance is suspended."
 
 @dataclass(frozen=True)
 class MintedToken:
-    record: IssuedToken
     token: str  # the JWT; handed to the instance, never logged
+    columns: dict  # its record's values by attribute name: what the refresh job COPYs, without a model per token
+
+    @cached_property
+    def record(self) -> IssuedToken:
+        """The (unsaved) record, built when asked for: a sync saves it and keeps it in the sync state."""
+        return IssuedToken(**self.columns)
 
 
 @not_audited("reads the active key")
@@ -88,22 +95,23 @@ def service_access_token_sign(
     issued_at = int(at.timestamp())
     jti = uuid.uuid4()
     claims = _claims(entitlements, issued_at, jti)
-    token = jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": kid, "typ": "JWT"})
-    record = IssuedToken(
-        jti=jti,
-        instance=instance,
-        kid=kid,
-        scopes=claims["scopes"],
-        audiences=claims["aud"],
-        duo_seat_count=entitlements.duo_seat_count,
-        issued_at=dt.datetime.fromtimestamp(issued_at, dt.UTC),
-        expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC),
-        fingerprint=entitlements.fingerprint,
-        reason=reason,
-        token_encrypted=encryption.encrypt(token.encode()),
-    )
+    # PyJWT signs the claims as serialised by orjson, which costs a fraction of its own `json.dumps`.
+    token = jwt.api_jws.encode(orjson.dumps(claims), private_key, algorithm="RS256", headers={"kid": kid, "typ": "JWT"})
+    columns = {
+        "jti": jti,
+        "instance_id": instance.pk,
+        "kid": kid,
+        "scopes": claims["scopes"],
+        "audiences": claims["aud"],
+        "duo_seat_count": entitlements.duo_seat_count,
+        "issued_at": dt.datetime.fromtimestamp(issued_at, dt.UTC),
+        "expires_at": dt.datetime.fromtimestamp(claims["exp"], dt.UTC),
+        "fingerprint": entitlements.fingerprint,
+        "reason": reason,
+        "token_encrypted": encryption.encrypt(token.encode()),
+    }
     metrics.tokens_issued.labels(reason=reason).inc()
-    return MintedToken(record=record, token=token)
+    return MintedToken(token=token, columns=columns)
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,18 @@ import uuid
 
 import jwt
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from issuer.keys.services import signing_key_activate, signing_key_create, signing_key_revoke
 from issuer.models import IssuedToken, SigningKey
 from issuer.tasks import token_refresh
 from issuer.tokens.refresh import token_refresh_chunk, token_refresh_plan
+from issuer.tokens.services import signer_active
 from subscriptions.services import add_on_purchase_cancel, instance_activate
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import postgres_only, run_at_once
+from tests.helpers import mint_token, postgres_only, run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -209,3 +212,36 @@ def test_expired_tokens_keep_their_record_but_lose_the_ciphertext(signing_key):
     assert token_ciphertexts_drop_expired(at=later) == 2
     assert IssuedToken.objects.count() == 2
     assert not IssuedToken.objects.filter(token_encrypted__isnull=False).exists()
+
+
+def test_refresh_reads_only_the_freshness_window_yet_tells_expiry_from_first(signing_key):
+    """Tokens issued before the window (TTL minus the refresh threshold) cannot be fresh, so the lookup skips
+    their months; an instance whose only tokens lie there is re-minted for expiry, not as if it had none."""
+    instances = _instances(2, signing_key)
+    now = dt.datetime.now(dt.UTC)
+    window = dt.timedelta(seconds=3 * 86400 - 60 * 3600)  # the default TTL less the default refresh threshold
+    mint_token(instances[0], at=now - window - dt.timedelta(minutes=1))
+    for first, last in token_refresh_plan():
+        token_refresh_chunk(first, last, at=now)
+    reasons = dict(
+        IssuedToken.objects.filter(issued_at__gte=now - dt.timedelta(seconds=1)).values_list("instance", "reason")
+    )
+    assert reasons == {instances[0].pk: "refresh_expiry", instances[1].pk: "refresh_first"}
+    a_minute_later = now + dt.timedelta(minutes=1)  # what was just minted is inside the window, and fresh
+    assert sum(token_refresh_chunk(first, last, at=a_minute_later) for first, last in token_refresh_plan()) == 0
+
+
+def test_a_refresh_chunk_costs_the_same_queries_for_5_instances_as_for_25(signing_key):
+    """The chunk's reads are by range or by one list each, never per instance."""
+    small = _instances(5, signing_key)
+    large = _instances(25, signing_key)
+    at = dt.datetime.now(dt.UTC)
+    signer_active()  # the key is decrypted once per process, not per chunk
+
+    def queries_of(instances):
+        first, last = min(i.pk for i in instances), max(i.pk for i in instances)
+        with CaptureQueriesContext(connection) as captured:
+            assert token_refresh_chunk(first, last, at=at) == len(instances)
+        return len(captured.captured_queries)
+
+    assert queries_of(small) == queries_of(large)

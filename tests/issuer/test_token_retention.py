@@ -83,3 +83,33 @@ def test_without_partitions_old_records_are_deleted_in_batches(settings, activat
     assert IssuedToken.objects.count() == 2
     event = AuditEvent.objects.get(action="issuedtoken.retention_delete")
     assert event.changes == {"records": [4, 0]} and "30 days" in event.reason
+
+
+def _partitions_writing_out_of_line() -> dict[str, list]:
+    """Partitions without the storage option, and partitions whose TOAST table holds anything."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.reloptions, pg_relation_size(c.reltoastrelid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'issuer_issuedtoken'::regclass"
+        )
+        return {
+            name: [options, toast_bytes]
+            for name, options, toast_bytes in cursor.fetchall()
+            if "toast_tuple_target=8160" not in (options or []) or toast_bytes
+        }
+
+
+@postgres_only
+def test_every_partition_keeps_its_records_ciphertext_in_the_row(activated):
+    """No compression attempt on the random ciphertext and no TOAST write per record: on the partitions the
+    migrations made, on those the job creates ahead, and on one moved out of the default partition."""
+    instance, _ = activated
+    signing_key_ensure_active()
+    far = dt.datetime.now(dt.UTC) + dt.timedelta(days=200)
+    mint_token(instance, at=far)  # lands in the default partition; its month is created around it
+    token_records_retain(at=far)
+    for at in (dt.datetime.now(dt.UTC), far):
+        for _ in range(3):
+            mint_token(instance, at=at)
+    assert _months(far, 0, 1, 2)[0] in token_partitions()
+    assert _partitions_writing_out_of_line() == {}
