@@ -122,6 +122,18 @@ class ReusingRedisCacheClient(RedisCacheClient):
         _counted.value = (key, count)
         return False
 
+    @_degrade(lambda: (None, {}))
+    def count_and_get_many(self, counter_key, amount, timeout, keys):
+        """A rate-limit counter counted (as `add` counts it) and `keys` read, in one round trip: a pipeline of the
+        counting script (sent as EVAL: a pipeline's EVALSHA would first ask whether the script exists, one more
+        round trip) and an MGET. (None, {}) with Redis away: the limit fails open, the reads miss."""
+        client = self.get_client(counter_key, write=True)
+        pipeline = client.pipeline(transaction=False)
+        pipeline.eval(_COUNT, 1, counter_key, amount, max(int(timeout or 0), 1))
+        pipeline.mget(keys)
+        count, values = pipeline.execute()
+        return count, {key: self._serializer.loads(value) for key, value in zip(keys, values, strict=True) if value}
+
     def _script(self, client, source):
         script = self._scripts.get((id(client), source))
         if script is None:
@@ -148,3 +160,12 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+
+    def count_and_get_many(self, counter_key: str, amount: int, timeout: int, keys: list[str]):
+        """(count, {key: value}) as `add(counter_key, amount, timeout)` then `incr` count it and `get_many(keys)`
+        reads them, in one round trip (the token sync's rate limit and cached state)."""
+        made = {self.make_and_validate_key(key): key for key in keys}
+        count, found = self._cache.count_and_get_many(
+            self.make_and_validate_key(counter_key), amount, timeout, list(made)
+        )
+        return count, {made[key]: value for key, value in found.items()}

@@ -15,10 +15,13 @@ port must then be reachable only through those proxies. With Redis down the limi
 
 import hashlib
 import ipaddress
+import time
 from dataclasses import dataclass
 
 import orjson
 from django.conf import settings
+from django_ratelimit import ALL
+from django_ratelimit import core as ratelimit_core
 from django_ratelimit.core import get_usage
 
 # GitLab's bodies nest three levels deep; deeper JSON is refused before anything walks it recursively.
@@ -139,8 +142,44 @@ def _rate_limited(request, kind: str, value: str) -> Refusal | None:
     usage = get_usage(request, group=group, key=lambda _group, _request: value, rate=rate, increment=True)
     if usage is None or not usage["should_limit"]:
         return None
-    retry_after = max(int(usage["time_left"]), 1)
+    return _too_many(label, rate, usage["time_left"])
+
+
+def _too_many(label: str, rate: str, time_left: int) -> Refusal:
+    retry_after = max(int(time_left), 1)
     return Refusal(429, f"Too many requests ({label}: {rate}); retry in {retry_after} s.", retry_after)
+
+
+@dataclass(frozen=True)
+class RateCount:
+    """One request's count against one limit, keyed exactly as django-ratelimit keys it (same counter, same window),
+    for a door that counts it in the same round trip as its other cache reads (`cache.count_and_get_many`)."""
+
+    key: str
+    limit: int
+    timeout: int  # the counter's lifetime: the period and django-ratelimit's fudge
+    window: int  # when the window ends (epoch seconds)
+    label: str
+    rate: str
+
+    def refusal(self, count: int | None) -> Refusal | None:
+        """None within the limit, or when the count is unknown (Redis away: fail open, RATELIMIT_FAIL_OPEN)."""
+        if count is None or count <= self.limit:
+            return None
+        return _too_many(self.label, self.rate, self.window - int(time.time()))
+
+
+def license_key_rate_count(license_key: str) -> RateCount | None:
+    """The per-license-key count of a request, as `rate_limit_license_key` counts it; None when limits are off."""
+    if not getattr(settings, "RATELIMIT_ENABLE", True):
+        return None
+    group, setting, label = _RATE_LIMITS["license_key"]
+    rate = getattr(settings, setting)
+    limit, period = ratelimit_core._split_rate(rate)
+    value = _license_key_bucket(license_key)
+    window = ratelimit_core._get_window(value, period)
+    key = ratelimit_core._make_cache_key(group, window, rate, value, ALL)
+    return RateCount(key, limit, period + ratelimit_core.EXPIRATION_FUDGE, window, label, rate)
 
 
 def rate_limit_address(request) -> Refusal | None:
@@ -152,6 +191,8 @@ def rate_limit_activation(request) -> Refusal | None:
 
 
 def rate_limit_license_key(request, license_key: str) -> Refusal | None:
-    return _rate_limited(
-        request, "license_key", hashlib.sha256(license_key.encode("utf-8", "surrogatepass")).hexdigest()
-    )
+    return _rate_limited(request, "license_key", _license_key_bucket(license_key))
+
+
+def _license_key_bucket(license_key: str) -> str:
+    return hashlib.sha256(license_key.encode("utf-8", "surrogatepass")).hexdigest()

@@ -6,6 +6,8 @@ import time
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from issuer.api.graphql_limits import MAX_BODY_BYTES, MAX_TOKENS, parse_cache
 from subscriptions.models import Instance, SeatReport
@@ -155,6 +157,38 @@ def test_syncs_are_limited_per_license_key_across_addresses(client, activated, t
         post_graphql(client, SYNC_QUERY, sync_variables(key), REMOTE_ADDR=f"10.0.0.{n}").status_code for n in range(4)
     ]
     assert codes == [200, 200, 200, 429]
+
+
+def test_a_license_keys_syncs_and_seat_links_share_one_counter(client, activated, tight):
+    """The sync counts in one round trip with its state read (`RateCount`), the seat link through django-ratelimit:
+    the same counter, so the fourth request of either door is refused, and an over-limit sync reads nothing."""
+    _, key = activated
+    seat_link = json.dumps(
+        {
+            "license_key": key,
+            "timestamp": "2026-11-01T00:00:00Z",
+            "max_historical_user_count": 1,
+            "billable_users_count": 1,
+        }
+    )
+    sync = post_graphql(client, SYNC_QUERY, sync_variables(key), REMOTE_ADDR="10.0.0.1")
+    link = client.post("/api/v1/seat_links", data=seat_link, content_type="application/json", REMOTE_ADDR="10.0.0.2")
+    again = post_graphql(client, SYNC_QUERY, sync_variables(key), REMOTE_ADDR="10.0.0.3")
+    assert [sync.status_code, link.status_code, again.status_code] == [200, 200, 200]
+    with CaptureQueriesContext(connection) as queries:
+        refused = post_graphql(client, SYNC_QUERY, sync_variables(key), REMOTE_ADDR="10.0.0.4")
+    assert refused.status_code == 429 and "requests per license key" in refused.json()["errors"][0]["message"]
+    assert int(refused["Retry-After"]) >= 1 and len(queries) == 0
+    late = client.post("/api/v1/seat_links", data=seat_link, content_type="application/json", REMOTE_ADDR="10.0.0.5")
+    assert late.status_code == 429
+
+
+def test_an_implausible_license_key_is_counted_too(client, db, tight):
+    codes = [
+        post_graphql(client, SYNC_QUERY, sync_variables("not-a-key"), REMOTE_ADDR=f"10.0.1.{n}").status_code
+        for n in range(4)
+    ]
+    assert codes[3] == 429
 
 
 def test_seat_links_are_rate_limited_with_retry_after(client, activated, tight):

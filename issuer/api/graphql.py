@@ -22,14 +22,14 @@ from config.limits import (
     Refusal,
     json_body_admitted,
     json_has_nul,
+    license_key_rate_count,
     rate_limit_activation,
-    rate_limit_license_key,
 )
 from config.unavailable import RETRY_AFTER_SECONDS, RETRY_LATER, TRANSIENT_FAILURES
 from issuer.api.graphql_limits import MAX_BODY_BYTES, document_prepared
 from issuer.api.http import header, instance_headers
 from issuer.keys.services import SigningKeyRefused
-from issuer.sync_state.store import sync_state_by_license_key
+from issuer.sync_state.store import sync_state_counted
 from issuer.tokens.services import InstanceIdMismatch, service_access_token_sync
 from subscriptions.selectors import subscriptions_future
 from subscriptions.services import ActivationError, instance_activate
@@ -146,8 +146,9 @@ def _raise_if_limited(limited: Refusal | None) -> None:
 class Query:
     @staticmethod
     def cloudConnectorAccess(info, licenseKey: str, gitlabVersion: str):  # noqa: N802, N803 (GraphQL names)
-        _raise_if_limited(rate_limit_license_key(info.context.request, licenseKey))
-        state = sync_state_by_license_key(licenseKey)
+        counting = license_key_rate_count(licenseKey)
+        state, count = sync_state_counted(licenseKey, counting)
+        _raise_if_limited(counting and counting.refusal(count))
         if state is None:
             raise GraphQLError("The license key is not valid (unknown, replaced or released).")
         request = info.context.request

@@ -23,6 +23,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from config.cache import cache_strict
+from config.limits import RateCount
 from issuer.conf import issuer_settings
 from issuer.models import IssuedToken
 from subscriptions.license_keys import license_key_digest, license_key_plausible
@@ -84,13 +85,32 @@ def _newest_token(instance: Instance) -> NewestToken | None:
 
 def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
     """The sync inputs of the instance holding `license_key`; None for an unknown or wrong key (same answer)."""
+    return _state(license_key, None)[0]
+
+
+def sync_state_counted(license_key: str | None, counting: RateCount | None) -> tuple[SyncState | None, int | None]:
+    """The state and the request's count against the per-license-key limit, read in one round trip to Redis
+    (the count would otherwise be one more, on every sync). Over the limit, the database is not read: the state is
+    then None, and the caller refuses by the count."""
+    if counting is None:
+        return sync_state_by_license_key(license_key), None
+    return _state(license_key, counting)
+
+
+def _state(license_key: str | None, counting: RateCount | None) -> tuple[SyncState | None, int | None]:
+    count = None
     if not license_key_plausible(license_key):
-        return None
+        return None, _count_alone(counting)
     generation = None
     if sync_state_enabled():
         digest = license_key_digest(license_key)
         keys = sync_state_cache_keys(digest)
-        found = cache.get_many(list(keys))
+        if counting is None:
+            found = cache.get_many(list(keys))
+        else:
+            count, found = cache.count_and_get_many(counting.key, 1, counting.timeout, list(keys))
+            if counting.refusal(count) is not None:
+                return None, count
         state, generation = found.get(keys.state), found.get(keys.generation)
         if found.get(keys.writers, 0) > 0:  # a writer is at work: read the database, cache nothing
             state = generation = None
@@ -101,13 +121,29 @@ def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
             and state.generation == generation
             and hmac.compare_digest(state.instance.license_key_digest or "", digest)
         ):
-            return state
+            return state, count
+    elif counting is not None:
+        count = _count_alone(counting)
+        if counting.refusal(count) is not None:
+            return None, count
     instance = instance_by_license_key(license_key, with_purchases=True)
     if instance is None:
-        return None
+        return None, count
     state = SyncState(instance=instance, newest=_newest_token(instance), generation=generation)
     _store(state)
-    return state
+    return state, count
+
+
+def _count_alone(counting: RateCount | None) -> int | None:
+    """The count in a round trip of its own (no state to read with it: a key that cannot be one, no shared cache)."""
+    if counting is None:
+        return None
+    if cache.add(counting.key, 1, counting.timeout):
+        return 1
+    try:
+        return cache.incr(counting.key)
+    except ValueError:  # expired in between, or Redis away: fail open
+        return None
 
 
 def _generation_started(generation_key: str):

@@ -9,8 +9,10 @@ from functools import cached_property
 import jwt
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
+from django.db.models import JSONField
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from audit.services import not_audited
 from issuer import metrics
@@ -132,15 +134,32 @@ def _stored_token(newest) -> str | None:
         return None
 
 
-def _token_record_insert(record: IssuedToken) -> None:
+def _token_record_insert(minted: MintedToken) -> None:
     """A minted token's record, committed without waiting for the write-ahead log's flush (PostgreSQL's
     synchronous_commit off, for this transaction only). A crash may lose the records of the last moments, never a
-    token's validity: the instance holds its token, and a lost record only means its next sync mints again."""
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        record.save(force_insert=True)
+    token's validity: the instance holds its token, and a lost record only means its next sync mints again.
+
+    On PostgreSQL one statement, its own transaction, sets it and inserts: one round trip where BEGIN, SET LOCAL,
+    INSERT and COMMIT were four, a third of a minting sync."""
+    if connection.vendor != "postgresql":
+        minted.record.save(force_insert=True)
+        return
+    fields = IssuedToken._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    values = [
+        Jsonb(minted.columns[field.attname], dumps=orjson.dumps)
+        if isinstance(field, JSONField)
+        else minted.columns[field.attname]
+        for field in fields
+    ]
+    table = connection.ops.quote_name(IssuedToken._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(values))
+    insert = (  # the model's own names; the values are parameters
+        "WITH asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)) "  # noqa: S608
+        f"INSERT INTO {table} ({columns}) SELECT {placeholders} FROM asynchronous"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(insert, values)
 
 
 def _refusal_note(state: SyncState, message: str, at: dt.datetime) -> None:
@@ -202,7 +221,7 @@ def service_access_token_sync(
             token=stored, expires_at=newest.expires_at, scopes=newest.scopes, audiences=newest.audiences, kid=newest.kid
         )
     minted = service_access_token_sign(instance, entitlements, at=at, reason="sync", signer=signer_active())
-    _token_record_insert(minted.record)
+    _token_record_insert(minted)
     sync_state_replace_token(state, minted.record)  # the next sync finds this token without a query
     metrics.syncs.labels(result="minted").inc()
     record = minted.record

@@ -241,3 +241,20 @@ def test_instance_identifier_is_the_subject(activated):
     instance, _ = activated
     claims = claims_of(mint_token(instance).token)
     assert uuid.UUID(claims["sub"]) == instance.instance_identifier
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as a request runs: the statement is its own transaction
+def test_a_minting_syncs_record_is_stored_whole_and_leaves_the_session_durable(activated):
+    """The record goes in with one statement that turns synchronous commit off for its own transaction only."""
+    from django.db import connection
+
+    instance, key = activated
+    result = service_access_token_sync(sync_state_by_license_key(key), gitlab_version="17.11.0")
+    record = IssuedToken.objects.get(instance=instance)
+    assert encryption.decrypt(record.token_encrypted).decode() == result.token
+    assert (record.kid, tuple(record.scopes), tuple(record.audiences)) == (result.kid, result.scopes, result.audiences)
+    assert record.expires_at == result.expires_at and record.reason == "sync"
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on", "the next transaction of this connection waits for the flush again"
