@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """HTTP benchmark: warm sync, cold sync and JWKS against two baselines, on PostgreSQL with gunicorn (2 workers).
 
-    .venv/bin/python bench/http_bench.py [--duration 10] [--connections 8] [--instances 200]
+    .venv/bin/python bench/http_bench.py [--duration 12] [--rounds 3] [--connections 8] [--instances 200]
 
 Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/issuer_bench, recreated) and REDIS_URL (default
 redis://127.0.0.1:6379/9). Load comes from `wrk` (Debian package; installed if missing). Prints requests/s,
-p50 and p99 for each scenario and the ratios against the baselines measured in the same run:
+p50 and p99 for each scenario and the ratios against the baselines measured in the same run, each baseline and
+what is compared with it taking turns (`--rounds`):
 warm sync / bare JSON (target >= 0.55), cold sync / bare sign (>= 0.4), JWKS / bare JSON (>= 0.8). For
 information it also loads a bare view that answers as many bytes as a sync (the catalog is ~22 kB).
 """
@@ -125,6 +126,25 @@ def wrk(binary: str, url: str, duration: int, connections: int, script: Path | N
     return {"rps": rps, "p50_ms": latency(50), "p99_ms": latency(99), "non_2xx": int(errors.group(1)) if errors else 0}
 
 
+def alternating(results: dict, rounds: int, scenarios: dict, duration: int) -> None:
+    """Each scenario for `duration` seconds in all, in `rounds` turns taken one after the other (a baseline, then
+    what is compared with it, and again), so that a drift in the machine's speed touches every scenario alike.
+    Requests/s are over all turns; latencies are of the median turn."""
+    turns = {name: [] for name in scenarios}
+    seconds = max(duration // rounds, 1)
+    for _ in range(rounds):
+        for name, run in scenarios.items():
+            turns[name].append(run(seconds))
+    for name, figures in turns.items():
+        middle = sorted(figures, key=lambda figure: figure["rps"])[len(figures) // 2]
+        results[name] = {
+            "rps": sum(figure["rps"] for figure in figures) / len(figures),
+            "p50_ms": middle["p50_ms"],
+            "p99_ms": middle["p99_ms"],
+            "non_2xx": sum(figure["non_2xx"] for figure in figures),
+        }
+
+
 def bench_environment(database: str, **overrides: str) -> dict:
     """The server's environment: fresh secrets, the bench settings, PostgreSQL and Redis, rate limits counted as in
     production but high enough that the load from one address is never refused."""
@@ -148,9 +168,10 @@ def bench_environment(database: str, **overrides: str) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=12, help="seconds of load per scenario, over all turns")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="turns each scenario's duration is split into")
     args = parser.parse_args()
     binary = ensure_wrk()
     database = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/issuer_bench")
@@ -162,21 +183,30 @@ def main():
     env = bench_environment(database)
     keys = prepare(env, args.instances)
     results = {}
+    rounds = max(args.rounds, 1)
     with tempfile.TemporaryDirectory() as folder:
         script = lua_for_sync(keys, Path(folder))
         port = free_port()
+        base = f"http://127.0.0.1:{port}"
         server = serve(env, port)
         try:
-            base = f"http://127.0.0.1:{port}"
             wrk(binary, f"{base}/bench/json", 2, args.connections)  # warm up both workers
             wrk(binary, f"{base}/graphql", 3, args.connections, script)  # pre-mint every instance's token
-            results["bare JSON view"] = wrk(binary, f"{base}/bench/json", args.duration, args.connections)
-            results["bare JSON, sync-sized"] = wrk(binary, f"{base}/bench/json-large", args.duration, args.connections)
-            results["JWKS"] = wrk(binary, f"{base}/oauth/discovery/keys", args.duration, args.connections)
-            results["warm sync (stored token)"] = wrk(
-                binary, f"{base}/graphql", args.duration, args.connections, script
+            alternating(
+                results,
+                rounds,
+                {
+                    "bare JSON view": lambda seconds: wrk(binary, f"{base}/bench/json", seconds, args.connections),
+                    "warm sync (stored token)": lambda seconds: wrk(
+                        binary, f"{base}/graphql", seconds, args.connections, script
+                    ),
+                    "bare JSON, sync-sized": lambda seconds: wrk(
+                        binary, f"{base}/bench/json-large", seconds, args.connections
+                    ),
+                    "JWKS": lambda seconds: wrk(binary, f"{base}/oauth/discovery/keys", seconds, args.connections),
+                },
+                args.duration,
             )
-            results["bare sign view"] = wrk(binary, f"{base}/bench/sign", args.duration, args.connections)
         finally:
             server.terminate()
             server.wait()
@@ -184,7 +214,17 @@ def main():
         server = serve(cold_env, port)
         try:
             wrk(binary, f"{base}/graphql", 2, args.connections, script)
-            results["cold sync (signs)"] = wrk(binary, f"{base}/graphql", args.duration, args.connections, script)
+            alternating(
+                results,
+                rounds,
+                {
+                    "bare sign view": lambda seconds: wrk(binary, f"{base}/bench/sign", seconds, args.connections),
+                    "cold sync (signs)": lambda seconds: wrk(
+                        binary, f"{base}/graphql", seconds, args.connections, script
+                    ),
+                },
+                args.duration,
+            )
         finally:
             server.terminate()
             server.wait()
@@ -201,6 +241,22 @@ def main():
         print(f"{label:28} {ratio:9.2f}  target >= {target}  {'met' if ratio >= target else 'NOT met'}")
     same_size = results["warm sync (stored token)"]["rps"] / results["bare JSON, sync-sized"]["rps"]
     print(f"{'warm sync / sync-sized JSON':28} {same_size:9.2f}  (information: the same ~22 kB answer without logic)")
+    for (label, ratio, target), mode, overrides in zip(
+        ratios[:2], ("warm", "cold"), ({}, {"ISSUER_REFRESH_THRESHOLD_SECONDS": str(10**9)}), strict=True
+    ):
+        if ratio < target:
+            print(f"\n{label} is below its target; where the time goes:")
+            profile(env | overrides, keys, mode)
+
+
+def profile(env: dict, keys: list[str], mode: str) -> None:
+    """`bench/sync_profile.py` against this run's database: each stage of a sync, timed in-process."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(keys, file)
+        file.flush()
+        command = [PY, "-m", "bench.sync_profile", file.name, "--mode", mode, "--requests", "1000"]
+        out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    print(out.stdout if out.returncode == 0 else out.stderr[-3000:], end="")
 
 
 if __name__ == "__main__":

@@ -102,15 +102,21 @@ def _state(license_key: str | None, counting: RateCount | None) -> tuple[SyncSta
     if not license_key_plausible(license_key):
         return None, _count_alone(counting)
     generation = None
+    # Redis (config.cache) counts and reads in one round trip; another shared cache counts first, then reads.
+    counted_read = getattr(cache, "count_and_get_many", None) if sync_state_enabled() else None
+    if counting is not None and counted_read is None:
+        count = _count_alone(counting)
+        if counting.refusal(count) is not None:
+            return None, count
     if sync_state_enabled():
         digest = license_key_digest(license_key)
         keys = sync_state_cache_keys(digest)
-        if counting is None:
-            found = cache.get_many(list(keys))
-        else:
-            count, found = cache.count_and_get_many(counting.key, 1, counting.timeout, list(keys))
+        if counting is not None and counted_read is not None:
+            count, found = counted_read(counting.key, 1, counting.timeout, list(keys))
             if counting.refusal(count) is not None:
                 return None, count
+        else:
+            found = cache.get_many(list(keys))
         state, generation = found.get(keys.state), found.get(keys.generation)
         if found.get(keys.writers, 0) > 0:  # a writer is at work: read the database, cache nothing
             state = generation = None
@@ -122,10 +128,6 @@ def _state(license_key: str | None, counting: RateCount | None) -> tuple[SyncSta
             and hmac.compare_digest(state.instance.license_key_digest or "", digest)
         ):
             return state, count
-    elif counting is not None:
-        count = _count_alone(counting)
-        if counting.refusal(count) is not None:
-            return None, count
     instance = instance_by_license_key(license_key, with_purchases=True)
     if instance is None:
         return None, count

@@ -207,15 +207,16 @@ def service_access_token_sync(
         metrics.syncs.labels(result="no_access").inc()
         return SyncResult(token=None, expires_at=None)
     newest = state.newest
-    stored = _stored_token(newest) if newest is not None else None
-    if stored is not None and token_is_fresh(
+    fresh = newest is not None and token_is_fresh(
         fingerprint=newest.fingerprint,
         kid=newest.kid,
         expires_at=newest.expires_at,
         entitlements=entitlements,
         active_kid=keyset().active_kid,
         at=at,
-    ):
+    )
+    stored = _stored_token(newest) if fresh else None  # decrypted only when it would be handed out
+    if stored is not None:
         metrics.syncs.labels(result="stored").inc()
         return SyncResult(
             token=stored, expires_at=newest.expires_at, scopes=newest.scopes, audiences=newest.audiences, kid=newest.kid

@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Where a token sync's time goes: the stages of `POST /graphql` timed in-process (Django's test client, the same
+database and Redis as the HTTP benchmark), for a warm sync (stored token) or a cold one (signs and records).
+
+    .venv/bin/python -m bench.sync_profile KEYS_JSON --mode warm|cold [--requests 2000]
+
+`bench/http_bench.py` runs it for each sync target it finds not met, with its own environment (for cold: a refresh
+threshold no stored token meets). Each stage is timed by wrapping the function that does it; nested stages are
+listed under their parent, and "the rest" is the request's time outside every listed stage (middleware, Django's
+test client, GraphQL's own execution around the resolver).
+"""
+
+import argparse
+import json
+import time
+from collections import defaultdict
+
+import django
+
+SYNC = (
+    "query cloudConnectorAccess($licenseKey: String!, $gitlabVersion: String!) { cloudConnectorAccess("
+    "licenseKey: $licenseKey, gitlabVersion: $gitlabVersion) { serviceToken { token expiresAt } "
+    "availableServices { name serviceStartTime bundledWith } catalog } }"
+)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("keys")
+    parser.add_argument("--mode", choices=["warm", "cold"], required=True)
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+    django.setup()
+    import redis
+    from django.conf import settings
+    from django.test import Client
+
+    import config.limits
+    import issuer.api.graphql
+    import issuer.tokens.services
+
+    spent = defaultdict(float)
+
+    def timed(module, name, label):
+        function = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - start
+
+        setattr(module, name, wrapper)
+
+    # (module, function, label, depth): depth 1 stages add up to the request; depth 2 lie inside the one above.
+    stages = [
+        (config.limits, "rate_limit_address", "per-address rate limit (Redis round trip 1)", 1),
+        (issuer.api.graphql, "sync_state_counted", "per-key count + cached state (Redis round trip 2)", 1),
+        (issuer.api.graphql, "service_access_token_sync", "sync service", 1),
+        (issuer.tokens.services, "_stored_token", "decrypt the stored token (Fernet)", 2),
+        (issuer.tokens.services, "instance_entitlements", "entitlements and fingerprint", 2),
+        (issuer.tokens.services, "service_access_token_sign", "sign (RS256) and encrypt", 2),
+        (issuer.tokens.services, "_token_record_insert", "record insert (PostgreSQL round trip)", 2),
+        (issuer.tokens.services, "sync_state_replace_token", "cached state replaced (Redis round trip 3)", 2),
+        (issuer.api.graphql, "_json", "response encoded (orjson, ~22 kB)", 1),
+    ]
+    for module, name, label, _depth in stages:
+        timed(module, name, label)
+    with open(args.keys) as file:
+        keys = json.load(file)
+    bodies = [json.dumps({"query": SYNC, "variables": {"licenseKey": k, "gitlabVersion": "17.11.0"}}) for k in keys]
+    client = Client()
+
+    def run(count):
+        for index in range(count):
+            response = client.post("/graphql", bodies[index % len(bodies)], content_type="application/json")
+            assert response.status_code == 200, response.content[:200]
+
+    run(len(bodies) * 2)  # every instance holds a stored token, every document is parsed and cached
+    spent.clear()
+    start = time.perf_counter()
+    run(args.requests)
+    total = (time.perf_counter() - start) / args.requests * 1000
+    bare_start = time.perf_counter()
+    for _ in range(args.requests):
+        client.get("/bench/json")
+    bare = (time.perf_counter() - bare_start) / args.requests * 1000
+    ping = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    ping.ping()
+    ping_start = time.perf_counter()
+    for _ in range(1000):
+        ping.ping()
+    round_trip = (time.perf_counter() - ping_start) / 1000 * 1000
+    print(f"{args.mode} sync, in-process: {total:.3f} ms a request (bare JSON view: {bare:.3f} ms; a Redis PING from")
+    print(f"redis-py: {round_trip:.3f} ms)")
+    print("| stage | ms | share |\n|---|---:|---:|")
+    top = 0.0
+    for _, _, label, depth in stages:
+        if label not in spent:
+            continue
+        ms = spent[label] / args.requests * 1000
+        top += ms if depth == 1 else 0
+        indent = "" if depth == 1 else "  ↳ "
+        print(f"| {indent}{label} | {ms:.3f} | {ms / total:.0%} |")
+    rest = total - top
+    print(f"| the rest (middleware, test client, GraphQL around the resolver) | {rest:.3f} | {rest / total:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
