@@ -163,8 +163,11 @@ class RateCount:
     rate: str
 
     def refusal(self, count: int | None) -> Refusal | None:
-        """None within the limit, or when the count is unknown (Redis away: fail open, RATELIMIT_FAIL_OPEN)."""
-        if count is None or count <= self.limit:
+        """None within the limit; with the count unknown (Redis away), as django-ratelimit: through with
+        RATELIMIT_FAIL_OPEN, refused without."""
+        if count is None and getattr(settings, "RATELIMIT_FAIL_OPEN", False):
+            return None
+        if count is not None and count <= self.limit:
             return None
         return _too_many(self.label, self.rate, self.window - int(time.time()))
 

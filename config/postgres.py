@@ -32,8 +32,8 @@ def timestamps_parsed_in_c(sender, connection, **kwargs) -> None:
         def load(self, data):
             try:
                 parsed = dt.datetime.fromisoformat(bytes(data).decode())
-            except ValueError:
+                return parsed.astimezone(self.timezone) if self.timezone else parsed.replace(tzinfo=None)
+            except (ValueError, OverflowError):  # not ISO, or beyond datetime's range once converted
                 return super().load(data)
-            return parsed.astimezone(self.timezone) if self.timezone else parsed.replace(tzinfo=None)
 
     connection.connection.adapters.register_loader("timestamptz", IsoTimestamptzLoader)

@@ -20,7 +20,8 @@ from issuer.models import IssuedToken
 from issuer.sync_state.store import sync_state_forget
 from issuer.tokens.selectors import (
     NewestInWindow,
-    instances_with_tokens,
+    freshness_window_start,
+    instances_with_tokens_before,
     newest_tokens_in_window,
     token_is_fresh,
 )
@@ -77,8 +78,9 @@ def token_refresh_chunk(first_id: int, last_id: int, *, at: dt.datetime | None =
     at = at or timezone.now()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            # As for a sync's record: a crash may lose the last records, never a token someone holds (a pre-minted
-            # token is handed out only once its record is read back), and the next run mints those again.
+            # Committed without waiting for the WAL flush, as a sync's record: a crash may lose the last records
+            # (a token already handed out stays valid, verification reads the published keys, not the records),
+            # and the next run mints for those instances again.
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
     in_range = _refreshable_instances().filter(pk__gte=first_id, pk__lte=last_id)
     skip_locked = connection.features.has_select_for_update_skip_locked
@@ -95,7 +97,10 @@ def token_refresh_chunk(first_id: int, last_id: int, *, at: dt.datetime | None =
     # The tokens by the chunk's range, never a list of its ids: a query of 500 placeholders costs more to build
     # than to run.
     newest = newest_tokens_in_window(first_id, last_id, at)
-    ever_issued = instances_with_tokens(first_id, last_id) if len(newest) < len(instances) else set()
+    # An instance without a token in the window was issued one before it, or never (its first token).
+    window_start = freshness_window_start(at)
+    without_window_token = any(instance.pk not in newest for instance in instances)
+    ever_issued = instances_with_tokens_before(first_id, last_id, window_start) if without_window_token else set()
     active_kid = keyset().active_kid
     minted_digests = []
     with _TokenRecordWriter() as writer:
@@ -169,6 +174,8 @@ class _TokenRecordWriter:
 def _refresh_reason(
     newest: NewestInWindow | None, ever_issued: bool, entitlements: Entitlements, active_kid: str | None
 ) -> str:
+    """Why the instance is minted for. A newest token older than the freshness window is near its expiry whatever
+    else changed since, so it is `refresh_expiry` (its key and fingerprint are not read)."""
     if newest is None:
         return "refresh_expiry" if ever_issued else "refresh_first"
     if newest.fingerprint != entitlements.fingerprint:

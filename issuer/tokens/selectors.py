@@ -45,11 +45,11 @@ def newest_tokens_in_window(first_id: int, last_id: int, at: dt.datetime) -> dic
     return newest
 
 
-def instances_with_tokens(first_id: int, last_id: int) -> set[int]:
-    """The instances with an id in [first_id, last_id] that were ever issued a token: an indexed probe each,
-    stopping at the first record found. (Filtering on the EXISTS would let PostgreSQL turn it into a join that
-    reads every record of the table.)"""
-    has_token = Exists(IssuedToken.objects.filter(instance=OuterRef("pk")))
+def instances_with_tokens_before(first_id: int, last_id: int, before: dt.datetime) -> set[int]:
+    """The instances with an id in [first_id, last_id] that were issued a token before `before`: an indexed probe
+    each over the months before it only, stopping at the first record found. (Filtering on the EXISTS would let
+    PostgreSQL turn it into a join that reads every record of the table.)"""
+    has_token = Exists(IssuedToken.objects.filter(instance=OuterRef("pk"), issued_at__lt=before))
     rows = (
         Instance.objects.filter(pk__gte=first_id, pk__lte=last_id)
         .annotate(has_token=has_token)

@@ -31,3 +31,11 @@ def test_any_of_a_subquery_is_an_in_subquery():
     SubscriptionFactory()
     ids = AddOnPurchase.objects.values("subscription_id")
     assert list(Subscription.objects.filter(pk__any_of=ids)) == [purchase.subscription]
+
+
+def test_any_of_ignores_none_as_in_does():
+    subscriptions = SubscriptionFactory.create_batch(3)
+    wanted = [subscriptions[0].pk, None]
+    assert set(Subscription.objects.filter(pk__any_of=wanted)) == set(Subscription.objects.filter(pk__in=wanted))
+    assert set(Subscription.objects.exclude(pk__any_of=wanted)) == set(Subscription.objects.exclude(pk__in=wanted))
+    assert Subscription.objects.exclude(pk__any_of=[None]).count() == 3

@@ -104,3 +104,16 @@ def test_unknown_issuer_knob_is_refused():
         pytest.raises(ValueError, match="Unknown ISSUER settings: TOKEN_TTL"),
     ):
         _ = issuer_settings.TOKEN_TTL_SECONDS
+
+
+def test_an_unknown_count_follows_ratelimit_fail_open(settings):
+    """Redis away: the sync's per-key count is unknown, and it is let through or refused as django-ratelimit would."""
+    from config.limits import license_key_rate_count
+
+    counting = license_key_rate_count("cdl_" + "x" * 40)
+    settings.RATELIMIT_FAIL_OPEN = True
+    assert counting.refusal(None) is None
+    settings.RATELIMIT_FAIL_OPEN = False
+    refused = counting.refusal(None)
+    assert refused is not None and refused.status == 429
+    assert counting.refusal(1) is None and counting.refusal(counting.limit + 1).status == 429

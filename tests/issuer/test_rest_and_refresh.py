@@ -12,7 +12,7 @@ from issuer.models import IssuedToken, SigningKey
 from issuer.tasks import token_refresh
 from issuer.tokens.refresh import token_refresh_chunk, token_refresh_plan
 from issuer.tokens.services import signer_active
-from subscriptions.services import add_on_purchase_cancel, instance_activate
+from subscriptions.services import add_on_purchase_cancel, instance_activate, instance_set_suspended
 from tests.factories import AddOnPurchaseFactory
 from tests.helpers import mint_token, postgres_only, run_at_once
 
@@ -229,6 +229,19 @@ def test_refresh_reads_only_the_freshness_window_yet_tells_expiry_from_first(sig
     assert reasons == {instances[0].pk: "refresh_expiry", instances[1].pk: "refresh_first"}
     a_minute_later = now + dt.timedelta(minutes=1)  # what was just minted is inside the window, and fresh
     assert sum(token_refresh_chunk(first, last, at=a_minute_later) for first, last in token_refresh_plan()) == 0
+
+
+def test_an_old_token_is_expiry_even_when_a_skipped_instance_has_a_fresh_one(signing_key):
+    """The chunk's range holds a suspended instance with a token in the window: the other instance, whose only
+    token is older, is still told apart from one never issued a token."""
+    old, suspended = _instances(2, signing_key)
+    now = dt.datetime.now(dt.UTC)
+    mint_token(old, at=now - dt.timedelta(days=2))
+    mint_token(suspended, at=now - dt.timedelta(hours=1))
+    instance_set_suspended(suspended, True)  # not refreshed: outside the chunk's instances
+    first, last = min(old.pk, suspended.pk), max(old.pk, suspended.pk)
+    assert token_refresh_chunk(first, last, at=now) == 1
+    assert IssuedToken.objects.filter(instance=old).latest("issued_at").reason == "refresh_expiry"
 
 
 def test_a_refresh_chunk_costs_the_same_queries_for_5_instances_as_for_25(signing_key):
