@@ -94,8 +94,8 @@ def token_refresh_chunk(first_id: int, last_id: int, *, at: dt.datetime | None =
         for subscription in Subscription.objects.only(*SUBSCRIPTION_FIELDS).filter(pk__any_of=subscription_ids)
     }
     add_ons = add_on_quantities_active(subscription_ids, at.astimezone(dt.UTC).date())
-    # The tokens by the chunk's range, never a list of its ids: a query of 500 placeholders costs more to build
-    # than to run.
+    # The tokens by the chunk's range, never a list of its ids: a placeholder per id costs more to build than the
+    # query takes to run.
     newest = newest_tokens_in_window(first_id, last_id, at)
     # An instance without a token in the window was issued one before it, or never (its first token).
     window_start = freshness_window_start(at)
