@@ -80,3 +80,12 @@ def metrics_networks(app_configs=None, **kwargs):
                 )
             )
     return errors
+
+
+@register(deploy=False)
+def issuer_environment(app_configs=None, **kwargs):
+    """An ISSUER_* variable that does not parse, or that nobody reads, stops start-up naming it."""
+    return [
+        Error(message, hint="See .env.example for every ISSUER_* variable and its type.", id="config.E007")
+        for message in settings.ISSUER_ENVIRONMENT_ERRORS
+    ]

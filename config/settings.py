@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 
+from config.environment import issuer_environment_read
 from config.logging import json_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -30,7 +31,11 @@ if not SECRET_KEY and DEBUG:
 
 # The port `make run` serves on; the default ISSUER_URL follows it, so a token's `iss` names the running server.
 PORT = env.int("PORT", default=8000)
-ISSUER_URL = env.str("ISSUER_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
+# Every ISSUER_* variable, each read by its own type from one registry (config/environment.py); what does not
+# parse, and an ISSUER_* name nobody reads, is reported by the config.E007 start-up check instead of a traceback.
+_issuer_environment = issuer_environment_read(os.environ)
+ISSUER_ENVIRONMENT_ERRORS = _issuer_environment.errors
+ISSUER_URL = (_issuer_environment.settings["ISSUER_URL"] or f"http://127.0.0.1:{PORT}").rstrip("/")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[ISSUER_URL])
 
@@ -40,11 +45,11 @@ KEY_ENCRYPTION_KEYS = env.list("KEY_ENCRYPTION_KEYS", default=[])
 LICENSE_KEY_PEPPER = env.str("LICENSE_KEY_PEPPER", default="")
 
 # Who may read /metrics: these networks (the client address as the rate limits see it), or a bearer of the token.
-ISSUER_METRICS_ALLOWED_NETWORKS = env.list("ISSUER_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/8", "::1/128"])
-ISSUER_METRICS_TOKEN = env.str("ISSUER_METRICS_TOKEN", default="")
+ISSUER_METRICS_ALLOWED_NETWORKS = _issuer_environment.settings["ISSUER_METRICS_ALLOWED_NETWORKS"]
+ISSUER_METRICS_TOKEN = _issuer_environment.settings["ISSUER_METRICS_TOKEN"]
 
 # Audit events older than this many days are purged daily (the purge is itself an event); unset: kept forever.
-ISSUER_AUDIT_RETENTION_DAYS = env.int("ISSUER_AUDIT_RETENTION_DAYS", default=None)
+ISSUER_AUDIT_RETENTION_DAYS = _issuer_environment.settings["ISSUER_AUDIT_RETENTION_DAYS"]
 
 INSTALLED_APPS = [
     "config.admin_app.IssuerAdminConfig",
@@ -242,13 +247,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# The issuer's own knobs (token TTL, publish lead, rotation period, ...): defaults in `issuer/conf.py`, each
-# overridable as ISSUER_<NAME> in the environment (e.g. ISSUER_TOKEN_TTL_SECONDS); unknown names stop start-up.
-ISSUER = {
-    key.removeprefix("ISSUER_"): env.int(key)
-    for key in sorted(os.environ)
-    if key.startswith("ISSUER_") and key != "ISSUER_URL"
-}
+# The issuer's own knobs (token TTL, publish lead, rotation period, ...): defaults in `config/environment.py`, each
+# overridable as ISSUER_<NAME> in the environment (e.g. ISSUER_TOKEN_TTL_SECONDS); `issuer/conf.py` reads them.
+ISSUER = _issuer_environment.knobs
 
 CATALOG_PATH = env.path("CATALOG_PATH", default=BASE_DIR / "unit_primitives" / "catalog")
 

@@ -6,22 +6,7 @@ from dataclasses import dataclass, fields
 from django.conf import settings
 from django.core.signals import setting_changed
 
-DEFAULTS = {
-    "TOKEN_TTL_SECONDS": 3 * 86400,
-    "NBF_BACKDATE_SECONDS": 5,
-    "PUBLISH_LEAD_SECONDS": 48 * 3600,
-    "VALIDATOR_CACHE_SECONDS": 86400,
-    "CLOCK_SKEW_SECONDS": 300,
-    "ROTATION_PERIOD_SECONDS": 90 * 86400,
-    "REFRESH_THRESHOLD_SECONDS": 60 * 3600,
-    "JWKS_MAX_AGE_SECONDS": 3600,
-    "RSA_KEY_SIZE": 2048,
-    "SYNC_THROTTLE_PER_MINUTE": 30,
-    "REFRESH_CHUNK_SIZE": 1000,
-    "SYNC_STATE_CACHE_SECONDS": 900,
-    "TOKEN_RECORD_RETENTION_DAYS": 400,
-    "VALIDATOR_FORGET_DAYS": 7,
-}
+from config.environment import KNOB_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -65,7 +50,7 @@ class IssuerSettings:
 
 def issuer_settings_load() -> IssuerSettings:
     """A fresh read of the settings; raises ValueError on an unknown name (the start-up check reports it)."""
-    values = {**DEFAULTS, **getattr(settings, "ISSUER", {})}
+    values = {**KNOB_DEFAULTS, **getattr(settings, "ISSUER", {})}
     unknown = set(values) - {f.name for f in fields(IssuerSettings)}
     if unknown:
         raise ValueError(f"Unknown ISSUER settings: {', '.join(sorted(unknown))}")

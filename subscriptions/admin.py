@@ -20,6 +20,7 @@ from subscriptions.models import (
     Subscription,
 )
 from subscriptions.selectors import customers_named, instances_matching_text
+from subscriptions.terms import one_year_after
 from unit_primitives.catalog import get_catalog
 
 
@@ -33,6 +34,18 @@ class SubscriptionForm(forms.ModelForm):
     class Meta:
         model = Subscription
         fields = ["customer", "license_type", "seats", "starts_on", "expires_on", "trial"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "expires_on" in self.fields:  # not where the field is read-only (a viewer's page)
+            self.fields["expires_on"].required = False
+            self.fields["expires_on"].help_text = "First day without access. Blank: one year after the start."
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("expires_on") and cleaned.get("starts_on") and "expires_on" not in self.errors:
+            cleaned["expires_on"] = one_year_after(cleaned["starts_on"])
+        return cleaned
 
 
 class AddOnPurchaseForm(forms.ModelForm):

@@ -59,6 +59,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         model = Subscription
         fields = ["id", *Subscription.SUMMARY_FIELDS, "activation_code", "add_on_purchases", "created_at"]
         read_only_fields = ["id", "activation_code", "suspended", "add_on_purchases", "created_at"]
+        extra_kwargs = {"expires_on": {"required": False, "help_text": "First day without access (default: a year)."}}
 
     def to_representation(self, subscription):
         data = super().to_representation(subscription)

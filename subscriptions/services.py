@@ -30,6 +30,7 @@ from subscriptions.models import (
     has_control_characters,
     new_activation_code,
 )
+from subscriptions.terms import one_year_after
 
 logger = logging.getLogger(__name__)
 
@@ -109,11 +110,13 @@ def subscription_create(
     license_type: str,
     seats: int,
     starts_on: dt.date,
-    expires_on: dt.date,
+    expires_on: dt.date | None = None,
     trial: bool = False,
     add_ons: list[tuple[str, int]] | None = None,
 ) -> Subscription:
-    """A subscription with its add-on purchases (each running for the subscription's whole term)."""
+    """A subscription with its add-on purchases (each running for the subscription's whole term); without an
+    expiry it runs for a year."""
+    expires_on = expires_on or one_year_after(starts_on)
     subscription = _save(
         Subscription(
             customer=customer,

@@ -1,6 +1,9 @@
+import datetime as dt
+import os
 import uuid
 
 import pytest
+import time_machine
 from django.core.cache import cache
 
 from issuer.keys.selectors import keyset_invalidate
@@ -8,6 +11,42 @@ from issuer.keys.services import _validators_written as validators_written
 from issuer.keys.services import signing_key_ensure_active
 from subscriptions.services import instance_activate
 from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
+
+# `TEST_CLOCK_SHIFT_DAYS=730 make test` (a CI step) runs the suite with Python's clock that far ahead, so a date
+# written into a test, or computed by the code under test, that only holds until some day fails today, not then.
+CLOCK_SHIFT_DAYS = int(os.environ.get("TEST_CLOCK_SHIFT_DAYS") or 0)
+WALL_CLOCK_REASON = "wall_clock: compares Python's clock with PostgreSQL's now(), Redis TTLs or another process's clock"
+
+
+def pytest_collection_modifyitems(config, items):
+    """In the shifted run, tests marked `wall_clock` cannot hold (the other clock is not moved): they are skipped
+    with the reason, and listed at the end of the run, never dropped silently."""
+    if not CLOCK_SHIFT_DAYS:
+        return
+    for item in items:
+        if item.get_closest_marker("wall_clock"):
+            item.add_marker(pytest.mark.skip(reason=f"{WALL_CLOCK_REASON} (clock shifted {CLOCK_SHIFT_DAYS} days)"))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if CLOCK_SHIFT_DAYS:
+        unshifted = [
+            r.nodeid for r in terminalreporter.stats.get("skipped", []) if WALL_CLOCK_REASON in str(r.longrepr)
+        ]
+        terminalreporter.write_line(
+            f"Clock shifted {CLOCK_SHIFT_DAYS} days ahead; {len(unshifted)} wall-clock tests ran only on the real clock:"
+        )
+        for nodeid in sorted(unshifted):
+            terminalreporter.write_line(f"  {nodeid}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shifted_clock():
+    if not CLOCK_SHIFT_DAYS:
+        yield
+        return
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=CLOCK_SHIFT_DAYS), tick=True):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -33,9 +33,9 @@ def test_every_variable_is_documented_in_env_example_and_readme():
     example = (ROOT / ".env.example").read_text()
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"^(?:# )?([A-Z_]+)=", example, re.MULTILINE))
-    from issuer.conf import DEFAULTS
+    from config.environment import PREFIX, REGISTRY
 
-    knobs = {f"ISSUER_{name}" for name in DEFAULTS}
+    knobs = {PREFIX + name for name in REGISTRY}
     expected = _settings_variables() | knobs
     assert expected <= documented, expected - documented
     missing_in_readme = {name for name in expected if f"`{name}`" not in readme}

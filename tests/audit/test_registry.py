@@ -257,7 +257,14 @@ def test_every_service_has_a_scenario_or_says_why_it_is_not_audited():
     assert not stale, f"scenarios for services that no longer exist: {stale}"
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
+# The partitions the migration made follow PostgreSQL's now(); with only Python's clock moved they look old.
+WALL_CLOCK = {"issuer.fleet.services.token_records_retain"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(name, marks=pytest.mark.wall_clock) if name in WALL_CLOCK else name for name in sorted(SCENARIOS)],
+)
 def test_each_change_is_recorded_exactly_once(db, name):
     setup, act, expected = SCENARIOS[name]
     subject = setup()

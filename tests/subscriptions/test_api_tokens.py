@@ -48,8 +48,9 @@ def test_a_deleted_token_is_refused_at_once(viewer):
 def test_tokens_are_shown_once_and_listed_by_prefix_and_owner(client, viewer):
     admin = User.objects.create_superuser("root", "root@example.test", "pw")
     client.force_login(admin)
+    expiry = (timezone.now() + dt.timedelta(days=10)).date().isoformat()
     created = client.post(
-        "/admin/knox/authtoken/add/", {"user": viewer.pk, "expiry_0": "2027-01-01", "expiry_1": "00:00:00"}, follow=True
+        "/admin/knox/authtoken/add/", {"user": viewer.pk, "expiry_0": expiry, "expiry_1": "00:00:00"}, follow=True
     )
     messages = [str(message) for message in created.context["messages"]]
     token = next(text.split()[-1] for text in messages if text.startswith("TOKEN "))

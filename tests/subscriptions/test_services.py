@@ -100,31 +100,35 @@ def test_regenerate_activation_code():
 
 @pytest.fixture
 def bound_instance(signing_key):
-    subscription = SubscriptionFactory(starts_on=dt.date(2026, 1, 1), expires_on=dt.date(2028, 1, 1))
+    today = dt.date.today()
+    subscription = SubscriptionFactory(
+        starts_on=today - dt.timedelta(days=30), expires_on=today + dt.timedelta(days=365)
+    )
     return services.instance_activate(
         activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4()), gitlab_version="17.11.0"
     ).instance
 
 
 @pytest.mark.parametrize(
-    ("started", "expires", "active"),
+    ("started", "expires", "active"),  # days from today
     [
-        (TODAY - dt.timedelta(days=30), TODAY - dt.timedelta(days=1), False),  # expired yesterday
-        (TODAY - dt.timedelta(days=30), TODAY, False),  # expires today: today is the first day without
-        (TODAY - dt.timedelta(days=30), TODAY + dt.timedelta(days=1), True),  # last day
-        (TODAY, TODAY + dt.timedelta(days=30), True),  # starts today
-        (TODAY + dt.timedelta(days=1), TODAY + dt.timedelta(days=30), False),  # starts tomorrow
+        (-30, -1, False),  # expired yesterday
+        (-30, 0, False),  # expires today: today is the first day without
+        (-30, 1, True),  # last day
+        (0, 30, True),  # starts today
+        (1, 30, False),  # starts tomorrow
     ],
 )
 def test_entitlements_on_boundary_dates(bound_instance, started, expires, active):
+    today = dt.date.today()
     AddOnPurchaseFactory(
         subscription=bound_instance.subscription,
         add_on="duo_enterprise",
         quantity=7,
-        started_on=started,
-        expires_on=expires,
+        started_on=today + dt.timedelta(days=started),
+        expires_on=today + dt.timedelta(days=expires),
     )
-    with time_machine.travel(dt.datetime(2026, 6, 15, 12, tzinfo=dt.UTC)):
+    with time_machine.travel(dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC)):
         entitlements = instance_entitlements(bound_instance)
     assert (("duo_enterprise", 7) in entitlements.active_add_ons) is active
     assert entitlements.duo_seat_count == (7 if active else 0)

@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         starts = _date(options["starts"]) if options["starts"] else timezone.now().date()
-        expires = _date(options["expires"]) if options["expires"] else starts.replace(year=starts.year + 1)
+        expires = _date(options["expires"]) if options["expires"] else None  # the service's default: a year
         add_ons = [_add_on(value) for value in options["add_ons"]]
         try:
             with transaction.atomic():
