@@ -6,12 +6,30 @@ address comes from the command line, the worker count from WEB_CONCURRENCY (guni
 
 import os
 
+from gunicorn.http import wsgi
+
 from config.logging import json_logging
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gunicorn's control socket (in the home directory by default) is not used: no socket, no "Permission denied".
 control_socket_disable = True
 accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+# The path without its query string (%(U)s, not the request line %(r)s): a query may carry an activation code or a
+# license key (support searches by code); the redacting filter is the second line of defence.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 _gunicorn_logger = {"handlers": ["console"], "level": "INFO", "propagate": False}
 logconfig_dict = json_logging(loggers={"gunicorn.error": _gunicorn_logger, "gunicorn.access": _gunicorn_logger})
+
+
+def _without_server_header(default_headers):
+    """gunicorn has no setting for its `Server: gunicorn` header; every response is written through this method."""
+
+    def headers(self):
+        return [line for line in default_headers(self) if not line.lower().startswith("server:")]
+
+    headers.without_server = True
+    return headers
+
+
+if not getattr(wsgi.Response.default_headers, "without_server", False):
+    wsgi.Response.default_headers = _without_server_header(wsgi.Response.default_headers)

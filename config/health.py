@@ -1,4 +1,6 @@
-"""Liveness and readiness, as JSON, for load balancers and compose health checks."""
+"""Liveness and readiness, as JSON, for load balancers and compose health checks. /readyz's status is public; which
+check failed and why only for the operator's monitoring (config/metrics_access.py: the allowed networks or the
+metrics token)."""
 
 from django.core.cache import cache
 from django.db import connection
@@ -7,6 +9,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY
+
+from config.metrics_access import metrics_allowed
 
 _readiness_probes = []
 
@@ -51,7 +55,10 @@ def readyz(request):
         name, ok, detail = probe()
         checks[name] = {"ok": ok, "detail": detail}
     ready = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    body = {"status": "ok" if ready else "unavailable"}
+    if metrics_allowed(request):
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if ready else 503)
 
 
 class ReadinessCollector:

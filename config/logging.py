@@ -7,7 +7,8 @@ import uuid
 
 request_id_var = contextvars.ContextVar("request_id", default="-")
 
-# What must never reach a log: bearer credentials, JWTs, our license keys, Fernet tokens and PEM blocks.
+# What must never reach a log: bearer credentials, JWTs, our license keys and activation codes, Fernet tokens and PEM
+# blocks.
 _SECRET_PATTERNS = [
     (re.compile(r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----", re.DOTALL), "[REDACTED PEM]"),
     (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(bearer|basic|token)?\s*[^\s'\",}]+"), r"\1[REDACTED]"),
@@ -15,6 +16,9 @@ _SECRET_PATTERNS = [
     (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[REDACTED JWT]"),
     (re.compile(r"\bcdl_[A-Za-z0-9_-]{8,}"), "[REDACTED LICENSE KEY]"),
     (re.compile(r"\bgAAAAA[A-Za-z0-9_=-]{20,}"), "[REDACTED CIPHERTEXT]"),
+    # An activation code (subscriptions.models: 24 characters of ACTIVATION_CODE_ALPHABET), as support types it into a
+    # search: any case, groups joined by dashes.
+    (re.compile(r"(?i)(?<![A-Za-z0-9-])(?:[2-9A-HJKMNP-Z]-?){23}[2-9A-HJKMNP-Z](?![A-Za-z0-9-])"), "[REDACTED CODE]"),
     (
         re.compile(
             r"(?i)(['\"]?(?:license_?key|licenseKey|token|private_key|password)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"

@@ -33,7 +33,12 @@ def _address_ok(request) -> bool:
     return any(address in network for network in _networks(tuple(settings.ISSUER_METRICS_ALLOWED_NETWORKS)))
 
 
+def metrics_allowed(request) -> bool:
+    """The operator's monitoring: an allowed network or the metrics token (also what may read /readyz's details)."""
+    return _bearer_ok(request) or _address_ok(request)
+
+
 def metrics(request):
-    if not (_bearer_ok(request) or _address_ok(request)):
+    if not metrics_allowed(request):
         return HttpResponseForbidden("metrics are served to the allowed networks or with the metrics token\n")
     return ExportToDjangoView(request)

@@ -24,3 +24,9 @@ def permission(codename: str) -> type[permissions.BasePermission]:
 
     HasPermission.__name__ = f"Has_{codename.replace('.', '_')}"
     return HasPermission
+
+
+# A role (subscriptions/roles.py): every role reads the fleet. The API schema and its docs map every admin operation,
+# so a staff account without a role may not read them (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]).
+HasARole = permission("subscriptions.view_instance")
+HasARole.__name__ = "HasARole"

@@ -158,6 +158,8 @@ STORAGES = {
 }
 
 LOGIN_URL = "admin:login"
+# Where a login lands when its `next=` is refused (or absent): the dashboard, not Django's /accounts/profile/.
+LOGIN_REDIRECT_URL = "admin:index"
 
 # django-axes: five failed logins lock the username + address pair for 15 minutes.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
@@ -241,7 +243,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # The schema and its docs are for staff: they map every admin operation.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser", "config.permissions.HasARole"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
