@@ -18,6 +18,7 @@ class AuditEventAdmin(ReadOnlyAdmin, FleetScaleAdmin):
         fixed_choices_filter("object_type", "object type", AUDITED_OBJECT_TYPES),
         ("at", admin.DateFieldListFilter),
     ]
+    link_lookups = ("object_id",)  # "All of its events" on an object's page: ?object_type=…&object_id=…
     search_fields = ["=actor_name", "=object_id", "=request_id"]
     search_help_text = (
         "An actor as shown (alice, cli:root, job:<task>, instance:<uuid>), an action (subscription.update), an "

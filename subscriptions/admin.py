@@ -257,7 +257,7 @@ class InstanceAdmin(AuditedAdmin):
         "suspended",
     ]
     readonly_fields = fields
-    actions = [*_suspension_actions(services.instance_set_suspended, "instances"), "release"]
+    actions = [*_suspension_actions(services.instance_set_suspended, "instances"), "release", "release_clear"]
 
     def has_suspend_permission(self, request):
         return request.user.has_perm("subscriptions.suspend_instance")
@@ -290,6 +290,13 @@ class InstanceAdmin(AuditedAdmin):
     )
     def release(self, request, queryset):
         _each(self, request, queryset, services.instance_release, "released")
+
+    @admin.action(
+        description="Let any customer's code bind the released instance (lifts the release's reservation)",
+        permissions=["release"],
+    )
+    def release_clear(self, request, queryset):
+        _each(self, request, queryset, services.instance_release_clear, "opened to any customer's code")
 
 
 @admin.register(SeatReport)

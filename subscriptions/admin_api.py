@@ -95,6 +95,15 @@ class InstanceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ReleaseSerializer(serializers.Serializer):
+    transfer_to = serializers.PrimaryKeyRelatedField(
+        queryset=Customer.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The customer whose code may bind the released instance besides its own (a transfer).",
+    )
+
+
 class SuspendSerializer(serializers.Serializer):
     suspended = serializers.BooleanField()
 
@@ -175,8 +184,11 @@ class InstanceViewSet(SuspendActionMixin, mixins.RetrieveModelMixin, mixins.List
     def suspend(self, request, pk=None):
         return self._suspend(request)
 
-    @extend_schema(request=None, responses=InstanceSerializer)
+    @extend_schema(request=ReleaseSerializer, responses=InstanceSerializer)
     @action(detail=True, methods=["post"], permission_classes=[permission("subscriptions.release_instance")])
     def release(self, request, pk=None):
-        instance = services.instance_release(self.get_object())
+        """Unbinds the instance; only its own customer, or `transfer_to`, may bind its UUID again."""
+        release = ReleaseSerializer(data=request.data)
+        release.is_valid(raise_exception=True)
+        instance = services.instance_release(self.get_object(), transfer_to=release.validated_data.get("transfer_to"))
         return Response(InstanceSerializer(instance).data, status=status.HTTP_200_OK)

@@ -189,6 +189,14 @@ class Instance(models.Model):
     license_key_digest = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     license_key_prefix = models.CharField(max_length=16, blank=True, editable=False)
     suspended = models.BooleanField(default=False)
+    # After a release, who may bind this UUID again: the customer it was released from, or the transfer target an
+    # admin named. Anyone else's code is refused until an admin clears the release (never activated: first come).
+    released_from = models.ForeignKey(
+        Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    release_transfer_to = models.ForeignKey(
+        Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import path
 from django.utils import timezone
 
+from config.admin_base import strict_lookups
 from issuer.backoffice import pages
 from issuer.backoffice.selectors import dashboard
 
@@ -13,6 +14,10 @@ class IssuerAdminSite(admin.AdminSite):
     site_title = "Issuer back office"
     index_title = "Dashboard"
     index_template = "admin/issuer/dashboard.html"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every admin registered here, ours and the libraries', answers only the lookups its page offers."""
+        super().register(model_or_iterable, strict_lookups(admin_class or admin.ModelAdmin), **options)
 
     def get_urls(self):
         own = [

@@ -13,8 +13,10 @@ importable from here, so doors say `from subscriptions import services`.
 from subscriptions.services.activation import (
     Activation,
     ActivationError,
+    RebindRefused,
     instance_activate,
     instance_release,
+    instance_release_clear,
     instance_set_suspended,
 )
 from subscriptions.services.instance_reports import (
@@ -46,6 +48,7 @@ __all__ = [
     "AUDITED_MODELS",
     "Activation",
     "ActivationError",
+    "RebindRefused",
     "AddOnMetric",
     "SIGHTINGS_PER_INSTANCE",
     "SYNC_RECORD_INTERVAL",
@@ -60,6 +63,7 @@ __all__ = [
     "instance_error_record",
     "instance_foreign_id_record",
     "instance_release",
+    "instance_release_clear",
     "instance_set_suspended",
     "instance_sync_record",
     "object_delete_from_form",

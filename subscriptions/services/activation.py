@@ -7,10 +7,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.context import Actor
-from audit.services import audit_record_change, audit_snapshot
+from audit.services import audit_record, audit_record_change, audit_snapshot
 from subscriptions.license_keys import license_key_digest, license_key_display_prefix, license_key_new
-from subscriptions.models import Instance, Subscription, has_control_characters
-from subscriptions.writes import field_clip, locked_set
+from subscriptions.models import Customer, Instance, Subscription, has_control_characters
+from subscriptions.writes import field_clip, locked, locked_set
 
 
 class ActivationError(Exception):
@@ -38,6 +38,26 @@ def _unique_instance_id_checked(value: str) -> str:
     return value.strip()
 
 
+class RebindRefused(ActivationError):
+    """A released instance claimed by a customer the release did not name; recorded, then refused."""
+
+    def __init__(self, instance: Instance, subscription: Subscription):
+        super().__init__(
+            "This instance was released for re-activation by a particular customer. Ask your administrator."
+        )
+        self.instance, self.subscription = instance, subscription
+
+
+def _refuse_unnamed_rebind(instance: Instance, subscription: Subscription) -> None:
+    """A released UUID is reserved for the customer it was released from, or the transfer target the admin named:
+    whoever else holds a valid code would otherwise bind it first, lock the real instance out and receive tokens
+    with its UUID as `sub`. The refusal does not say which customer the UUID is reserved for."""
+    if instance.pk is None or instance.subscription_id is not None or instance.released_from_id is None:
+        return
+    if subscription.customer_id not in (instance.released_from_id, instance.release_transfer_to_id):
+        raise RebindRefused(instance, subscription)
+
+
 def _refuse_takeover(instance: Instance, subscription: Subscription) -> None:
     """An instance's UUID is no secret (it is its tokens' `sub`), so a code alone must not move an instance bound
     to another customer's subscription: that would hand the caller tokens in the victim's name and cut the victim
@@ -52,7 +72,6 @@ def _refuse_takeover(instance: Instance, subscription: Subscription) -> None:
     )
 
 
-@transaction.atomic
 def instance_activate(
     *,
     activation_code: str,
@@ -60,6 +79,38 @@ def instance_activate(
     hostname: str = "",
     gitlab_version: str = "",
     unique_instance_id: str = "",
+) -> Activation:
+    """Binds the code's subscription to the instance (`_instance_activate`); a refused re-bind of a released
+    instance is recorded in the audit trail in a transaction of its own, since the activation's is rolled back."""
+    try:
+        return _instance_activate(
+            activation_code=activation_code,
+            instance_identifier=instance_identifier,
+            hostname=hostname,
+            gitlab_version=gitlab_version,
+            unique_instance_id=unique_instance_id,
+        )
+    except RebindRefused as refusal:
+        with transaction.atomic():
+            audit_record(
+                "instance.rebind_refused",
+                refusal.instance,
+                changes={"subscription": [None, refusal.subscription.pk]},
+                actor=Actor.instance(refusal.instance.instance_identifier),
+                reason=f"released from customer {refusal.instance.released_from_id}; "
+                f"claimed by customer {refusal.subscription.customer_id}",
+            )
+        raise
+
+
+@transaction.atomic
+def _instance_activate(
+    *,
+    activation_code: str,
+    instance_identifier: str,
+    hostname: str,
+    gitlab_version: str,
+    unique_instance_id: str,
 ) -> Activation:
     """Binds the code's subscription to the instance and hands out a new license key (PROTOCOL §2.1).
 
@@ -99,6 +150,7 @@ def instance_activate(
     if instance.suspended:
         raise ActivationError("This instance is suspended.")
     _refuse_takeover(instance, subscription)
+    _refuse_unnamed_rebind(instance, subscription)
     license_key = license_key_new()
     now = timezone.now()
     instance.subscription = subscription
@@ -108,6 +160,7 @@ def instance_activate(
     instance.activated_at = now
     instance.license_key_digest = license_key_digest(license_key)
     instance.license_key_prefix = license_key_display_prefix(license_key)
+    instance.released_from = instance.release_transfer_to = None  # bound again: the reservation is spent
     try:
         with transaction.atomic():
             instance.save()
@@ -125,9 +178,25 @@ def instance_activate(
 
 
 @transaction.atomic
-def instance_release(instance: Instance) -> Instance:
-    """Unbinds the instance from its subscription: its license key stops working, the code is free again."""
-    return locked_set(instance, "instance.release", subscription=None, license_key_digest=None)
+def instance_release(instance: Instance, *, transfer_to: Customer | None = None) -> Instance:
+    """Unbinds the instance from its subscription: its license key stops working, the code is free again. Only the
+    customer it was bound to, or `transfer_to`, may bind the UUID again (until `instance_release_clear`)."""
+    instance = locked(instance)
+    released_from = instance.subscription.customer if instance.subscription_id else instance.released_from
+    return locked_set(
+        instance,
+        "instance.release",
+        subscription=None,
+        license_key_digest=None,
+        released_from=released_from,
+        release_transfer_to=transfer_to,
+    )
+
+
+@transaction.atomic
+def instance_release_clear(instance: Instance) -> Instance:
+    """Lifts a release's reservation: any valid code may bind the UUID again, as for one never activated."""
+    return locked_set(instance, "instance.release_clear", released_from=None, release_transfer_to=None)
 
 
 @transaction.atomic

@@ -163,6 +163,11 @@ SCENARIOS = {
         subs.instance_release,
         ["instance.release"],
     ),
+    "subscriptions.services.activation.instance_release_clear": (
+        lambda: subs.instance_release(_bound_instance()),
+        subs.instance_release_clear,
+        ["instance.release_clear"],
+    ),
     "subscriptions.services.activation.instance_set_suspended": (
         _bound_instance,
         lambda instance: (subs.instance_set_suspended(instance, True), subs.instance_set_suspended(instance, False)),

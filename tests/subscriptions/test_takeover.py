@@ -4,9 +4,10 @@ import uuid
 
 import pytest
 
+from audit.models import AuditEvent
 from subscriptions.models import Instance
 from subscriptions.selectors import instance_by_license_key
-from subscriptions.services import ActivationError, instance_activate, instance_release
+from subscriptions.services import ActivationError, instance_activate, instance_release, instance_release_clear
 from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
 from tests.helpers import sync
 
@@ -31,12 +32,46 @@ def test_another_customers_code_cannot_take_a_bound_instance(client, enterprise_
     assert not Instance.objects.filter(subscription=attacker_trial).exists()
 
 
-def test_after_an_admin_release_the_instance_may_activate_another_code(enterprise_subscription):
+def test_a_released_uuid_is_kept_for_its_own_customer(enterprise_subscription):
+    """Issue 22, finding 2: after a release, customer B's code cannot bind a UUID released from customer A; A's
+    code can; a transfer target the admin named can; every refusal is audited and names no customer to the caller."""
     instance_id = str(uuid.uuid4())
     activate(enterprise_subscription.activation_code, instance_id)
     instance_release(Instance.objects.get(instance_identifier=instance_id))
+    stranger = SubscriptionFactory()
+    with pytest.raises(ActivationError) as refused:
+        activate(stranger.activation_code, instance_id)
+    assert enterprise_subscription.customer.name not in str(refused.value)
+    assert Instance.objects.get(instance_identifier=instance_id).subscription is None
+    event = AuditEvent.objects.filter(action="instance.rebind_refused").get()
+    assert event.actor_name == instance_id
+    same_customer = SubscriptionFactory(customer=enterprise_subscription.customer)
+    assert activate(same_customer.activation_code, instance_id).instance.subscription == same_customer
+
+
+def test_a_release_may_name_a_transfer_target(enterprise_subscription):
+    instance_id = str(uuid.uuid4())
+    activate(enterprise_subscription.activation_code, instance_id)
+    target = SubscriptionFactory()
+    instance_release(Instance.objects.get(instance_identifier=instance_id), transfer_to=target.customer)
+    with pytest.raises(ActivationError):
+        activate(SubscriptionFactory().activation_code, instance_id)
+    assert activate(target.activation_code, instance_id).instance.subscription == target
+    bound = Instance.objects.get(instance_identifier=instance_id)
+    assert bound.released_from is None and bound.release_transfer_to is None  # the reservation is spent
+
+
+def test_an_admin_clears_the_reservation(enterprise_subscription):
+    instance_id = str(uuid.uuid4())
+    activate(enterprise_subscription.activation_code, instance_id)
+    instance_release(Instance.objects.get(instance_identifier=instance_id))
+    instance_release_clear(Instance.objects.get(instance_identifier=instance_id))
     other = SubscriptionFactory()
     assert activate(other.activation_code, instance_id).instance.subscription == other
+
+
+def test_a_never_activated_uuid_is_first_come_first_served():
+    assert activate(SubscriptionFactory().activation_code, str(uuid.uuid4())).instance.subscription is not None
 
 
 def test_the_same_customers_renewal_code_moves_the_instance(enterprise_subscription):
@@ -63,8 +98,8 @@ def test_a_released_instance_activated_by_another_customer_never_gets_the_old_to
     first = activate(enterprise_subscription.activation_code, instance_id)
     _, body = sync(client, first.license_key)
     old_token = body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
-    instance_release(Instance.objects.get(instance_identifier=instance_id))
     other_customer = AddOnPurchaseFactory(add_on="duo_enterprise", quantity=50).subscription  # the same entitlements
+    instance_release(Instance.objects.get(instance_identifier=instance_id), transfer_to=other_customer.customer)
     second = activate(other_customer.activation_code, instance_id)
     _, body = sync(client, second.license_key)
     assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"] != old_token
