@@ -3,6 +3,7 @@ written by Django and knox, not by our services, so their signals record them, i
 there is one (Django admin saves in one)."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver
@@ -45,15 +46,74 @@ def _user_deleted(sender, instance, **kwargs):
     _record("user.delete", instance, changes={k: [v, None] for k, v in _user_fields(instance).items()})
 
 
-@receiver(m2m_changed, sender=User.groups.through)
-def _roles_changed(sender, instance, action, reverse, pk_set, **kwargs):
-    """A role granted or taken away (from the user's side or the group's)."""
-    if action not in ("post_add", "post_remove", "post_clear") or reverse:
-        return
-    names = sorted(instance.groups.values_list("name", flat=True))
-    _record(
-        "user.roles", instance, changes={"roles": [f"{action.removeprefix('post_')} {sorted(pk_set or [])}", names]}
-    )
+def _label(obj) -> str:
+    if isinstance(obj, Permission):
+        return f"{obj.content_type.app_label}.{obj.codename}"
+    return str(getattr(obj, "name", None) or obj.get_username())
+
+
+def _labels(objects) -> list[str]:
+    return sorted(_label(obj) for obj in objects)
+
+
+def _who_may_do_what(through, action_name: str, accessor: str, key: str):
+    """One event per owner (the user or role whose rights changed) for every change of the relation `through`, made
+    from either side (`user.groups.add(role)` or `role.user_set.add(user)`), clears included."""
+    owner_model = through._meta.get_field(through._meta.fields[1].name).related_model
+
+    def owners_and_others(instance, reverse, model, pk_set):
+        if not reverse:
+            return [instance], list(model.objects.filter(pk__in=pk_set or []))
+        return list(owner_model.objects.filter(pk__in=pk_set or [])), [instance]
+
+    @receiver(m2m_changed, sender=through, weak=False)
+    def changed(sender, instance, action, reverse, model, pk_set, **kwargs):
+        if action == "pre_clear":  # the relation is about to be emptied: remember what it held
+            related = getattr(instance, accessor) if not reverse else model.objects.filter(**{accessor: instance})
+            instance._audit_cleared = set(related.values_list("pk", flat=True))
+            return
+        if action not in ("post_add", "post_remove", "post_clear"):
+            return
+        if action == "post_clear":
+            pk_set = getattr(instance, "_audit_cleared", set())
+        if not pk_set:
+            return
+        owners, others = owners_and_others(instance, reverse, model, pk_set)
+        verb = "add" if action == "post_add" else "remove"
+        for owner in owners:
+            now = _labels(getattr(owner, accessor).all())
+            _record(action_name, owner, changes={key: [f"{verb} {_labels(others)}", now]})
+
+    return changed
+
+
+_who_may_do_what(User.groups.through, "user.roles", "groups", key="roles")
+_who_may_do_what(User.user_permissions.through, "user.permissions", "user_permissions", key="permissions")
+_who_may_do_what(Group.permissions.through, "group.permissions", "permissions", key="permissions")
+
+
+@receiver(pre_save, sender=Group)
+@receiver(pre_save, sender=Permission)
+def _named_before(sender, instance, **kwargs):
+    instance._audit_name = sender.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+
+
+@receiver(post_save, sender=Group)
+@receiver(post_save, sender=Permission)
+def _named_saved(sender, instance, created, **kwargs):
+    """A role (or a permission) created or renamed."""
+    before = getattr(instance, "_audit_name", None)
+    kind = sender._meta.model_name
+    if created:
+        _record(f"{kind}.create", instance, changes={"name": [None, instance.name]})
+    elif before != instance.name:
+        _record(f"{kind}.rename", instance, changes={"name": [before, instance.name]})
+
+
+@receiver(post_delete, sender=Group)
+@receiver(post_delete, sender=Permission)
+def _named_deleted(sender, instance, **kwargs):
+    _record(f"{sender._meta.model_name}.delete", instance, changes={"name": [instance.name, None]})
 
 
 @receiver(post_save, sender=AuthToken)
