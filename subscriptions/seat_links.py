@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
 from config.limits import json_body_admitted, rate_limit_license_key
+from subscriptions.instance_ids import instance_id_matches
 from subscriptions.license_keys import LICENSE_KEY_MAX_LENGTH
 from subscriptions.models import validate_printable
 from subscriptions.selectors import instance_by_license_key, subscriptions_future
@@ -98,7 +99,7 @@ def seat_link(request):
     if not body.is_valid():
         return _fail(f"Invalid seat link: {_describe(body.errors)}", 422)
     data = body.validated_data
-    if data["instance_id"] and data["instance_id"] != str(instance.instance_identifier):
+    if data["instance_id"] and not instance_id_matches(data["instance_id"], instance.instance_identifier):
         instance_foreign_id_record(instance, data["instance_id"], at=timezone.now())
         instance_error_record(instance, INSTANCE_ID_MISMATCH, at=timezone.now())
         return _fail(INSTANCE_ID_MISMATCH, 422)

@@ -133,19 +133,23 @@ def instance_entitlements(
     )
 
 
+# "Newest" is the report we received last: the instance's own timestamp is its word, and one report dated in the
+# future must not hide every later one.
+SEAT_REPORT_NEWEST_FIRST = ("-received_at", "-id")
+
+
+def _newest_seat_report_of_instance():
+    return SeatReport.objects.filter(instance_id=OuterRef("instance_id")).order_by(*SEAT_REPORT_NEWEST_FIRST)
+
+
 def seat_reports_latest():
-    """The newest report of each instance."""
-    newest_of_instance = (
-        SeatReport.objects.filter(instance_id=OuterRef("instance_id")).order_by("-reported_at", "-id").values("id")[:1]
-    )
-    return SeatReport.objects.filter(id=Subquery(newest_of_instance))
+    """The newest report of each instance (by arrival)."""
+    return SeatReport.objects.filter(id=Subquery(_newest_seat_report_of_instance().values("id")[:1]))
 
 
 def seat_reports_latest_with_overage():
-    """The newest report of each instance, where it shows more seats assigned than purchased."""
-    newest_of_instance = (
-        SeatReport.objects.filter(instance_id=OuterRef("instance_id")).order_by("-reported_at", "-id").values("id")[:1]
-    )
+    """The newest report of each instance (by arrival), where it shows more seats assigned than we sold."""
+    newest_of_instance = _newest_seat_report_of_instance().values("id")[:1]
     return (
         SeatReport.objects.select_related("instance__subscription__customer")
         .filter(id=Subquery(newest_of_instance), has_overage=True)

@@ -81,15 +81,16 @@ SEATS_METRIC = "seats:"  # seats:<add-on>:assigned and seats:<add-on>:purchased
 
 
 def seat_utilisation() -> dict[str, tuple[int, int]]:
-    """Per add-on, (assigned, purchased) seats summed over every instance's latest seat report. On PostgreSQL one
-    pass over the (instance, reported_at) index; elsewhere through the ORM."""
+    """Per add-on, (assigned, purchased) seats summed over every instance's latest seat report (the newest received,
+    as `seat_reports_latest`; purchased as the instances report it). On PostgreSQL one DISTINCT ON pass; elsewhere
+    through the ORM."""
     totals: dict[str, list[int]] = {}
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT m->>'add_on_type', SUM((m->>'assigned_seats')::bigint), SUM((m->>'purchased_seats')::bigint) "
                 "FROM (SELECT DISTINCT ON (instance_id) add_on_metrics FROM subscriptions_seatreport "
-                "ORDER BY instance_id, reported_at DESC, id DESC) latest, "
+                "ORDER BY instance_id, received_at DESC, id DESC) latest, "
                 "jsonb_array_elements(latest.add_on_metrics) m GROUP BY 1"
             )
             return {add_on: (int(assigned or 0), int(purchased or 0)) for add_on, assigned, purchased in cursor}

@@ -23,6 +23,7 @@ from issuer.keys.services import SigningKeyRefused
 from issuer.models import IssuedToken, SigningKey
 from issuer.sync_state.store import SyncState, sync_state_replace_token, sync_state_touch
 from issuer.tokens.selectors import token_is_fresh
+from subscriptions.instance_ids import instance_id_matches
 from subscriptions.models import Instance
 from subscriptions.selectors import Entitlements, instance_entitlements
 from subscriptions.services import SyncRecord, instance_error_record, instance_foreign_id_record, instance_sync_record
@@ -186,7 +187,7 @@ def service_access_token_sync(
     """
     at = at or timezone.now()
     instance = state.instance
-    if claimed_instance_id and claimed_instance_id != str(instance.instance_identifier):
+    if claimed_instance_id and not instance_id_matches(claimed_instance_id, instance.instance_identifier):
         instance_foreign_id_record(instance, claimed_instance_id, at=at)
         _refusal_note(state, INSTANCE_ID_MISMATCH, at)
         metrics.syncs.labels(result="instance_mismatch").inc()
