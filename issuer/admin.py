@@ -6,7 +6,7 @@ from knox.models import AuthToken
 
 from config.admin_base import UUID_SHAPE, FleetScaleAdmin, ReadOnlyAdmin, fixed_choices_filter
 from issuer.keys.selectors import SIGNING_KEY_FIELDS
-from issuer.keys.services import validator_forget, validator_rename
+from issuer.keys.services import validator_confirm, validator_forget, validator_rename
 from issuer.models import IssuedToken, SigningKey, Validator
 from issuer.tokens.selectors import TOKEN_REASONS, tokens_with_uuid
 
@@ -46,19 +46,21 @@ admin.site.register(AuthToken, ApiTokenAdmin)
 
 @admin.register(Validator)
 class ValidatorAdmin(admin.ModelAdmin):
-    """Clients of the JWKS: only the operator's name for one can be changed, and forgetting one (delete) is
-    recorded; both through the services."""
+    """Clients of the JWKS: the operator names one and confirms it (only confirmed validators hold key activation
+    back), or forgets it (delete); each through the services, recorded."""
 
-    list_display = ["__str__", "address", "last_seen_at", "last_jwks_at", "kids"]
+    list_display = ["__str__", "confirmed", "address", "last_seen_at", "last_jwks_at", "kids"]
+    list_filter = ["confirmed"]
     search_fields = ["=address", "name"]
-    fields = ["name", "user_agent", "address", "first_seen_at", "last_seen_at", "last_jwks_at", "kids"]
-    readonly_fields = fields[1:]
+    fields = ["name", "confirmed", "user_agent", "address", "first_seen_at", "last_seen_at", "last_jwks_at", "kids"]
+    readonly_fields = fields[2:]
 
     def has_add_permission(self, request):
         return False
 
     def save_model(self, request, obj, form, change):
         validator_rename(obj, obj.name)
+        validator_confirm(obj, obj.confirmed)
 
     def delete_model(self, request, obj):
         validator_forget(obj, reason=f"forgotten in the admin by {request.user.get_username()}")

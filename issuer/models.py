@@ -123,8 +123,9 @@ class FleetCount(models.Model):
 
 class Validator(models.Model):
     """A client that fetches the JWKS or discovery (an AI gateway, another backend), told apart by User-Agent and
-    address. Recorded at most once a minute per process, or at once when the key set it received changed; the
-    rotation policy waits until every validator seen lately has fetched a set containing the pending key."""
+    address. Recorded at most once a minute per process, or at once when the key set it received changed. Anyone
+    can fetch the JWKS, so a row is telemetry until an operator confirms it: the rotation policy waits only for
+    confirmed validators seen lately to have fetched a set containing the pending key."""
 
     fingerprint = models.CharField(max_length=64, unique=True, help_text="SHA-256 of User-Agent and address.")
     user_agent = models.CharField(max_length=300, blank=True)
@@ -134,6 +135,9 @@ class Validator(models.Model):
     last_seen_at = models.DateTimeField(db_index=True)
     last_jwks_at = models.DateTimeField(null=True, blank=True)
     kids = models.JSONField(default=list, blank=True, help_text="Key ids in the last key set it fetched.")
+    confirmed = models.BooleanField(
+        default=False, help_text="An operator vouches for it: key activation waits until it has fetched the new key."
+    )
 
     class Meta:
         ordering = ["-last_seen_at"]

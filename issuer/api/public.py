@@ -1,5 +1,5 @@
-"""Public doors: OIDC discovery and JWKS, served from cached bytes with no crypto, no auth and no throttle; each fetch
-is noted per validator (throttled in-process, so it costs no round trip)."""
+"""Public doors: OIDC discovery and JWKS, served from cached bytes with no crypto, no auth and no throttle; each JWKS
+fetch is noted per validator (throttled in-process, so it costs no round trip). Discovery notes nothing."""
 
 from django.http import HttpResponse, HttpResponseNotModified
 from django.utils import timezone
@@ -24,7 +24,7 @@ def _public_json(request, body: bytes, etag: str) -> HttpResponse:
     return response
 
 
-def _validator_noted(request, kids: tuple[str, ...] | None) -> None:
+def _validator_noted(request, kids: tuple[str, ...]) -> None:
     """Who fetched which key set (at most one write a minute per validator and process; see keys.services)."""
     user_agent = request.headers.get("User-Agent", "")
     validator_fetch_record(user_agent=user_agent, address=client_ip(request), kids=kids, at=timezone.now())
@@ -33,7 +33,6 @@ def _validator_noted(request, kids: tuple[str, ...] | None) -> None:
 @require_safe
 def openid_configuration(request):
     body, etag = discovery_document_body()
-    _validator_noted(request, None)
     return _public_json(request, body, etag)
 
 

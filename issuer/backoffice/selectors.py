@@ -16,6 +16,7 @@ from issuer.fleet.selectors import (
 )
 from issuer.keys import encryption
 from issuer.keys.selectors import signing_key_timeline, validator_rows, validators_blocking
+from issuer.models import Validator
 from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
 from subscriptions.models import Instance
 from subscriptions.selectors import (
@@ -120,6 +121,7 @@ def dashboard(now: dt.datetime) -> dict:
     return {
         "summary": fleet_summary(now, snapshot),
         "validators_blocking": validators_blocking(now),
+        "no_confirmed_validator": not Validator.objects.filter(confirmed=True).exists(),
         "charts": [
             charts.tokens_per_day_chart(fleet_daily_series("tokens_issued", now, days=30)),
             charts.syncs_per_hour_chart(fleet_hourly_series("instances_synced", now, hours=48)),

@@ -169,8 +169,9 @@ def validators_seen(at: dt.datetime):
 
 
 def validators_lagging(kid: str, at: dt.datetime) -> list[Validator]:
-    """Validators seen lately whose last key set did not contain `kid` (the set can only hold it once published)."""
-    return [validator for validator in validators_seen(at) if kid not in validator.kids]
+    """Confirmed validators seen lately whose last key set did not contain `kid` (the set can only hold it once
+    published). Unconfirmed ones are telemetry: anyone can fetch the JWKS, and no anonymous caller may brake."""
+    return [validator for validator in validators_seen(at).filter(confirmed=True) if kid not in validator.kids]
 
 
 def validators_blocking(at: dt.datetime, *, longer_than: dt.timedelta = dt.timedelta(days=1)) -> list[Validator]:

@@ -24,7 +24,7 @@ from issuer.keys.policy import (
     signing_key_successor_due_at,
     signing_key_too_early,
 )
-from issuer.keys.selectors import validators_lagging, validators_seen
+from issuer.keys.selectors import validators_lagging
 from issuer.keys.signals import signing_key_revoked
 from issuer.models import IssuedToken, SigningKey, Validator
 
@@ -228,7 +228,7 @@ def _step(key: SigningKey, action: str, at: dt.datetime, reason: str, **values) 
 # A process writes a validator's row at most this often, or at once when the key set it received changed. The check
 # is an in-process TTL cache (no network round trip), so the JWKS keeps its speed.
 VALIDATOR_WRITE_INTERVAL = dt.timedelta(minutes=1)
-# Validators recorded per forget window at most: a caller spraying User-Agents cannot grow the table without bound.
+# Unconfirmed validators kept at most: a caller spraying User-Agents cannot grow the table without bound.
 MAX_VALIDATORS = 200
 _validators_written = TTLCache(maxsize=4096, ttl=VALIDATOR_WRITE_INTERVAL.total_seconds())
 _validators_written_lock = threading.Lock()
@@ -236,38 +236,54 @@ _UNSEEN = object()
 
 
 @not_audited("telemetry of public fetches: who fetched which key set")
-def validator_fetch_record(*, user_agent: str, address: str, kids: list[str] | None, at: dt.datetime) -> bool:
-    """Notes a JWKS fetch (`kids`: the key ids of the set it received) or a discovery fetch (`kids` None), per
-    User-Agent and address. Never fails the request. Returns whether it wrote.
+def validator_fetch_record(*, user_agent: str, address: str, kids: list[str], at: dt.datetime) -> bool:
+    """Notes a JWKS fetch (`kids`: the key ids of the set it received) per User-Agent and address. Never fails the
+    request. Returns whether it wrote.
 
-    A caller can make itself a validator by fetching once, and one that never fetches the new set holds activation
-    back for ISSUER_VALIDATOR_FORGET_DAYS: the keys page lets an operator forget it, and the dashboard warns when one
-    has held activation back for more than a day."""
+    Anyone can fetch the JWKS, so a new row is telemetry: only an operator's confirmation (`validator_confirm`)
+    lets it hold key activation back. Unconfirmed rows are bounded: past MAX_VALIDATORS the least recently seen
+    unconfirmed one makes room, so a caller spraying User-Agents can neither grow the table nor keep a real
+    gateway from being seen. Discovery fetches record nothing (they say nothing about keys)."""
     user_agent = user_agent[: Validator._meta.get_field("user_agent").max_length]
     address = address[: Validator._meta.get_field("address").max_length]
     fingerprint = hashlib.sha256(f"{user_agent}\n{address}".encode()).hexdigest()
-    received = tuple(kids) if kids is not None else None
+    received = tuple(kids)
     with _validators_written_lock:
-        recorded = _validators_written.get(fingerprint, _UNSEEN)
-    if recorded is not _UNSEEN and (kids is None or recorded == received):
-        return False
-    values = {"last_seen_at": at, "user_agent": user_agent, "address": address}
-    if kids is not None:
-        values.update(kids=list(kids), last_jwks_at=at)
+        if _validators_written.get(fingerprint, _UNSEEN) == received:
+            return False
+    values = {"last_seen_at": at, "user_agent": user_agent, "address": address, "kids": list(kids), "last_jwks_at": at}
     try:
         with transaction.atomic():
             if not Validator.objects.filter(fingerprint=fingerprint).update(**values):
-                if validators_seen(at).count() >= MAX_VALIDATORS:
-                    logger.warning("validator not recorded: too many seen lately", extra={"address": address})
-                    return False
+                _unconfirmed_make_room()
                 Validator.objects.create(fingerprint=fingerprint, first_seen_at=at, **values)
     except IntegrityError:  # recorded by a concurrent request
         pass
     except TRANSIENT_FAILURES:
         return False
     with _validators_written_lock:
-        _validators_written[fingerprint] = received if kids is not None else (None if recorded is _UNSEEN else recorded)
+        _validators_written[fingerprint] = received
     return True
+
+
+def _unconfirmed_make_room() -> None:
+    unconfirmed = Validator.objects.filter(confirmed=False)
+    surplus = unconfirmed.count() - MAX_VALIDATORS + 1
+    if surplus > 0:
+        oldest = unconfirmed.order_by("last_seen_at").values_list("pk", flat=True)[:surplus]
+        Validator.objects.filter(pk__in=list(oldest)).delete()
+
+
+@transaction.atomic
+def validator_confirm(validator: Validator, confirmed: bool) -> Validator:
+    """An operator vouches for a validator (or withdraws it): only confirmed validators hold key activation back."""
+    validator = Validator.objects.select_for_update().get(pk=validator.pk)
+    if validator.confirmed != confirmed:
+        before = audit_snapshot(validator)
+        validator.confirmed = confirmed
+        validator.save(update_fields=["confirmed"])
+        audit_record_change("validator.confirm" if confirmed else "validator.unconfirm", validator, before)
+    return validator
 
 
 @not_audited("the forget window's clean-up of telemetry")

@@ -237,6 +237,15 @@ SCENARIOS = {
         ),
         ["validator.rename"],
     ),
+    "issuer.keys.services.validator_confirm": (
+        lambda: _validator(),
+        lambda validator: (
+            keys.validator_confirm(validator, True),
+            keys.validator_confirm(validator, True),
+            keys.validator_confirm(validator, False),
+        ),
+        ["validator.confirm", "validator.unconfirm"],
+    ),
     "issuer.keys.services.validator_forget": (
         lambda: _validator(),
         lambda validator: keys.validator_forget(validator, reason="a one-off curl"),
