@@ -8,6 +8,8 @@
   open). Invalidations are the exception: they are written strictly (`cache_strict`), so a write that must drop a
   cached sync state fails and rolls back rather than leave a stale state behind. /readyz reports the cache as down
   throughout.
+- Nothing is unpickled: the serializer is `config.signed_cache.PlainSerializer` (ints, tagged bytes, JSON), and a
+  stored value it did not write (a planted pickle) is read as a miss, logged and counted, never an error.
 """
 
 import contextlib
@@ -20,6 +22,8 @@ import time
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 from redis.exceptions import RedisError
+
+from config.signed_cache import PlainSerializer, UnreadableCacheValue, cache_value_rejected
 
 logger = logging.getLogger(__name__)
 _last_warning = [0.0]
@@ -132,7 +136,19 @@ class ReusingRedisCacheClient(RedisCacheClient):
         pipeline.eval(_COUNT, 1, counter_key, amount, max(int(timeout or 0), 1))
         pipeline.mget(keys)
         count, values = pipeline.execute()
-        return count, {key: self._serializer.loads(value) for key, value in zip(keys, values, strict=True) if value}
+        return count, self._readable(zip(keys, values, strict=True))
+
+    def _readable(self, pairs) -> dict:
+        """{key: value} of the values found and readable: one this cache did not write is a miss (counted)."""
+        found = {}
+        for key, value in pairs:
+            if value is None:
+                continue
+            try:
+                found[key] = self._serializer.loads(value)
+            except UnreadableCacheValue:
+                cache_value_rejected("unreadable", key)
+        return found
 
     def _script(self, client, source):
         script = self._scripts.get((id(client), source))
@@ -144,7 +160,12 @@ class ReusingRedisCacheClient(RedisCacheClient):
     touch = _degrade(bool)(RedisCacheClient.touch)
     delete = _degrade(bool)(RedisCacheClient.delete)
     has_key = _degrade(bool)(RedisCacheClient.has_key)
-    get_many = _degrade(dict)(RedisCacheClient.get_many)
+
+    @_degrade(dict)
+    def get_many(self, keys):
+        client = self.get_client(None)
+        return self._readable(zip(keys, client.mget(keys), strict=True))
+
     set_many = _degrade(list)(RedisCacheClient.set_many)
     delete_many = _degrade(type(None))(RedisCacheClient.delete_many)
 
@@ -154,10 +175,15 @@ class ReusingRedisCacheClient(RedisCacheClient):
         except RedisError as error:
             _warn(error)
             return default
+        except UnreadableCacheValue:
+            cache_value_rejected("unreadable", key)
+            return default
 
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
+        # Never pickle: the settings name the serializer, and a cache built without them gets it too.
+        params = {**params, "OPTIONS": {"serializer": PlainSerializer, **params.get("OPTIONS", {})}}
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
 

@@ -127,8 +127,13 @@ if REDIS_URL:
         "default": {
             "BACKEND": "config.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            # Fail fast when Redis is unreachable: the cache then degrades to misses (config/cache.py).
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            # Fail fast when Redis is unreachable: the cache then degrades to misses (config/cache.py). Never
+            # unpickle what Redis holds: ints, bytes and JSON only (config/signed_cache.py).
+            "OPTIONS": {
+                "socket_connect_timeout": 1,
+                "socket_timeout": 1,
+                "serializer": "config.signed_cache.PlainSerializer",
+            },
         }
     }
 else:

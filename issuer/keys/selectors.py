@@ -15,14 +15,18 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY
 
 from config.health import readiness_probe
+from config.signed_cache import signed_cache_get, signed_cache_set
 from issuer.conf import issuer_settings
 from issuer.jobs import job_pending_since
 from issuer.keys.policy import signing_key_activation_due_at, signing_key_purge_due_at, signing_key_too_early
 from issuer.models import SigningKey, Validator
 
-KEYSET_CACHE_KEY = "issuer:keyset:v2"  # v2: with the key ids (a v1 pickle lacks them)
+KEYSET_CACHE_KEY = "issuer:keyset:v3"  # v3: plain data with an HMAC (config/signed_cache.py), never a pickle
 # Without a shared cache another process (CLI, worker) cannot invalidate ours: bound the staleness instead.
 LOCAL_KEYSET_SECONDS = 5
+# With one, every key change drops it at once; it still expires (a signed value has a lifetime), and is rebuilt
+# with one query.
+SHARED_KEYSET_SECONDS = 86400
 # Each process also keeps the key set in memory this long, so the public endpoints make no network call at all;
 # a change made by another process therefore shows within a second (this process's own changes at once).
 MEMO_SECONDS = 1.0
@@ -56,15 +60,29 @@ def _build_keyset() -> KeySet:
 _memo: dict[str, tuple[float, KeySet]] = {}
 
 
+def _keyset_cached() -> KeySet | None:
+    """The key set in the cache, if it is one we wrote (HMAC verified before anything is read): else a miss."""
+    found = signed_cache_get(KEYSET_CACHE_KEY)
+    try:
+        body, etag, active_kid, kids = found
+        return KeySet(jwks_body=body.encode(), jwks_etag=etag, active_kid=active_kid, kids=tuple(kids))
+    except (TypeError, ValueError, AttributeError):  # a miss (None), or a value of another shape
+        return None
+
+
 def keyset() -> KeySet:
     now = time.monotonic()
     memo = _memo.get(KEYSET_CACHE_KEY)
     if memo is not None and now - memo[0] < MEMO_SECONDS:
         return memo[1]
-    current = cache.get(KEYSET_CACHE_KEY)
+    current = _keyset_cached()
     if current is None:
         current = _build_keyset()
-        cache.set(KEYSET_CACHE_KEY, current, None if settings.CACHE_IS_SHARED else LOCAL_KEYSET_SECONDS)
+        signed_cache_set(
+            KEYSET_CACHE_KEY,
+            [current.jwks_body.decode(), current.jwks_etag, current.active_kid, list(current.kids)],
+            SHARED_KEYSET_SECONDS if settings.CACHE_IS_SHARED else LOCAL_KEYSET_SECONDS,
+        )
     _memo[KEYSET_CACHE_KEY] = (now, current)
     return current
 

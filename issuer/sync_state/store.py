@@ -8,6 +8,11 @@ reader that raced a writer therefore stores a state tagged with an old generatio
 
 Only with a shared cache (Redis): with per-process caches another process could not invalidate ours, so every
 sync reads the database instead.
+
+A cached state is plain data (`issuer.sync_state.plain`) sealed with an HMAC that binds its cache key, its
+generation and its expiry (`config.signed_cache`): one that anybody else wrote, or that was written for another
+license key or generation, is a miss, never trusted and never unpickled. The generation and writer counts are
+Redis integers; a count that is not one is read as "a writer is at work" (the database answers, nothing is cached).
 """
 
 import contextlib
@@ -24,10 +29,20 @@ from django.db import transaction
 
 from config.cache import cache_strict
 from config.limits import RateCount
+from config.signed_cache import signed_value_open, signed_value_seal
 from issuer.conf import issuer_settings
 from issuer.models import IssuedToken
+from issuer.sync_state.plain import (
+    INSTANCE_FIELDS,
+    PURCHASE_FIELDS,
+    SCHEMA,
+    SUBSCRIPTION_FIELDS,
+    model_rebuilt,
+    model_values,
+    purchases_attached,
+)
 from subscriptions.license_keys import license_key_digest, license_key_plausible
-from subscriptions.models import Instance
+from subscriptions.models import AddOnPurchase, Instance, Subscription
 from subscriptions.selectors import instance_by_license_key
 
 GENERATION_SECONDS = 86400  # outlives every cached state
@@ -60,10 +75,58 @@ class SyncState:
 
 
 def sync_state_cache_keys(digest: str) -> SyncStateCacheKeys:
-    """The shared-cache keys of a license key's digest."""
+    """The shared-cache keys of a license key's digest (v2 of the state: plain data with an HMAC, no pickle)."""
     return SyncStateCacheKeys(
-        f"issuer:sync:{digest}", f"issuer:sync-generation:{digest}", f"issuer:sync-writers:{digest}"
+        f"issuer:sync:v2:{digest}", f"issuer:sync-generation:{digest}", f"issuer:sync-writers:{digest}"
     )
+
+
+def sync_state_plain(state: SyncState) -> list:
+    """The state as plain data (what orjson writes); its generation is bound by the seal, not stored here."""
+    instance = state.instance
+    subscription = instance.subscription
+    purchases = subscription._prefetched_objects_cache["add_on_purchases"]
+    newest = state.newest
+    return [
+        SCHEMA,
+        model_values(instance, INSTANCE_FIELDS),
+        model_values(subscription, SUBSCRIPTION_FIELDS),
+        [model_values(purchase, PURCHASE_FIELDS) for purchase in purchases],
+        None
+        if newest is None
+        else [
+            newest.kid,
+            newest.fingerprint,
+            newest.expires_at,
+            newest.ciphertext.decode("latin-1"),
+            newest.scopes,
+            newest.audiences,
+        ],
+    ]
+
+
+def sync_state_from_plain(plain, generation: int) -> SyncState | None:
+    """The state `sync_state_plain` wrote (read only after its HMAC was verified); None when written by code with
+    other models (a deploy in between)."""
+    schema, instance_values, subscription_values, purchase_rows, newest = plain
+    if schema != SCHEMA:
+        return None
+    instance = model_rebuilt(Instance, INSTANCE_FIELDS, instance_values)
+    subscription = model_rebuilt(Subscription, SUBSCRIPTION_FIELDS, subscription_values)
+    purchases_attached(subscription, [model_rebuilt(AddOnPurchase, PURCHASE_FIELDS, row) for row in purchase_rows])
+    instance._state.fields_cache["subscription"] = subscription
+    subscription._state.fields_cache["instance"] = instance
+    if newest is not None:
+        kid, fingerprint, expires_at, ciphertext, scopes, audiences = newest
+        newest = NewestToken(
+            kid,
+            fingerprint,
+            dt.datetime.fromisoformat(expires_at),
+            ciphertext.encode("latin-1"),
+            tuple(scopes),
+            tuple(audiences),
+        )
+    return SyncState(instance=instance, newest=newest, generation=generation)
 
 
 def sync_state_enabled() -> bool:
@@ -117,16 +180,18 @@ def _state(license_key: str | None, counting: RateCount | None) -> tuple[SyncSta
                 return None, count
         else:
             found = cache.get_many(list(keys))
-        state, generation = found.get(keys.state), found.get(keys.generation)
-        if found.get(keys.writers, 0) > 0:  # a writer is at work: read the database, cache nothing
-            state = generation = None
+        sealed, generation, writers = found.get(keys.state), found.get(keys.generation), found.get(keys.writers, 0)
+        state = None
+        if type(writers) is not int or writers > 0:  # a writer is at work: read the database, cache nothing
+            generation = None
         elif generation is None:
-            generation, state = _generation_started(keys.generation), None
-        if (
-            state is not None
-            and state.generation == generation
-            and hmac.compare_digest(state.instance.license_key_digest or "", digest)
-        ):
+            generation = _generation_started(keys.generation)
+        elif type(generation) is not int:  # not a generation we wrote: nothing can be verified against it
+            generation = None
+        elif sealed is not None:
+            plain = signed_value_open(keys.state, sealed, generation=generation)
+            state = None if plain is None else sync_state_from_plain(plain, generation)
+        if state is not None and hmac.compare_digest(state.instance.license_key_digest or "", digest):
             return state, count
     instance = instance_by_license_key(license_key, with_purchases=True)
     if instance is None:
@@ -154,13 +219,17 @@ def _generation_started(generation_key: str):
     fresh = time.time_ns()
     if cache.add(generation_key, fresh, GENERATION_SECONDS):
         return fresh
-    return cache.get(generation_key)
+    found = cache.get(generation_key)
+    return found if type(found) is int else None
 
 
 def _store(state: SyncState) -> None:
     if sync_state_enabled() and state.generation is not None:
-        keys = sync_state_cache_keys(state.instance.license_key_digest)
-        cache.set(keys.state, state, issuer_settings.SYNC_STATE_CACHE_SECONDS)
+        key = sync_state_cache_keys(state.instance.license_key_digest).state
+        seconds = issuer_settings.SYNC_STATE_CACHE_SECONDS
+        cache.set(
+            key, signed_value_seal(key, sync_state_plain(state), timeout=seconds, generation=state.generation), seconds
+        )
 
 
 def sync_state_touch(state: SyncState) -> None:

@@ -7,7 +7,13 @@ import jwt
 import pytest
 from django.core.cache import cache
 
-from issuer.sync_state.store import sync_state_by_license_key, sync_state_cache_keys, sync_state_invalidate
+from config.signed_cache import signed_value_seal
+from issuer.sync_state.store import (
+    sync_state_by_license_key,
+    sync_state_cache_keys,
+    sync_state_invalidate,
+    sync_state_plain,
+)
 from issuer.tokens.services import service_access_token_sync
 from subscriptions.license_keys import license_key_digest
 from subscriptions.services import (
@@ -108,9 +114,9 @@ def test_a_state_read_before_a_write_is_never_served_after_it(activated):
     instance, key = activated
     stale = sync_state_by_license_key(key)  # a reader read the rows ...
     add_on_purchase_cancel(instance.subscription.add_on_purchases.get())  # ... a writer changed them ...
-    cache.set(
-        sync_state_cache_keys(license_key_digest(key)).state, stale
-    )  # ... and the slow reader stores what it read
+    state_key = sync_state_cache_keys(license_key_digest(key)).state
+    sealed = signed_value_seal(state_key, sync_state_plain(stale), timeout=900, generation=stale.generation)
+    cache.set(state_key, sealed, 900)  # ... and the slow reader stores what it read, sealed with its generation
     fresh = sync_state_by_license_key(key)
     assert fresh.generation != stale.generation
     assert fresh.instance.subscription.add_on_purchases.all()[0].cancelled_at is not None
