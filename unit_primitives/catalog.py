@@ -52,6 +52,12 @@ class Service:
     name: str
     description: str
     unit_primitives: tuple[str, ...]
+    basic_unit_primitive: str | None = None  # whose cut-off the legacy view shows; None = the first one
+    gitlab_realm: tuple[str, ...] | None = None  # where the service exists; None = everywhere
+
+    @property
+    def basic(self) -> str:
+        return self.basic_unit_primitive or self.unit_primitives[0]
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,12 @@ def _check_references(entries, problems: list[str]) -> None:
                 for position, name in enumerate(data.get(field_name, [])):
                     if name not in entries[target]:
                         problems.append(f"{path}: field '{field_name}.{position}': unknown {target} name {name!r}")
+    for path, data in entries["services"].values():
+        basic = data.get("basic_unit_primitive")
+        if basic is not None and basic not in data["unit_primitives"]:
+            problems.append(
+                f"{path}: field 'basic_unit_primitive': {basic!r} is not one of the service's unit_primitives"
+            )
 
 
 def _build(kind: str, data: dict):
@@ -225,19 +237,44 @@ def catalog_document() -> dict:
     return {kind: [attributes(entry) for entry in getattr(catalog, kind).values()] for kind in KINDS}
 
 
+SELF_MANAGED = "self-managed"
+
+
+def _service_view(name: str, primitives: list[UnitPrimitive], basic: UnitPrimitive) -> dict:
+    cut_off = basic.cut_off_date
+    add_ons = sorted({add_on for primitive in primitives for add_on in primitive.add_ons})
+    return {"name": name, "serviceStartTime": iso_utc(cut_off) if cut_off else None, "bundledWith": add_ons}
+
+
 @functools.cache
 def available_services() -> tuple[dict, ...]:
-    """The legacy `availableServices` view: a service starts at the earliest cut-off among its unit primitives
-    (null when none has one, i.e. free access) and is bundled with every add-on that grants any of them."""
+    """The legacy `availableServices` view, built as GitLab's generator (gitlab-cloud-connector's
+    `AvailableServicesGenerator`, realm self-managed) builds `available_services`:
+
+    - a service whose `gitlab_realm` leaves out self-managed is left out;
+    - a service starts at its basic unit primitive's cut-off (`basic_unit_primitive`, else its first one), null when
+      that one has none, i.e. free access; it is bundled with every add-on that grants any of its unit primitives,
+      except `self_hosted_models`, bundled with `duo_enterprise` only;
+    - every unit primitive that no service is named after is a stand-alone service of its own.
+
+    `bundledWith` lists add-on names, sorted; GitLab's `_irrelevant` key (for unit primitives no add-on grants) names
+    no add-on and is left out.
+    """
     catalog = get_catalog()
-    views = []
+    primitives = catalog.unit_primitives
+    views = {}
     for service in catalog.services.values():
-        primitives = [catalog.unit_primitives[name] for name in service.unit_primitives]
-        cut_offs = [primitive.cut_off_date for primitive in primitives if primitive.cut_off_date]
-        add_ons = sorted({add_on for primitive in primitives for add_on in primitive.add_ons})
-        start = iso_utc(min(cut_offs)) if cut_offs else None
-        views.append({"name": service.name, "serviceStartTime": start, "bundledWith": add_ons})
-    return tuple(views)
+        if service.gitlab_realm is not None and SELF_MANAGED not in service.gitlab_realm:
+            continue
+        members = [primitives[name] for name in service.unit_primitives]
+        view = _service_view(service.name, members, primitives[service.basic])
+        if service.name == "self_hosted_models":
+            view["bundledWith"] = [name for name in view["bundledWith"] if name == "duo_enterprise"]
+        views[service.name] = view
+    for primitive in primitives.values():
+        if primitive.name not in catalog.services:
+            views[primitive.name] = _service_view(primitive.name, [primitive], primitive)
+    return tuple(views[name] for name in sorted(views))
 
 
 def reset_catalog_cache() -> None:

@@ -6,6 +6,7 @@ _TEXT = {"type": "string", "minLength": 1}
 _URL = {"type": "string", "pattern": "^https?://"}
 _VERSION = {"type": "string", "pattern": r"^\d+\.\d+(\.\d+)?$"}
 _DATETIME = {"type": "string", "format": "date-time"}
+GITLAB_REALMS = ("gitlab-com", "self-managed")
 
 
 def _object(required, optional=None):
@@ -45,5 +46,18 @@ SCHEMAS = {
     ),
     "add_ons": _object({"name": _NAME, "description": _TEXT}),
     "license_types": _object({"name": _NAME, "description": _TEXT}),
-    "services": _object({"name": _NAME, "description": _TEXT, "unit_primitives": {**_NAMES, "minItems": 1}}),
+    # basic_unit_primitive and gitlab_realm: GitLab's service data model (gitlab-cloud-connector's
+    # DataModel::Service); the generator of the legacy view reads them (catalog.available_services).
+    "services": _object(
+        {"name": _NAME, "description": _TEXT, "unit_primitives": {**_NAMES, "minItems": 1}},
+        {
+            "basic_unit_primitive": _NAME,
+            "gitlab_realm": {
+                "type": "array",
+                "items": {"enum": list(GITLAB_REALMS)},
+                "uniqueItems": True,
+                "minItems": 1,
+            },
+        },
+    ),
 }

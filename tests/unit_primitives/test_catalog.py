@@ -55,11 +55,18 @@ NEW_2026 = {
     "amazon_q_integration",
     "self_hosted_models",
 }
+ROUND_2 = {  # issue 26
+    "ask_work_item",
+    "generate_embeddings_codebase",
+    "summarize_new_merge_request",
+    "measure_comment_temperature",
+    "include_local_git_context",
+}
 
 
 def test_shipped_catalog_holds_every_real_entry():
     catalog = get_catalog()
-    assert set(catalog.unit_primitives) == PRO | ENTERPRISE_ONLY | FREE | NEW_2026
+    assert set(catalog.unit_primitives) == PRO | ENTERPRISE_ONLY | FREE | NEW_2026 | ROUND_2
     assert {name: service.jwt_aud for name, service in catalog.backend_services.items()} == {
         "ai_gateway": "gitlab-ai-gateway",
         "duo_workflow_service": "gitlab-duo-workflow-service",
@@ -93,7 +100,7 @@ def test_shipped_catalog_holds_every_real_entry():
 
 def test_validate_catalog_command_accepts_the_shipped_catalog(capsys):
     call_command("validate_catalog")
-    assert "is valid: 42 unit_primitives, 4 backend_services, 7 add_ons" in capsys.readouterr().out
+    assert "is valid: 47 unit_primitives, 4 backend_services, 7 add_ons" in capsys.readouterr().out
 
 
 def test_catalog_document_lists_every_kind():

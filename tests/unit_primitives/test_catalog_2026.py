@@ -33,9 +33,14 @@ CHAT_IDE = {
 }
 CODE_SUGGESTIONS = {"code_suggestions", "complete_code", "generate_code"}
 AGENT_PLATFORM = {"duo_agent_platform", "ai_gateway_model_provider_proxy"}
-CORE = CODE_SUGGESTIONS | CHAT_IDE
+EMBEDDINGS = {"generate_embeddings_codebase"}  # semantic code search (issue 26): Duo Core, Pro or Enterprise
+CORE = CODE_SUGGESTIONS | CHAT_IDE | EMBEDDINGS
 PRO = CORE | {"duo_classic_chat"}
-AMAZON_Q_FEATURES = PRO | {
+# issue 26: Duo Enterprise only, on Premium or Ultimate; measure_comment_temperature on Ultimate only
+ENTERPRISE_2026 = {"ask_work_item", "include_local_git_context", "summarize_new_merge_request"}
+ULTIMATE_ENTERPRISE = {"measure_comment_temperature"}
+AMAZON_Q_FEATURES = (PRO - EMBEDDINGS) | {
+    "summarize_new_merge_request",
     "summarize_issue_discussions",
     "summarize_comments",
     "review_merge_request",
@@ -74,16 +79,21 @@ def paid_scopes(license_type, add_ons, version):
         # Duo Pro: adds Chat (Classic) to what Duo Core has, never a Duo Enterprise feature
         ("premium", ("duo_pro",), "17.11.0", PRO),
         ("premium", ("duo_pro",), "18.8.0", PRO | AGENT_PLATFORM),
-        ("premium", ("duo_pro",), "16.8.0", CODE_SUGGESTIONS | CHAT_IDE),  # Chat (Classic) needs 16.9
+        ("premium", ("duo_pro",), "16.8.0", CORE),  # Chat (Classic) needs 16.9
         # Duo Enterprise: everything but Amazon Q, including self-hosted models (17.9+)
-        ("ultimate", ("duo_enterprise",), "17.11.0", PRO | ENTERPRISE_ONLY | {"self_hosted_models"}),
+        (
+            "ultimate",
+            ("duo_enterprise",),
+            "17.11.0",
+            PRO | ENTERPRISE_ONLY | ENTERPRISE_2026 | ULTIMATE_ENTERPRISE | {"self_hosted_models"},
+        ),
         (
             "ultimate",
             ("duo_enterprise",),
             "18.8.0",
-            PRO | ENTERPRISE_ONLY | {"self_hosted_models"} | AGENT_PLATFORM,
+            PRO | ENTERPRISE_ONLY | ENTERPRISE_2026 | ULTIMATE_ENTERPRISE | {"self_hosted_models"} | AGENT_PLATFORM,
         ),
-        ("premium", ("duo_enterprise",), "17.8.0", PRO | ENTERPRISE_ONLY),
+        ("premium", ("duo_enterprise",), "17.8.0", PRO | ENTERPRISE_ONLY | ENTERPRISE_2026),
         # GitLab Duo with Amazon Q: its own column of the feature summary, no Agent Platform
         ("ultimate", ("duo_amazon_q",), "18.8.0", AMAZON_Q_FEATURES | {"amazon_q_integration"}),
         ("ultimate", ("duo_amazon_q",), "17.7.0", AMAZON_Q_FEATURES),  # the integration needs 17.8
