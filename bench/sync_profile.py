@@ -2,12 +2,17 @@
 """Where a token sync's time goes: the stages of `POST /graphql` timed in-process (Django's test client, the same
 database and Redis as the HTTP benchmark), for a warm sync (stored token) or a cold one (signs and records).
 
-    .venv/bin/python -m bench.sync_profile KEYS_JSON --mode warm|cold [--requests 2000]
+    .venv/bin/python -m bench.sync_profile KEYS_JSON --mode warm|cold [--requests 2000] [--verify-cost]
 
 `bench/http_bench.py` runs it for each sync target it finds not met, with its own environment (for cold: a refresh
 threshold no stored token meets). Each stage is timed by wrapping the function that does it; nested stages are
 listed under their parent, and "the rest" is the request's time outside every listed stage (middleware, Django's
 test client, GraphQL's own execution around the resolver).
+
+`--verify-cost` (warm): what verifying the cached sync state costs (issue 23). The same warm syncs are run again,
+in turns of 200, reading the cached state verified (HMAC, cache key, generation, expiry: the production path) and
+the same read without verification (the payload decoded as it is); both are timed as the stage "per-key count +
+cached state", and every read's own open is timed apart (signed_value_open against decoding alone).
 """
 
 import argparse
@@ -29,6 +34,7 @@ def main():
     parser.add_argument("keys")
     parser.add_argument("--mode", choices=["warm", "cold"], required=True)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--verify-cost", action="store_true", help="verified vs unverified cached-state reads")
     args = parser.parse_args()
     django.setup()
     import redis
@@ -75,7 +81,7 @@ def main():
     def run(count):
         for index in range(count):
             response = client.post("/graphql", bodies[index % len(bodies)], content_type="application/json")
-            assert response.status_code == 200, response.content[:200]
+            assert response.status_code == 200 and b'"errors"' not in response.content, response.content[:200]
 
     run(len(bodies) * 2)  # every instance holds a stored token, every document is parsed and cached
     spent.clear()
@@ -105,6 +111,55 @@ def main():
         print(f"| {indent}{label} | {ms:.3f} | {ms / total:.0%} |")
     rest = total - top
     print(f"| the rest (middleware, test client, GraphQL around the resolver) | {rest:.3f} | {rest / total:.0%} |")
+    if args.verify_cost and args.mode == "warm":
+        verify_cost(run, spent, args.requests)
+
+
+def verify_cost(run, spent, requests: int) -> None:
+    """Warm syncs in turns, reading the cached state verified and not (see the module's doc)."""
+    import orjson
+
+    import issuer.sync_state.store
+    from config.signed_cache import HEADER_SIZE
+
+    verified_open = issuer.sync_state.store.signed_value_open
+    opened = defaultdict(float)
+
+    def timed_open(label, function):
+        def wrapper(key, blob, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(key, blob, **kwargs)
+            finally:
+                opened[label] += time.perf_counter() - start
+
+        return wrapper
+
+    def unverified(key, blob, **kwargs):  # the same read, trusting what Redis holds
+        return orjson.loads(blob[HEADER_SIZE:])
+
+    modes = {"verified": timed_open("verified", verified_open), "unverified": timed_open("unverified", unverified)}
+    stage = "per-key count + cached state (Redis round trip 2)"
+    totals = defaultdict(float)
+    done = defaultdict(int)
+    turn = 200
+    try:
+        while min(done.values(), default=0) < requests:
+            for mode, function in modes.items():
+                issuer.sync_state.store.signed_value_open = function
+                spent.clear()
+                run(turn)
+                totals[mode] += spent[stage]
+                done[mode] += turn
+    finally:
+        issuer.sync_state.store.signed_value_open = verified_open
+    print(f"\nverifying the cached state, {done['verified']} warm syncs each, in turns of {turn}:")
+    print("| read | cached-state stage, µs a sync | the open alone, µs a sync |\n|---|---:|---:|")
+    for mode in modes:
+        print(f"| {mode} | {totals[mode] / done[mode] * 1e6:.1f} | {opened[mode] / done[mode] * 1e6:.1f} |")
+    stage_difference = (totals["verified"] / done["verified"] - totals["unverified"] / done["unverified"]) * 1e6
+    open_difference = (opened["verified"] - opened["unverified"]) / done["verified"] * 1e6
+    print(f"difference: {stage_difference:.1f} µs a sync (stage), {open_difference:.1f} µs (the open alone)")
 
 
 if __name__ == "__main__":

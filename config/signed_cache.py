@@ -118,6 +118,17 @@ def signed_cache_keys() -> tuple[tuple[bytes, bytes], ...]:
     return _derived_keys((settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS))
 
 
+_verifying: list = [None, None, {}]  # the SECRET_KEY and SECRET_KEY_FALLBACKS objects, and {key id: key} of them
+
+
+def _verifying_keys() -> dict[bytes, bytes]:
+    """{key id: HMAC key}, rebuilt only when the settings' objects change (a sync reads it: no tuple, no hashing)."""
+    secret, fallbacks = settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS
+    if _verifying[0] is not secret or _verifying[1] is not fallbacks:
+        _verifying[:] = [secret, fallbacks, dict(signed_cache_keys())]
+    return _verifying[2]
+
+
 def _mac(key: bytes, cache_key: bytes, expires: int, generation: int, payload: bytes) -> bytes:
     return hmac.digest(key, _SIGNED.pack(expires, generation, len(cache_key)) + cache_key + payload, "sha256")
 
@@ -145,7 +156,7 @@ def signed_value_open(cache_key: str, blob, *, generation: int = 0, now: float |
         cache_value_rejected("forged", cache_key)
         return None
     _, key_id, mac, expires, sealed_generation = _HEADER.unpack_from(blob)
-    key = next((known for known_id, known in signed_cache_keys() if known_id == key_id), None)
+    key = _verifying_keys().get(key_id)
     if key is None:
         cache_value_rejected("unknown_key", cache_key)  # signed with a key rotated out since: a plain miss
         return None
