@@ -4,7 +4,7 @@ import ipaddress
 
 from cryptography.fernet import Fernet
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.security, deploy=False)
@@ -54,10 +54,10 @@ def required_secrets(app_configs=None, **kwargs):
 @register(deploy=False)
 def audit_retention(app_configs=None, **kwargs):
     days = settings.ISSUER_AUDIT_RETENTION_DAYS
-    if days is not None and days < 1:
+    if days is not None and days < 30:
         return [
             Error(
-                f"ISSUER_AUDIT_RETENTION_DAYS is {days}; it must be at least 1.",
+                f"ISSUER_AUDIT_RETENTION_DAYS is {days}; it must be at least 30 (no younger event is ever purged).",
                 hint="Leave it unset to keep audit events forever.",
                 id="config.E005",
             )
@@ -89,3 +89,47 @@ def issuer_environment(app_configs=None, **kwargs):
         Error(message, hint="See .env.example for every ISSUER_* variable and its type.", id="config.E007")
         for message in settings.ISSUER_ENVIRONMENT_ERRORS
     ]
+
+
+# The shortest LICENSE_KEY_PEPPER `check --deploy` accepts (`secrets.token_urlsafe(32)`, what `make run` writes, has 43
+# characters), and values that appear in our examples, tests and benchmarks: public, so no secret.
+PEPPER_MIN_LENGTH = 32
+EXAMPLE_PEPPERS = frozenset(
+    {
+        "change-me",
+        "changeme",
+        "test-pepper",
+        "pepper-for-the-test",
+        "fleet-bench-pepper",
+        "restore-test",
+        "a-long-random-pepper-for-this-test-0123456789",
+    }
+)
+
+
+@register(Tags.security, deploy=True)
+def deploy_settings(app_configs=None, **kwargs):
+    """`manage.py check --deploy`: a pepper an attacker could guess, and a Host header that is not checked."""
+    problems = []
+    pepper = settings.LICENSE_KEY_PEPPER
+    guessable = len(pepper) < PEPPER_MIN_LENGTH or pepper.lower() in EXAMPLE_PEPPERS or len(set(pepper)) < 8
+    if guessable and (pepper or settings.DEBUG):  # an empty one outside DEBUG is config.E003 already
+        problems.append(
+            Error(
+                f"LICENSE_KEY_PEPPER is {len(pepper)} characters long or an example value: license keys stored "
+                "under it could be brute-forced by whoever reads the database.",
+                hint=f"Use at least {PEPPER_MIN_LENGTH} random characters "
+                '(python -c "import secrets; print(secrets.token_urlsafe(32))"). Changing it invalidates every '
+                "license key: see the runbook before changing a pepper in use.",
+                id="config.E008",
+            )
+        )
+    if "*" in settings.ALLOWED_HOSTS:
+        problems.append(
+            Warning(
+                "ALLOWED_HOSTS contains '*': any Host header is accepted (Host-header poisoning of absolute URLs).",
+                hint="List the issuer's public host name(s), e.g. ALLOWED_HOSTS=issuer.example.com.",
+                id="config.W001",
+            )
+        )
+    return problems

@@ -61,13 +61,16 @@ def declared_body_length(request) -> int:
 def client_ip(request) -> str:
     """The caller's address. Behind the TLS proxies (an https ISSUER_URL), the entry that the outermost of
     TRUSTED_PROXY_HOPS proxies appended to X-Forwarded-For; entries further left are the caller's own words and never
-    trusted. A port is dropped; anything that is not an address falls back to the peer's. django-axes counts failed
-    logins by this address too (AXES_CLIENT_IP_CALLABLE), so a forged header locks out no one else."""
+    trusted. TRUSTED_PROXY_HOPS=0 means no proxy: the header is not read. A port is dropped; anything that is not an
+    address falls back to the peer's. django-axes counts failed logins by this address too (AXES_CLIENT_IP_CALLABLE),
+    so a forged header locks out no one else."""
     peer = request.META.get("REMOTE_ADDR", "")
-    if settings.ISSUER_URL.startswith("https://"):
+    trusted = settings.TRUSTED_PROXY_HOPS
+    # 0 (or less): no proxy of ours appends to the header, so it is not read at all (its every entry is the caller's).
+    if trusted > 0 and settings.ISSUER_URL.startswith("https://"):
         hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        if len(hops) >= settings.TRUSTED_PROXY_HOPS:
-            return _address(hops[-settings.TRUSTED_PROXY_HOPS]) or peer
+        if len(hops) >= trusted:
+            return _address(hops[-trusted]) or peer
     return peer
 
 
@@ -111,6 +114,17 @@ class Refusal:
         return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def json_content_type(request) -> bool:
+    """Whether the body is declared JSON (parameters such as a charset allowed). A browser sends text/plain, form or
+    multipart bodies to another site without asking first (no CORS preflight), never application/json: requiring it
+    keeps web pages from spending a network's quota (activation attempts, syncs) through its users' browsers. GitLab
+    always sends it."""
+    return request.content_type.strip().lower() == JSON_MEDIA_TYPE
+
+
 def json_body_admitted(request, max_bytes: int):
     """(payload, None), or (None, Refusal): the checks every instance-facing JSON door makes first, cheapest first
     (the per-address rate limit, the declared size, valid JSON, the nesting depth)."""
@@ -119,6 +133,8 @@ def json_body_admitted(request, max_bytes: int):
         return None, limited
     if declared_body_length(request) > max_bytes:
         return None, Refusal(413, f"The request body is larger than {max_bytes} bytes.")
+    if request.body and not json_content_type(request):  # an empty body spends nothing: its 400 says what is missing
+        return None, Refusal(415, f"The request body must be sent as {JSON_MEDIA_TYPE}.")
     try:
         payload = orjson.loads(request.body or b"null")
     except (orjson.JSONDecodeError, UnicodeDecodeError):

@@ -7,7 +7,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import RequestTooLarge
+from config.api import JSONParser, RequestTooLarge
 from config.limits import declared_body_length, rate_limit_address, rate_limit_license_key
 from config.unavailable import RETRY_AFTER_SECONDS, RETRY_LATER
 from issuer.api.auth import InstanceThrottle, LicenseKeyAuthentication, bearer_license_key
@@ -40,6 +40,7 @@ class ServiceAccessTokenView(APIView):
     authentication_classes = [LicenseKeyAuthentication]
     permission_classes = []
     throttle_classes = [InstanceThrottle]
+    parser_classes = [JSONParser]  # JSON only, as every instance door: a form or text/plain body is a 415
 
     def initial(self, request, *args, **kwargs):
         """Rate limits before the license key is looked up: per client address, then per key (config/limits.py)."""
