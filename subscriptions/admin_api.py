@@ -11,6 +11,38 @@ from subscriptions import services
 from subscriptions.models import AddOnPurchase, Customer, Instance, Subscription
 
 
+class UpdateAppliesOnly:
+    """An update (PUT or PATCH) names only what its service changes (`updatable`). Any other field sent with a value
+    other than the stored one, and any field the API does not know, is a 400 naming it: never dropped with a 200.
+    A field sent with its current value (a PUT of what a GET returned) is fine."""
+
+    updatable: tuple[str, ...] = ()
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        sent = self.initial_data if hasattr(self.initial_data, "keys") else {}
+        if self.instance is None or not sent:
+            return attrs
+        current = None
+        refused = {}
+        applied = ", ".join(self.updatable)
+        for name in sent:
+            field = self.fields.get(name)
+            if name in self.updatable:
+                continue
+            if field is None:
+                refused[name] = [f"Unknown field; an update changes only {applied}."]
+            elif field.read_only:
+                current = self.to_representation(self.instance) if current is None else current
+                if sent[name] != current.get(name):
+                    refused[name] = [f"Read-only; an update changes only {applied}."]
+            elif attrs.get(name) != getattr(self.instance, name):
+                refused[name] = [f"Cannot be changed by an update (only {applied}); create a new one instead."]
+        if refused:
+            raise serializers.ValidationError(refused)
+        return attrs
+
+
 class CustomerSerializer(serializers.ModelSerializer):
     class Meta:
         model = Customer
@@ -21,8 +53,9 @@ class CustomerSerializer(serializers.ModelSerializer):
         return services.customer_create(**validated_data)
 
 
-class AddOnPurchaseSerializer(serializers.ModelSerializer):
+class AddOnPurchaseSerializer(UpdateAppliesOnly, serializers.ModelSerializer):
     active = serializers.SerializerMethodField()
+    updatable = ("quantity", "expires_on")  # what add_on_purchase_update applies
 
     class Meta:
         model = AddOnPurchase
@@ -52,8 +85,9 @@ class AddOnPurchaseSerializer(serializers.ModelSerializer):
         )
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
+class SubscriptionSerializer(UpdateAppliesOnly, serializers.ModelSerializer):
     add_on_purchases = AddOnPurchaseSerializer(many=True, read_only=True)
+    updatable = ("seats", "expires_on")  # what subscription_update applies (suspension: the suspend action)
 
     class Meta:
         model = Subscription
