@@ -226,3 +226,16 @@ def test_machine_doors_answer_json_without_a_page_policy(client, signing_key):
         assert "Content-Security-Policy" not in response
         assert response["X-Content-Type-Options"] == "nosniff"
     assert "Content-Security-Policy" in client.get("/")
+
+
+def test_compose_redis_has_a_password_and_no_anonymous_user():
+    """Issue 23: whoever reaches Redis on the compose network needs the password of the ACL user `issuer`, which
+    may run everything the broker, the cache and the counting scripts use, and nothing dangerous."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    redis = compose["services"]["redis"]
+    command = " ".join(redis["command"])
+    assert "--user default off" in command
+    assert "--user issuer on >${REDIS_PASSWORD:-issuer} ~* &* +@all -@dangerous" in command
+    assert "--pass" in " ".join(redis["healthcheck"]["test"]) and "PONG" in " ".join(redis["healthcheck"]["test"])
+    assert compose["x-app"]["environment"]["REDIS_URL"].startswith("redis://issuer:${REDIS_PASSWORD:-issuer}@redis:")
+    assert re.search(r"^# REDIS_PASSWORD=", (ROOT / ".env.example").read_text(), re.MULTILINE)
