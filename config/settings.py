@@ -166,10 +166,13 @@ LOGIN_URL = "admin:login"
 # Where a login lands when its `next=` is refused (or absent): the dashboard, not Django's /accounts/profile/.
 LOGIN_REDIRECT_URL = "admin:index"
 
-# django-axes: five failed logins lock the username + address pair for 15 minutes.
+# django-axes: five failed logins lock the username + address pair for 15 minutes, and four times as many from any
+# addresses lock the username (config/login_lockout.py; `manage.py axes_reset_username <name>` unlocks).
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_USERNAME_FAILURE_LIMIT = 4 * AXES_FAILURE_LIMIT
 AXES_COOLOFF_TIME = 0.25
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_HANDLER = "config.login_lockout.TieredLockoutHandler"
 AXES_RESET_ON_SUCCESS = True
 # The address behind the TLS proxy, by the same rule as the rate limits (config/limits.py).
 AXES_CLIENT_IP_CALLABLE = "config.limits.client_ip"

@@ -1,8 +1,11 @@
 """Read-only admin views of keys and tokens: neither private key nor token is ever shown."""
 
+from django import forms
 from django.contrib import admin
+from django.utils import timezone
 from knox import admin as knox_admin
 from knox.models import AuthToken
+from knox.settings import knox_settings
 
 from config.admin_base import UUID_SHAPE, FleetScaleAdmin, ReadOnlyAdmin, fixed_choices_filter
 from issuer.keys.selectors import SIGNING_KEY_FIELDS
@@ -32,10 +35,34 @@ class IssuedTokenAdmin(ReadOnlyAdmin, FleetScaleAdmin):
     fields = [field.name for field in IssuedToken._meta.concrete_fields if field.name != "token_encrypted"]
 
 
+class ApiTokenCreateForm(knox_admin.AuthTokenCreateForm):
+    """A new admin API token always expires: by default after the TTL (REST_KNOX TOKEN_TTL, API_TOKEN_TTL_DAYS), never
+    later, and never with a blank expiry (knox's own form would store a token that never expires)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["expiry"]
+        field.required = True
+        field.initial = lambda: timezone.now() + knox_settings.TOKEN_TTL
+        field.help_text = f"At most {knox_settings.TOKEN_TTL.days} days from now (the default)."
+
+    def clean_expiry(self):
+        expiry = self.cleaned_data.get("expiry")
+        now = timezone.now()
+        if expiry is None:
+            raise forms.ValidationError("A token must expire.")
+        if expiry <= now:
+            raise forms.ValidationError("The expiry must be in the future.")
+        if expiry > now + knox_settings.TOKEN_TTL:
+            raise forms.ValidationError(f"A token lives at most {knox_settings.TOKEN_TTL.days} days.")
+        return expiry
+
+
 class ApiTokenAdmin(knox_admin.AuthTokenAdmin):
     """Admin API tokens listed by their prefix and owner: the token itself is shown once, when created, and only its
-    digest is stored."""
+    digest is stored. Each expires within the TTL (ApiTokenCreateForm)."""
 
+    add_form = ApiTokenCreateForm
     list_display = ["token_key", "user", "created", "expiry"]
     search_fields = ["token_key", "user__username"]
 
