@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
+from audit.reasons import reason_text
 from config.permissions import permission
 from issuer.keys.crypto import ALLOWED_KEY_SIZES
 from issuer.keys.selectors import SIGNING_KEY_FIELDS
@@ -21,10 +22,18 @@ class SigningKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ReasonField(serializers.CharField):
+    """A reason as the audit trail keeps it (audit.reasons): invisible characters alone are no reason."""
+
+    def to_internal_value(self, data):
+        text = reason_text(super().to_internal_value(data))
+        if not text and not self.allow_blank:
+            self.fail("blank")
+        return text
+
+
 class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(
-        default="", allow_blank=True, max_length=2000, help_text="Why; recorded in the audit trail."
-    )
+    reason = ReasonField(default="", allow_blank=True, max_length=2000, help_text="Why; recorded in the audit trail.")
 
 
 class CreateKeySerializer(ReasonSerializer):
@@ -32,7 +41,7 @@ class CreateKeySerializer(ReasonSerializer):
 
 
 class RevokeSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000, help_text="Why (required); recorded in the audit trail.")
+    reason = ReasonField(max_length=2000, help_text="Why (required, visible text); recorded in the audit trail.")
 
 
 class ForceSerializer(ReasonSerializer):

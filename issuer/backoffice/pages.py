@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from audit.reasons import reason_text
 from audit.selectors import audit_context, audit_events_of_type
 from issuer.backoffice import selectors
 from issuer.backoffice.charts import key_timeline_picture
@@ -96,9 +97,12 @@ class KeyActionForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.reason_required = reason_required
 
+    def clean_reason(self):
+        return reason_text(self.cleaned_data.get("reason"))
+
     def clean(self):
         cleaned = super().clean()
-        if (self.reason_required or cleaned.get("force")) and not cleaned.get("reason", "").strip():
+        if (self.reason_required or cleaned.get("force")) and not cleaned.get("reason"):
             self.add_error("reason", "Say why: a revoke or a forced step is recorded with its reason.")
         return cleaned
 

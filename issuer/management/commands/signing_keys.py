@@ -5,6 +5,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.reasons import reason_text
 from issuer.keys import services
 from issuer.keys.crypto import ALLOWED_KEY_SIZES
 from issuer.keys.encryption import KeyEncryptionError
@@ -29,6 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args, action, kid=None, force=False, reason="", key_size=None, json=False, **options):
         if action in services.SIGNING_KEY_ACTIONS and not kid:
             raise CommandError(f"{action} needs --kid")
+        reason = reason_text(reason)  # invisible characters alone are no reason (audit.reasons)
         try:
             result = self._run(action, kid, force, reason, key_size)
         except (services.SigningKeyRefused, KeyEncryptionError) as error:
