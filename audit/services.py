@@ -116,23 +116,25 @@ def audit_record_change(
     return True
 
 
+# On PostgreSQL nothing younger than this is ever purged, whatever the setting (the purge function's floor).
+AUDIT_RETENTION_FLOOR_DAYS = 30
+
+
 def _delete_before(expired, cutoff: dt.datetime) -> int:
     if connection.vendor != "postgresql":
         return expired.delete()[0]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('issuer.audit_purge_before', %s, true)", [cutoff.isoformat()])
-        try:
-            return expired.delete()[0]
-        finally:
-            cursor.execute("SELECT set_config('issuer.audit_purge_before', '', true)")
+    with connection.cursor() as cursor:  # the runtime role may not DELETE: the owner's function does, within bounds
+        cursor.execute("SELECT audit_events_purge(%s)", [cutoff])
+        return cursor.fetchone()[0]
 
 
 @transaction.atomic
 def audit_purge(*, at: dt.datetime | None = None) -> int:
     """Deletes events older than ISSUER_AUDIT_RETENTION_DAYS (unset: keep forever) and records the purge itself.
 
-    On PostgreSQL the append-only trigger lets a DELETE through only for events older than the cutoff this
-    transaction names, and only while it names it; no admin page or API can delete an event.
+    On PostgreSQL the runtime role holds no DELETE on the table: the purge calls `audit_events_purge`, a function
+    owned by the role that migrates, which deletes nothing younger than AUDIT_RETENTION_FLOOR_DAYS by the database's
+    own clock; no admin page, API or connection setting can delete an event.
     """
     days = settings.ISSUER_AUDIT_RETENTION_DAYS
     if not days:

@@ -115,6 +115,11 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# PostgreSQL with two roles (config/database_roles.py): `migrate` connects as the owner and, when this names the
+# runtime role, creates it if missing (with the password, when given) and grants it only what it needs; web,
+# worker and beat then connect as that role through their own DATABASE_URL.
+DATABASE_RUNTIME_ROLE = env.str("DATABASE_RUNTIME_ROLE", default="")
+DATABASE_RUNTIME_PASSWORD = env.str("DATABASE_RUNTIME_PASSWORD", default="")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker, beat, CLI) share one file: wait for the lock instead of failing.

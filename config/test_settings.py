@@ -25,6 +25,13 @@ if REDIS_URL:  # noqa: F405
     _base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL  # noqa: F405
     CACHES["default"]["LOCATION"] = f"{_base}/{_redis_db}"  # noqa: F405
 
-# Transactional tests are flushed with TRUNCATE, which the audit trail's trigger refuses to any other connection.
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c issuer.audit_allow_truncate=on"  # noqa: F405
+# Two roles, as in production: pytest creates and migrates its databases as the owner (DATABASE_OWNER_URL), then
+# every test runs as the runtime role of DATABASE_URL (tests/conftest.py switches the connection after the
+# migrations). Flushing a transactional test's tables, and dropping the databases at the end, are the owner's.
+DATABASE_RUNTIME_CREDENTIALS = DATABASE_OWNER_CREDENTIALS = None
+if env.str("DATABASE_OWNER_URL", default="") and DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
+    _runtime = DATABASES["default"]  # noqa: F405
+    DATABASE_RUNTIME_CREDENTIALS = {"USER": _runtime["USER"], "PASSWORD": _runtime["PASSWORD"]}
+    DATABASES["default"] = {**_runtime, **env.db("DATABASE_OWNER_URL"), "NAME": _runtime["NAME"]}  # noqa: F405
+    DATABASE_OWNER_CREDENTIALS = {"USER": DATABASES["default"]["USER"], "PASSWORD": DATABASES["default"]["PASSWORD"]}  # noqa: F405
+    DATABASE_RUNTIME_ROLE = DATABASE_RUNTIME_ROLE or _runtime["USER"]  # noqa: F405

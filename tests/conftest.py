@@ -49,6 +49,47 @@ def _shifted_clock():
         yield
 
 
+def _connect_as(credentials: dict) -> None:
+    from django.db import connections
+
+    connection = connections["default"]
+    connection.close()
+    connection.settings_dict.update(credentials)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """With DATABASE_OWNER_URL (CI on PostgreSQL): the test database was created and migrated as the owner, whose
+    `migrate` granted the runtime role its privileges; every test now runs as the runtime role. A flush (after a
+    transactional test) and the final drop go back to the owner, the only role allowed to empty the audit trail."""
+    from django.conf import settings
+    from django.core.management.commands import flush
+    from django.db import connections
+
+    runtime = settings.DATABASE_RUNTIME_CREDENTIALS
+    if runtime is None:
+        yield
+        return
+    owner = {key: connections["default"].settings_dict[key] for key in ("USER", "PASSWORD")}
+    original_flush = flush.Command.handle
+
+    def flush_as_owner(self, *args, **options):
+        _connect_as(owner)
+        try:
+            return original_flush(self, *args, **options)
+        finally:
+            _connect_as(runtime)
+
+    flush.Command.handle = flush_as_owner
+    _connect_as(runtime)
+    try:
+        yield
+    finally:
+        flush.Command.handle = original_flush
+        with django_db_blocker.unblock():
+            _connect_as(owner)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Every test starts with an empty cache, no key set memoized and no validator write remembered in this

@@ -124,3 +124,23 @@ def role(name: str):
     if not Group.objects.filter(name=name).exists():
         roles_sync(apps)
     return Group.objects.get(name=name)
+
+
+def analyze_as_owner(table: str) -> None:
+    """ANALYZE needs the table's owner: with two roles (CI), through a connection of the owner's; the rows must be
+    committed (a transactional test) for it to see them."""
+    from django.conf import settings
+
+    owner = settings.DATABASE_OWNER_CREDENTIALS
+    if owner is None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {table}")
+        return
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.update(user=owner["USER"], password=owner["PASSWORD"] or None)
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}, autocommit=True) as owned:
+        owned.execute(f"ANALYZE {table}")

@@ -239,3 +239,21 @@ def test_compose_redis_has_a_password_and_no_anonymous_user():
     assert "--pass" in " ".join(redis["healthcheck"]["test"]) and "PONG" in " ".join(redis["healthcheck"]["test"])
     assert compose["x-app"]["environment"]["REDIS_URL"].startswith("redis://issuer:${REDIS_PASSWORD:-issuer}@redis:")
     assert re.search(r"^# REDIS_PASSWORD=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+
+
+def test_compose_gives_the_owner_credentials_to_migrate_only():
+    """Issue 23, part 2: web, worker and beat connect as the runtime role; migrate alone as the owner, and it names
+    the runtime role so that it is created and granted."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    runtime_url = compose["x-app"]["environment"]["DATABASE_URL"]
+    assert runtime_url.startswith("postgres://issuer_app:${POSTGRES_APP_PASSWORD:-issuer_app}@")
+    for service in ("web", "worker", "beat"):
+        environment = compose["services"][service]["environment"]
+        assert environment["DATABASE_URL"] == runtime_url and environment["POSTGRES_PASSWORD"] == ""
+    migrate = compose["services"]["migrate"]["environment"]
+    assert migrate["DATABASE_URL"].startswith("postgres://issuer:${POSTGRES_PASSWORD:-issuer}@")
+    assert migrate["DATABASE_RUNTIME_ROLE"] == "issuer_app"
+    assert migrate["DATABASE_RUNTIME_PASSWORD"] == "${POSTGRES_APP_PASSWORD:-issuer_app}"
+    assert migrate["REDIS_URL"] == compose["x-app"]["environment"]["REDIS_URL"]

@@ -58,16 +58,17 @@ def _check(database_url: str, keks: str) -> subprocess.CompletedProcess:
 @pytest.mark.django_db(transaction=True)
 def test_a_dump_restores_into_a_fresh_database_with_the_same_keks(signing_key, settings, tmp_path):
     """pg_dump -Fc, pg_restore into a new database: with the same KEKs the restored keys decrypt and the start-up
-    checks pass; with other KEKs they refuse (issuer.E001), as the runbook says."""
+    checks pass; with other KEKs they refuse (issuer.E001), as the runbook says. Backups are the owner's work."""
     source = connection.settings_dict
-    base = ["-h", source["HOST"] or "127.0.0.1", "-p", str(source["PORT"] or 5432), "-U", source["USER"] or "postgres"]
+    user = (settings.DATABASE_OWNER_CREDENTIALS or source)["USER"] or "postgres"
+    base = ["-h", source["HOST"] or "127.0.0.1", "-p", str(source["PORT"] or 5432), "-U", user]
     dump = tmp_path / "issuer.dump"
     subprocess.run(["pg_dump", *base, "-Fc", "-f", str(dump), source["NAME"]], check=True)
     restored = f"issuer_restore_{uuid.uuid4().hex[:8]}"
     subprocess.run(["psql", *base, "-q", "-d", "postgres", "-c", f"CREATE DATABASE {restored}"], check=True)
     try:
         subprocess.run(["pg_restore", *base, "-d", restored, str(dump)], check=True)
-        url = f"postgres://{source['USER'] or 'postgres'}@{source['HOST'] or '127.0.0.1'}:{source['PORT'] or 5432}/{restored}"
+        url = f"postgres://{user}@{source['HOST'] or '127.0.0.1'}:{source['PORT'] or 5432}/{restored}"
         same = _check(url, ",".join(settings.KEY_ENCRYPTION_KEYS))
         assert same.returncode == 0, same.stderr
         other = _check(url, Fernet.generate_key().decode())

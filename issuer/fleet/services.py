@@ -65,12 +65,11 @@ def fleet_rollup_run(*, at: dt.datetime | None = None) -> int:
 
 
 # Monthly partitions of the token records (PostgreSQL), created this many months ahead of the current one.
+# The partitions are made by `issuer_token_partition_create` (migration issuer 0013), each WITH
+# (toast_tuple_target = 8160): a record (about 3.3 kB, most of it the token's ciphertext) stays in its heap row;
+# under PostgreSQL's default 2 kB target every insert tried to compress the random ciphertext, failed, and wrote
+# it out of line through the TOAST table and its index.
 PARTITIONS_AHEAD = 2
-DEFAULT_PARTITION = "issuer_issuedtoken_default"
-# A record (about 3.3 kB, most of it the token's ciphertext) stays in its heap row: under PostgreSQL's default
-# 2 kB target every insert tried to compress the ciphertext, failed (it is random), and wrote it out of line
-# through the TOAST table and its index. Set on every partition (a partitioned table holds no storage options).
-PARTITION_OPTIONS = "WITH (toast_tuple_target = 8160)"
 DELETE_BATCH = 5000
 
 
@@ -94,30 +93,15 @@ def _partition_name(month: dt.datetime) -> str:
 
 
 def _partition_create(cursor, month: dt.datetime) -> None:
-    """A month's partition; rows that fell into the default partition meanwhile move into it first (PostgreSQL
-    refuses to create a partition whose rows sit in the default one)."""
-    name, start, end = _partition_name(month), month, _next_month(month)
-    in_default = f"FROM {DEFAULT_PARTITION} WHERE issued_at >= %s AND issued_at < %s"  # noqa: S608 (constants)
-    cursor.execute(f"SELECT EXISTS (SELECT 1 {in_default})", [start, end])
-    if not cursor.fetchone()[0]:
-        cursor.execute(
-            f"CREATE TABLE {name} PARTITION OF issuer_issuedtoken FOR VALUES FROM (%s) TO (%s) {PARTITION_OPTIONS}",
-            [start, end],
-        )
-        return
-    cursor.execute(
-        f"CREATE TABLE {name} (LIKE issuer_issuedtoken INCLUDING DEFAULTS INCLUDING CONSTRAINTS) {PARTITION_OPTIONS}"
-    )
-    cursor.execute(f"INSERT INTO {name} SELECT * {in_default}", [start, end])  # noqa: S608
-    cursor.execute(f"DELETE {in_default}", [start, end])
-    cursor.execute(f"ALTER TABLE issuer_issuedtoken ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [start, end])
+    """A month's partition (rows that fell into the default partition meanwhile move into it first), made by the
+    owner's function `issuer_token_partition_create`: the runtime role runs no DDL."""
+    cursor.execute("SELECT issuer_token_partition_create(%s)", [month.date()])
 
 
 def _partition_drop(cursor, name: str, month: dt.datetime, days: int) -> None:
     cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [name])
     estimated_rows = max(cursor.fetchone()[0], 0)
-    cursor.execute(f"ALTER TABLE issuer_issuedtoken DETACH PARTITION {name}")
-    cursor.execute(f"DROP TABLE {name}")
+    cursor.execute("SELECT issuer_token_partition_drop(%s)", [name])
     audit_record(
         "issuedtoken.partition_drop",
         object_type="issuedtoken",

@@ -1,5 +1,5 @@
 """Token records kept in their heap rows on PostgreSQL (`toast_tuple_target` on every partition; see
-`issuer.fleet.services.PARTITION_OPTIONS`): an insert no longer tries to compress the random ciphertext and write
+`issuer_token_partition_create`, migration 0013): an insert no longer tries to compress the random ciphertext and write
 it out of line. Rows already stored stay as they are until rewritten; new partitions get the option when the
 retention job creates them."""
 

@@ -168,19 +168,18 @@ def test_no_one_can_change_or_delete_an_event_through_the_admin(client):
 
 
 @postgres_only
-def test_the_database_refuses_to_update_delete_or_truncate_events():
+def test_the_database_refuses_to_update_or_delete_a_recent_event_even_to_its_owner():
+    """As the owner (a database without a runtime role) or the runtime role (CI), a recent event cannot change."""
     with transaction.atomic():
         event = audit_record("customer.create", object_type="customer", object_id="1")
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+    refused = "append-only|permission denied"
+    with pytest.raises(DatabaseError, match=refused), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).update(action="nothing.happened")
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+    with pytest.raises(DatabaseError, match=refused), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).delete()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL issuer.audit_allow_truncate = 'off'")  # as every connection but the tests' says
-        cursor.execute("TRUNCATE audit_auditevent")
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
-        # a purge's cutoff lets through only what is older than it
-        cursor.execute("SELECT set_config('issuer.audit_purge_before', %s, true)", [event.at.isoformat()])
+    with pytest.raises(DatabaseError, match=refused), transaction.atomic(), connection.cursor() as cursor:
+        # a connection setting opens nothing any more (it once named the purge's cutoff)
+        cursor.execute("SELECT set_config('issuer.audit_purge_before', '9999-01-01', true)")
         AuditEvent.objects.filter(pk=event.pk).delete()
     assert AuditEvent.objects.get(pk=event.pk).action == "customer.create"
 
