@@ -233,6 +233,7 @@ class SeatReport(models.Model):
         ordering = ["-reported_at", "-id"]
         indexes = [
             models.Index(fields=["instance", "-reported_at"]),
+            models.Index(fields=["instance", "-received_at"]),  # an instance's latest report is the last received
             models.Index(fields=["reported_at", "id"]),
             models.Index(fields=["-reported_at"], condition=models.Q(has_overage=True), name="seat_report_overage"),
         ]

@@ -13,6 +13,7 @@ from cachetools import TTLCache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.reasons import reason_text
 from audit.services import audit_record, audit_record_change, audit_snapshot, not_audited
 from config.unavailable import TRANSIENT_FAILURES
 from issuer.conf import issuer_settings
@@ -57,7 +58,7 @@ def _validators_behind(key: SigningKey, at: dt.datetime, signing: bool) -> str |
 
 def _reason_required(what: str, reason: str) -> str:
     """Forced steps and revokes override the policy's safety: whoever does it says why, for the audit trail."""
-    reason = (reason or "").strip()
+    reason = reason_text(reason)  # visible characters, whatever door called
     if not reason:
         raise SigningKeyRefused(f"{what} needs a reason (it is recorded in the audit trail).")
     return reason

@@ -60,3 +60,18 @@ def test_a_visible_reason_is_recorded_without_the_invisible_padding(signing_key)
 
     call_command("signing_keys", "revoke", "--kid", signing_key.kid, "--reason", "\u200b key leaked \u200b")
     assert AuditEvent.objects.filter(action="signingkey.revoke").get().reason == "key leaked"
+
+
+def test_the_key_service_itself_refuses_an_invisible_reason(db):
+    """Not only the doors: a caller of the service with a zero-width reason is refused too."""
+    from issuer.keys.services import (
+        SigningKeyRefused,
+        signing_key_create,
+        signing_key_ensure_active,
+        signing_key_revoke,
+    )
+
+    signing_key_ensure_active()
+    pending = signing_key_create()
+    with pytest.raises(SigningKeyRefused, match="needs a reason"):
+        signing_key_revoke(pending.kid, reason="\u200b")
