@@ -28,6 +28,9 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 SECRET_KEY_CONFIGURED = bool(SECRET_KEY)  # read by the check: Django refuses to hand out an empty SECRET_KEY
 if not SECRET_KEY and DEBUG:
     SECRET_KEY = "insecure-debug-only-" + BASE_DIR.name
+# Earlier secrets, still accepted for sessions and signatures and, through HKDF, the cache's HMAC keys
+# (config/signed_cache.py): rotate by moving the old SECRET_KEY here, and drop it a day later.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 # The port `make run` serves on; the default ISSUER_URL follows it, so a token's `iss` names the running server.
 PORT = env.int("PORT", default=8000)
