@@ -68,13 +68,20 @@ def audit_retention(app_configs=None, **kwargs):
 @register(deploy=False)
 def metrics_networks(app_configs=None, **kwargs):
     errors = []
-    for network in settings.ISSUER_METRICS_ALLOWED_NETWORKS:
+    for name in ("ISSUER_METRICS_ALLOWED_NETWORKS", "ISSUER_COLLECTOR_ALLOWED_NETWORKS"):
+        errors += _not_networks(name, getattr(settings, name))
+    return errors
+
+
+def _not_networks(name: str, networks: list[str]) -> list[Error]:
+    errors = []
+    for network in networks:
         try:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
             errors.append(
                 Error(
-                    f"ISSUER_METRICS_ALLOWED_NETWORKS has {network!r}, which is not a network.",
+                    f"{name} has {network!r}, which is not a network.",
                     hint="Comma-separated addresses or CIDR networks, e.g. 127.0.0.1/8,10.0.0.0/8.",
                     id="config.E006",
                 )

@@ -13,6 +13,8 @@ MACHINE_PATHS = (
     "/healthz",
     "/readyz",
     "/metrics",
+    "/com.snowplowanalytics.snowplow/tp2",
+    "/i",
 )
 
 

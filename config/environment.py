@@ -43,6 +43,8 @@ VARIABLES = [
     # Each entry is checked as a network by config.E006.
     Variable("METRICS_ALLOWED_NETWORKS", _list, ["127.0.0.1/8", "::1/128"], knob=False, expected="a list"),
     Variable("METRICS_TOKEN", _text, "", knob=False, expected="a string"),
+    # Who may post billable usage events to the Snowplow collector (it takes no credentials). Checked by E006 too.
+    Variable("COLLECTOR_ALLOWED_NETWORKS", _list, ["127.0.0.1/8", "::1/128"], knob=False, expected="a list"),
     Variable("AUDIT_RETENTION_DAYS", _optional_integer, None, knob=False, expected="a number of days, or empty"),
     Variable("TOKEN_TTL_SECONDS", _integer, 3 * 86400),
     Variable("NBF_BACKDATE_SECONDS", _integer, 5),

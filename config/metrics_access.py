@@ -25,12 +25,17 @@ def _bearer_ok(request) -> bool:
     return bool(expected) and hmac.compare_digest(header.encode(), f"Bearer {expected}".encode())
 
 
-def _address_ok(request) -> bool:
+def client_in_networks(request, networks) -> bool:
+    """Whether the caller's address (as the rate limits see it) is in one of `networks` (CIDR strings)."""
     try:
         address = ipaddress.ip_address(client_ip(request))
     except ValueError:
         return False
-    return any(address in network for network in _networks(tuple(settings.ISSUER_METRICS_ALLOWED_NETWORKS)))
+    return any(address in network for network in _networks(tuple(networks)))
+
+
+def _address_ok(request) -> bool:
+    return client_in_networks(request, settings.ISSUER_METRICS_ALLOWED_NETWORKS)
 
 
 def metrics_allowed(request) -> bool:

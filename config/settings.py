@@ -50,6 +50,8 @@ LICENSE_KEY_PEPPER = env.str("LICENSE_KEY_PEPPER", default="")
 # Who may read /metrics: these networks (the client address as the rate limits see it), or a bearer of the token.
 ISSUER_METRICS_ALLOWED_NETWORKS = _issuer_environment.settings["ISSUER_METRICS_ALLOWED_NETWORKS"]
 ISSUER_METRICS_TOKEN = _issuer_environment.settings["ISSUER_METRICS_TOKEN"]
+# Who may post billable usage events (the AI gateway's Snowplow emitter sends no credentials); others get a 403.
+ISSUER_COLLECTOR_ALLOWED_NETWORKS = _issuer_environment.settings["ISSUER_COLLECTOR_ALLOWED_NETWORKS"]
 
 # Audit events older than this many days are purged daily (the purge is itself an event); unset: kept forever.
 ISSUER_AUDIT_RETENTION_DAYS = _issuer_environment.settings["ISSUER_AUDIT_RETENTION_DAYS"]
@@ -73,6 +75,7 @@ INSTALLED_APPS = [
     "unit_primitives",
     "subscriptions",
     "issuer",
+    "credits",
 ]
 
 MIDDLEWARE = [

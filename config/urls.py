@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("issuer.urls")),
     path("", include("subscriptions.urls")),
     path("", include("audit.urls")),
+    path("", include("credits.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI sets inline styles (never inline scripts: its start script is a file); allowed on this page only.
     path(

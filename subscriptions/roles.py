@@ -2,9 +2,10 @@
 `roles_sync`). Every door checks permissions, never `is_staff` alone: Django admin through model permissions,
 the issuer's pages and the admin API through the same codenames.
 
-- viewer: reads everything except activation codes (the audit trail included);
+- viewer: reads everything except activation codes (the audit trail and the credits ledger included);
 - support: viewer, plus suspend/lift instances, release bindings, see and regenerate activation codes;
-- billing: support, plus create and change customers, subscriptions (suspension included) and purchases;
+- billing: support, plus create and change customers, subscriptions (suspension included) and purchases, grant
+  credits and allow or stop overage;
 - key operator: viewer, plus the signing-key lifecycle;
 - superuser: everything (Django's own flag).
 """
@@ -20,6 +21,9 @@ VIEWER = [
     "issuer.view_issuedtoken",
     "issuer.view_validator",
     "audit.view_auditevent",
+    "credits.view_creditgrant",
+    "credits.view_creditaccount",
+    "credits.view_usageevent",
 ]
 SUPPORT = [
     *VIEWER,
@@ -36,6 +40,9 @@ BILLING = [
     "subscriptions.change_subscription",
     "subscriptions.add_addonpurchase",
     "subscriptions.change_addonpurchase",
+    "credits.add_creditgrant",
+    "credits.add_creditaccount",
+    "credits.change_creditaccount",
 ]
 KEY_OPERATOR = [*VIEWER, "issuer.operate_signingkey", "issuer.change_validator", "issuer.delete_validator"]
 
@@ -57,5 +64,8 @@ def roles_sync(apps) -> None:
         wanted = []
         for dotted in codenames:
             app_label, codename = dotted.split(".")
-            wanted.append(permission_model.objects.get(content_type__app_label=app_label, codename=codename))
+            # An older migration runs before a later app's models exist: that app's own roles migration grants them.
+            found = permission_model.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if found is not None:
+                wanted.append(found)
         group.permissions.set(wanted)

@@ -19,6 +19,21 @@ def catalog_is_valid(app_configs=None, **kwargs):
     return []
 
 
+@register()
+def credit_prices_are_valid(app_configs=None, **kwargs):
+    """The credits part of the catalog (plans' included credits, event prices): names checked against the rest."""
+    from unit_primitives.credits import get_credit_catalog
+
+    try:
+        get_credit_catalog()
+    except CatalogError as error:
+        return [
+            Error(problem, hint="Fix the credits file under the catalog's credits/ folder.", id="unit_primitives.E003")
+            for problem in error.problems
+        ]
+    return []
+
+
 def idle_add_ons(catalog: Catalog) -> list[str]:
     """Add-ons that no unit primitive lists: buying one would grant nothing."""
     listed = {name for primitive in catalog.unit_primitives.values() for name in primitive.add_ons}

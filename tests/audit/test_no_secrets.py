@@ -69,7 +69,7 @@ class World:
             keys.signing_key_create(reason=name)
         elif operation == "revoke":
             active = keys.signing_key_ensure_active()
-            keys.signing_key_revoke(active.kid, reason=name)
+            keys.signing_key_revoke(active.kid, reason=f"revoked: {name}")
         elif operation == "rewrap":
             keys.signing_keys_rewrap()
         elif operation == "seats":

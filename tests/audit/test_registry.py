@@ -7,6 +7,7 @@ import importlib
 import inspect
 import pkgutil
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.db import transaction
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_purge, audit_record
+from credits import services as credits
 from issuer.fleet.services import token_records_retain
 from issuer.keys import services as keys
 from issuer.models import SigningKey, Validator
@@ -23,7 +25,7 @@ from subscriptions.models import Customer, Subscription
 from tests.factories import AddOnPurchaseFactory, CustomerFactory, SubscriptionFactory, today
 from tests.helpers import mint_token
 
-PACKAGES = ["audit", "subscriptions", "issuer"]
+PACKAGES = ["audit", "subscriptions", "issuer", "credits"]
 
 
 def _service_modules():
@@ -250,6 +252,40 @@ SCENARIOS = {
         lambda: _validator(),
         lambda validator: keys.validator_forget(validator, reason="a one-off curl"),
         ["validator.forget"],
+    ),
+    "credits.services.credit_grant_create": (
+        lambda: AddOnPurchaseFactory().subscription,
+        lambda subscription: (
+            credits.credit_grant_create(
+                subscription=subscription, kind="waiver", amount=Decimal("5"), month=today(), reason="goodwill"
+            ),
+            credits.credit_grant_create(
+                subscription=subscription,
+                kind="one_time",
+                amount=Decimal("50"),
+                starts_on=today(),
+                expires_on=today() + dt.timedelta(days=30),
+                reason="bought once",
+            ),
+        ),
+        ["creditgrant.waiver", "creditgrant.one_time"],
+    ),
+    "credits.services.credit_included_grant_fix": (
+        lambda: AddOnPurchaseFactory().subscription,
+        lambda subscription: (
+            credits.credit_included_grant_fix(subscription, today()),
+            credits.credit_included_grant_fix(subscription, today()),
+        ),
+        ["creditgrant.included"],
+    ),
+    "credits.services.credit_overage_set": (
+        lambda: AddOnPurchaseFactory().subscription,
+        lambda subscription: (
+            credits.credit_overage_set(subscription, True, reason="terms accepted"),
+            credits.credit_overage_set(subscription, True, reason="again"),
+            credits.credit_overage_set(subscription, False, reason="terms withdrawn"),
+        ),
+        ["creditaccount.overage", "creditaccount.overage"],
     ),
     "audit.services.audit_purge": (_an_old_event, lambda _: _purge_with_retention(30), ["audit.purge"]),
 }

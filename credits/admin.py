@@ -1,0 +1,115 @@
+"""The credits in the back office: grants and the overage switch through confirmation forms with a required reason
+(each a service, audited), usage events to read. The subscription page shows the month's statement
+(`credits/templatetags/credits_statement.py`)."""
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
+
+from audit.reasons import reason_text
+from config.admin_base import ReadOnlyAdmin
+from credits import services
+from credits.models import CreditAccount, CreditGrant, UsageEvent
+
+GRANTABLE = [(kind.value, kind.label) for kind in CreditGrant.Kind if kind != CreditGrant.Kind.INCLUDED]
+
+
+def _visible_reason(form) -> str:
+    reason = reason_text(form.cleaned_data.get("reason"))
+    if not reason:
+        raise ValidationError("Say why, in visible characters: it is recorded in the audit trail.")
+    return reason
+
+
+class CreditGrantForm(forms.ModelForm):
+    kind = forms.ChoiceField(choices=GRANTABLE)
+    reason = forms.CharField(max_length=500, help_text="Required: recorded in the audit trail with the grant.")
+    clean_reason = _visible_reason
+
+    class Meta:
+        model = CreditGrant
+        fields = ["subscription", "kind", "amount", "month", "starts_on", "expires_on", "reason"]
+        help_texts = {
+            "amount": "Credits (1 credit = $1 at list price). Only an adjustment may be negative.",
+            "month": "Waiver, commitment, adjustment: any day of the UTC month it is for.",
+        }
+
+
+@admin.register(CreditGrant)
+class CreditGrantAdmin(admin.ModelAdmin):
+    """Grants are added, never changed or deleted: a correction is an adjustment."""
+
+    form = CreditGrantForm
+    list_display = ["subscription", "kind", "amount", "month", "starts_on", "expires_on", "reason", "created_at"]
+    list_select_related = ["subscription__customer"]
+    list_filter = ["kind"]
+    link_lookups = ("subscription",)  # the subscription page's "All grants"
+    raw_id_fields = ["subscription"]
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data  # validated by the form like the service would: the model's rules and the reason
+        saved = services.credit_grant_create(
+            subscription=data["subscription"],
+            kind=data["kind"],
+            amount=data["amount"],
+            reason=data["reason"],
+            month=data.get("month"),
+            starts_on=data.get("starts_on"),
+            expires_on=data.get("expires_on"),
+        )
+        obj.pk = saved.pk
+
+
+class CreditAccountForm(forms.ModelForm):
+    reason = forms.CharField(max_length=500, help_text="Required: recorded in the audit trail.")
+    clean_reason = _visible_reason
+
+    class Meta:
+        model = CreditAccount
+        fields = ["subscription", "overage_allowed", "reason"]
+
+
+@admin.register(CreditAccount)
+class CreditAccountAdmin(admin.ModelAdmin):
+    form = CreditAccountForm
+    list_display = ["subscription", "overage_allowed", "updated_at"]
+    list_filter = ["overage_allowed"]
+    raw_id_fields = ["subscription"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["subscription"] if obj else []
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """The subscription page links here; a subscription with an account already goes to that account."""
+        existing = CreditAccount.objects.filter(subscription_id=request.GET.get("subscription") or None).first()
+        if existing is not None:
+            return redirect("admin:credits_creditaccount_change", existing.pk)
+        return super().add_view(request, form_url, extra_context)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        saved = services.credit_overage_set(
+            form.cleaned_data.get("subscription") or obj.subscription,
+            form.cleaned_data["overage_allowed"],
+            reason=form.cleaned_data["reason"],
+        )
+        obj.pk = saved.pk
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "event_type", "quantity", "unit_of_measure", "credits", "instance", "user_key"]
+    list_filter = ["event_type"]
+    link_lookups = ("subscription",)  # the subscription page's "All events"
+    show_full_result_count = False

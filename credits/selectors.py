@@ -1,0 +1,217 @@
+"""Reads of the credits ledger. A month's statement is always recomputed from the grants and usage entries, and its
+attribution to pools comes from the month's totals in the documented order (so it does not depend on the order in
+which events arrived):
+
+1. the plan's included credits (per seat and month, `unit_primitives/catalog/credits/plans`), funded by the seats
+   the subscription had at the first moment of the month (read back from the audit trail; a subscription created
+   later in the month by the seats it was created with);
+2. the monthly waiver;
+3. adjustments of that month (a positive one is a pool; a negative one is charged like usage);
+4. the purchased monthly commitment;
+5. one-time credits active in the month, those expiring first drawn first (what earlier months left of them);
+6. overage: past every pool, allowed or not per subscription (`CreditAccount.overage_allowed`).
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+
+from audit.models import AuditEvent
+from credits.models import CreditAccount, CreditGrant, UsageEvent
+from subscriptions.models import Subscription
+from unit_primitives.credits import get_credit_catalog
+
+ZERO = Decimal("0")
+MICRO = Decimal("0.000001")  # amounts are kept to the micro-credit
+MONTHLY_ORDER = (CreditGrant.Kind.INCLUDED, CreditGrant.Kind.WAIVER, CreditGrant.Kind.ADJUSTMENT)
+Kind = CreditGrant.Kind
+
+
+def month_of(moment: dt.datetime | dt.date) -> dt.date:
+    day = moment.astimezone(dt.UTC).date() if isinstance(moment, dt.datetime) else moment
+    return day.replace(day=1)
+
+
+def month_after(month: dt.date) -> dt.date:
+    return (month + dt.timedelta(days=32)).replace(day=1)
+
+
+def month_start(month: dt.date) -> dt.datetime:
+    return dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class PoolLine:
+    kind: str
+    label: str
+    granted: Decimal
+    used: Decimal
+    expires_on: dt.date | None = None
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.granted - self.used
+
+
+@dataclass(frozen=True)
+class MonthStatement:
+    subscription_id: int
+    month: dt.date
+    pools: tuple[PoolLine, ...]
+    usage: Decimal  # priced usage of the month, in credits (negative adjustments included)
+    overage_used: Decimal
+    overage_allowed: bool
+    events: int
+    unpriced_events: int  # stored and flagged: no price in the catalog, so counted in no pool
+    included_seats: int = 0
+    daily: tuple[tuple[dt.date, Decimal], ...] = field(default=())
+
+    @property
+    def granted(self) -> Decimal:
+        return sum((pool.granted for pool in self.pools), ZERO)
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(self.granted - self.usage, ZERO)
+
+    @property
+    def exhausted(self) -> bool:
+        """No credit left in any pool (usage may still go on as overage when that is allowed)."""
+        return self.usage >= self.granted
+
+    @property
+    def used_fraction(self) -> float:
+        return float(self.usage / self.granted) if self.granted > 0 else (1.0 if self.usage > 0 else 0.0)
+
+
+def seats_at(subscription: Subscription, moment: dt.datetime) -> int:
+    """The subscription's seats at `moment`: the value its first seat change after `moment` changed from (the
+    audit trail records every change with its before and after), else today's."""
+    change = (
+        AuditEvent.objects.filter(
+            object_type="subscription", object_id=str(subscription.pk), at__gte=moment, changes__has_key="seats"
+        )
+        .order_by("at", "id")
+        .values_list("action", "changes")
+        .first()
+    )
+    if change is None:
+        return subscription.seats
+    action, changes = change
+    before, after = changes["seats"]
+    return int(after if action == "subscription.create" or before is None else before)
+
+
+def included_credits(subscription: Subscription, month: dt.date) -> tuple[Decimal, int]:
+    """(credits, seats) the plan includes for `month`: nothing when the subscription runs on no day of it."""
+    if not (subscription.starts_on < month_after(month) and subscription.expires_on > month):
+        return ZERO, 0
+    per_seat = get_credit_catalog().included_per_seat_month.get(subscription.license_type, ZERO)
+    seats = seats_at(subscription, max(month_start(month), subscription.created_at))
+    return per_seat * seats, seats
+
+
+def _monthly_pools(subscription: Subscription, month: dt.date, grants) -> tuple[list[PoolLine], Decimal, int]:
+    """The month's monthly pools (not yet drawn), and the charge of its negative adjustments, and its seats."""
+    stored = next((g for g in grants if g.kind == Kind.INCLUDED and g.month == month), None)
+    included, seats = (stored.amount, stored.seats or 0) if stored else included_credits(subscription, month)
+
+    def total(kind):
+        return sum((g.amount for g in grants if g.kind == kind and g.month == month), ZERO)
+
+    adjustments = [g.amount for g in grants if g.kind == Kind.ADJUSTMENT and g.month == month]
+    pools = [
+        (Kind.INCLUDED, included),
+        (Kind.WAIVER, total(Kind.WAIVER)),
+        (Kind.ADJUSTMENT, sum((a for a in adjustments if a > 0), ZERO)),
+        (Kind.COMMITMENT, total(Kind.COMMITMENT)),
+    ]
+    charge = -sum((a for a in adjustments if a < 0), ZERO)
+    lines = [
+        PoolLine(kind, Kind(kind).label, amount, ZERO) for kind, amount in pools if amount or kind == Kind.INCLUDED
+    ]
+    return lines, charge, seats
+
+
+def _usage_by_month(subscription: Subscription, months: list[dt.date]) -> dict[dt.date, dict]:
+    rows = (
+        UsageEvent.objects.filter(subscription=subscription, month__in=months)
+        .values("month")
+        .annotate(spent=Sum("credits"), events=Count("id"), unpriced=Count("id", filter=Q(credits__isnull=True)))
+    )
+    return {row["month"]: row for row in rows}
+
+
+def _draw(pools: list[PoolLine], amount: Decimal) -> tuple[list[PoolLine], Decimal]:
+    """Pools with `amount` drawn from them in order; what is left past the last one."""
+    drawn = []
+    for pool in pools:
+        take = min(max(pool.granted - pool.used, ZERO), amount)
+        amount -= take
+        drawn.append(PoolLine(pool.kind, pool.label, pool.granted, pool.used + take, pool.expires_on))
+    return drawn, amount
+
+
+def month_statement(subscription: Subscription, month: dt.date) -> MonthStatement:
+    grants = list(CreditGrant.objects.filter(subscription=subscription))
+    one_time = sorted((g for g in grants if g.kind == Kind.ONE_TIME), key=lambda g: (g.expires_on, g.pk))
+    first = min([month_of(g.starts_on) for g in one_time if month_of(g.starts_on) < month], default=month)
+    months, cursor = [], first
+    while cursor <= month:
+        months.append(cursor)
+        cursor = month_after(cursor)
+    usage = _usage_by_month(subscription, months)
+    left = {g.pk: g.amount for g in one_time}  # what each one-time grant still holds, month after month
+    for current in months:
+        monthly, charge, seats = _monthly_pools(subscription, current, grants)
+        row = usage.get(current, {})
+        spent = _exact(row.get("spent")) + charge
+        monthly, past_monthly = _draw(monthly, spent)
+        active = [g for g in one_time if g.starts_on < month_after(current) and g.expires_on > current]
+        lines = [PoolLine(Kind.ONE_TIME, "one-time credits", left[g.pk], ZERO, g.expires_on) for g in active]
+        lines, overage = _draw(lines, past_monthly)
+        for grant, line in zip(active, lines, strict=True):
+            left[grant.pk] = line.remaining
+    account = CreditAccount.objects.filter(subscription=subscription).first()
+    return MonthStatement(
+        subscription_id=subscription.pk,
+        month=month,
+        pools=tuple(monthly + lines),
+        usage=spent,
+        overage_used=overage,
+        overage_allowed=bool(account and account.overage_allowed),
+        events=row.get("events") or 0,
+        unpriced_events=row.get("unpriced") or 0,
+        included_seats=seats,
+        daily=daily_usage(subscription, month),
+    )
+
+
+def daily_usage(subscription: Subscription, month: dt.date) -> tuple[tuple[dt.date, Decimal], ...]:
+    from django.db.models.functions import TruncDate
+
+    rows = (
+        UsageEvent.objects.filter(subscription=subscription, month=month, credits__isnull=False)
+        .annotate(day=TruncDate("occurred_at", tzinfo=dt.UTC))
+        .values("day")
+        .annotate(spent=Sum("credits"))
+        .order_by("day")
+    )
+    return tuple((row["day"], _exact(row["spent"])) for row in rows)
+
+
+def credits_text(amount: Decimal) -> str:
+    """An amount as people read it: to the micro-credit, without trailing zeros ("0.02", "120")."""
+    return f"{Decimal(amount).quantize(MICRO).normalize():f}"
+
+
+def _exact(total) -> Decimal:
+    """A SUM as micro-credits: PostgreSQL's NUMERIC sums exactly; SQLite (the laptop default) sums its decimals in
+    floating point, so its totals are rounded back to the micro-credit here."""
+    return Decimal(total or 0).quantize(MICRO)
+
+
+def usage_events_latest(subscription: Subscription, limit: int = 20):
+    return UsageEvent.objects.filter(subscription=subscription).order_by("-received_at", "-id")[:limit]

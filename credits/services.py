@@ -1,0 +1,204 @@
+"""Writes of the credits ledger: usage events recorded exactly once, and grants (pools) that people give, each with
+an audit event and a visible reason. Nothing is ever updated or deleted: a correction is another grant."""
+
+import datetime as dt
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from prometheus_client import Counter as PrometheusCounter
+
+from audit.reasons import reason_text
+from audit.services import audit_record_change, audit_snapshot, not_audited
+from credits.collector import BillableEvent
+from credits.models import CreditAccount, CreditGrant, UsageEvent, UsageEventId
+from credits.selectors import included_credits, month_of
+from subscriptions.models import Instance, Subscription
+from unit_primitives.credits import get_credit_catalog
+
+MICRO = Decimal("0.000001")
+ID_CHUNK = 500  # event ids per INSERT … RETURNING (two parameters each: within every database's limit)
+events_counted = PrometheusCounter(
+    "issuer_credits_events_total", "Billable usage events received, by outcome", ["outcome"]
+)
+
+
+@dataclass
+class IngestReport:
+    stored: int = 0
+    duplicates: int = 0
+    unpriced: int = 0
+    refused: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "unpriced": self.unpriced,
+            "refused": dict(sorted(self.refused.items())),
+        }
+
+    def count(self) -> None:
+        for outcome, number in (("stored", self.stored), ("duplicate", self.duplicates), *self.refused.items()):
+            if number:
+                events_counted.labels(outcome).inc(number)
+
+
+def _ids_inserted(event_ids: list[uuid.UUID], at: dt.datetime) -> set[uuid.UUID]:
+    """Inserts the ids not seen before, one statement a chunk; returns those it inserted (ON CONFLICT DO NOTHING
+    RETURNING): a concurrent delivery of the same id waits on the key and inserts nothing."""
+    table = UsageEventId._meta.db_table
+    id_field, at_field = UsageEventId._meta.get_field("event_id"), UsageEventId._meta.get_field("received_at")
+    received = at_field.get_db_prep_value(at, connection)
+    inserted = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(event_ids), ID_CHUNK):
+            chunk = event_ids[start : start + ID_CHUNK]
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            params = [
+                value for event_id in chunk for value in (id_field.get_db_prep_value(event_id, connection), received)
+            ]
+            cursor.execute(
+                f"INSERT INTO {table} (event_id, received_at) VALUES {values} "  # noqa: S608 (a model's table)
+                "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                params,
+            )
+            inserted.update(value if isinstance(value, uuid.UUID) else uuid.UUID(value) for (value,) in cursor)
+    return inserted
+
+
+@not_audited("usage reported by the AI gateway: the entries are themselves the record")
+def usage_events_record(events: list[BillableEvent], *, at: dt.datetime, report: IngestReport) -> IngestReport:
+    """Stores each event once, whatever how often it is delivered: deduplicated inside the batch, then against every
+    id ever accepted; the ledger gets exactly the events whose id was inserted now. One statement per table, in one
+    transaction committed synchronously (an acknowledged billing event must never be lost)."""
+    unique: dict[uuid.UUID, BillableEvent] = {}
+    for event in events:
+        if event.event_id in unique:
+            report.duplicates += 1
+        else:
+            unique[event.event_id] = event
+    instances = dict(
+        (identifier, (pk, subscription_id))
+        for identifier, pk, subscription_id in Instance.objects.filter(
+            instance_identifier__in={event.instance_id for event in unique.values() if event.instance_id},
+            subscription__isnull=False,
+        ).values_list("instance_identifier", "pk", "subscription_id")
+    )
+    known = []
+    for event in unique.values():
+        if event.instance_id in instances:
+            known.append(event)
+        else:
+            report.refused["unknown_instance"] += 1
+    if not known:
+        return report
+    prices = get_credit_catalog()
+    with transaction.atomic():
+        inserted = _ids_inserted([event.event_id for event in known], at)
+        rows = []
+        for event in known:
+            if event.event_id not in inserted:
+                report.duplicates += 1
+                continue
+            price = prices.price(event.event_type, event.unit_of_measure)
+            instance_pk, subscription_pk = instances[event.instance_id]
+            rows.append(
+                UsageEvent(
+                    event_id=event.event_id,
+                    subscription_id=subscription_pk,
+                    instance_id=instance_pk,
+                    event_type=event.event_type,
+                    unit_of_measure=event.unit_of_measure,
+                    quantity=event.quantity,
+                    credits=(event.quantity * price).quantize(MICRO) if price is not None else None,
+                    occurred_at=event.occurred_at,
+                    month=month_of(event.occurred_at),
+                    realm=event.realm,
+                    user_key=event.user_key,
+                    feature=event.feature,
+                    correlation_id=event.correlation_id,
+                    received_at=at,
+                )
+            )
+            report.unpriced += price is None
+        UsageEvent.objects.bulk_create(rows)
+    report.stored += len(rows)
+    return report
+
+
+def _grant_saved(grant: CreditGrant) -> CreditGrant:
+    grant.full_clean()
+    grant.save()
+    audit_record_change(f"creditgrant.{grant.kind}", grant, {}, reason=grant.reason)
+    return grant
+
+
+@transaction.atomic
+def credit_grant_create(
+    *,
+    subscription: Subscription,
+    kind: str,
+    amount: Decimal,
+    reason: str,
+    month: dt.date | None = None,
+    starts_on: dt.date | None = None,
+    expires_on: dt.date | None = None,
+) -> CreditGrant:
+    """A waiver, a commitment or an adjustment for a month, or one-time credits for a period: a new pool (never a
+    change to an old one), with the person's reason. Included credits come from the plan, not from here."""
+    reason = reason_text(reason)
+    if not reason:
+        raise ValidationError("A grant needs a reason (it is recorded in the audit trail).")
+    if kind not in CreditGrant.Kind.values or kind == CreditGrant.Kind.INCLUDED:
+        raise ValidationError(f"Unknown kind of grant {kind!r}: waiver, commitment, one_time or adjustment.")
+    return _grant_saved(
+        CreditGrant(
+            subscription=subscription,
+            kind=kind,
+            amount=Decimal(amount),
+            month=month.replace(day=1) if month else None,
+            starts_on=starts_on,
+            expires_on=expires_on,
+            reason=reason,
+        )
+    )
+
+
+@transaction.atomic
+def credit_included_grant_fix(subscription: Subscription, month: dt.date) -> CreditGrant:
+    """Writes down the plan's included credits of a month (the seats at its start × the plan's rate), once: the
+    monthly job does it on the 1st, so that the figure no longer depends on the audit trail being read back."""
+    month = month.replace(day=1)
+    existing = CreditGrant.objects.filter(subscription=subscription, kind=CreditGrant.Kind.INCLUDED, month=month)
+    if found := existing.first():
+        return found
+    amount, seats = included_credits(subscription, month)
+    return _grant_saved(
+        CreditGrant(
+            subscription=subscription,
+            kind=CreditGrant.Kind.INCLUDED,
+            amount=amount,
+            month=month,
+            seats=seats,
+            reason=f"{seats} seats × the {subscription.license_type} plan's included credits",
+        )
+    )
+
+
+@transaction.atomic
+def credit_overage_set(subscription: Subscription, allowed: bool, *, reason: str) -> CreditAccount:
+    """Whether usage past every pool goes on (billed as overage) or stops (the quota check answers 402)."""
+    reason = reason_text(reason)
+    if not reason:
+        raise ValidationError("Changing overage needs a reason (it is recorded in the audit trail).")
+    account, _ = CreditAccount.objects.select_for_update().get_or_create(subscription=subscription)
+    before = audit_snapshot(account)
+    if account.overage_allowed != allowed:
+        account.overage_allowed = allowed
+        account.save(update_fields=["overage_allowed", "updated_at"])
+        audit_record_change("creditaccount.overage", account, before, reason=reason)
+    return account

@@ -1,0 +1,77 @@
+"""The Snowplow collector, a machine door: `POST /com.snowplowanalytics.snowplow/tp2` (batched) and `GET /i` (one
+event), at the root, so that an AI gateway's `AIGW_BILLING_EVENT__ENDPOINT` is just the issuer's base URL.
+
+The emitter sends no credentials: only ISSUER_COLLECTOR_ALLOWED_NETWORKS answer (default loopback), the rest get a
+403. The instance doors' per-address rate limit does not apply (a gateway sends every user's events from one
+address); the body is bounded instead. 200 once every valid event of the batch is stored (each counted: stored,
+duplicate, unpriced, refused by reason); a 5xx only when nothing was stored, so the emitter retries the batch and
+the event ids make the retry harmless."""
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from config.metrics_access import client_in_networks
+from config.unavailable import TRANSIENT_FAILURES
+from credits.collector import Refused, billable_event, tracker_events
+from credits.services import IngestReport, usage_events_record
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_EVENTS = 1000  # per batch; the tracker sends 1 (the gateway's setting) to 10 (its default)
+
+
+def _refusal(status: int, error: str) -> JsonResponse:
+    return JsonResponse({"error": error}, status=status)
+
+
+def _ingest(request, raw_events: list) -> JsonResponse:
+    now, report, parsed = timezone.now(), IngestReport(), []
+    for raw in raw_events:
+        try:
+            parsed.append(billable_event(raw, now))
+        except Refused as refused:
+            report.refused[refused.reason] += 1
+    try:
+        usage_events_record(parsed, at=now, report=report)
+    except TRANSIENT_FAILURES:
+        return _refusal(503, "The ledger cannot store events right now; retry the batch.")
+    report.count()
+    return JsonResponse(report.as_dict())
+
+
+def _allowed(request) -> bool:
+    return client_in_networks(request, settings.ISSUER_COLLECTOR_ALLOWED_NETWORKS)
+
+
+@csrf_exempt
+@require_POST
+def collector_batch(request):
+    if not _allowed(request):
+        return _refusal(403, "This collector takes events only from the networks it is configured for.")
+    if request.content_type != "application/json":
+        return _refusal(415, "Send the batch as application/json (Snowplow's payload_data).")
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = MAX_BODY_BYTES + 1
+    if length > MAX_BODY_BYTES:
+        return _refusal(413, f"A batch is at most {MAX_BODY_BYTES} bytes.")
+    try:
+        events = tracker_events(request.body)
+    except Refused:
+        return _refusal(
+            400, "Not a Snowplow payload_data batch: {'schema': …payload_data/jsonschema/1-0-x, 'data': […]}."
+        )
+    if len(events) > MAX_EVENTS:
+        return _refusal(413, f"A batch is at most {MAX_EVENTS} events.")
+    return _ingest(request, events)
+
+
+@csrf_exempt
+@require_GET
+def collector_pixel(request):
+    if not _allowed(request):
+        return _refusal(403, "This collector takes events only from the networks it is configured for.")
+    return _ingest(request, [request.GET.dict()])
