@@ -6,6 +6,7 @@ import jwt
 import orjson
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from config.urls import urlpatterns as project_urls
 from issuer.keys.crypto import private_key_load
@@ -47,7 +48,22 @@ def bare_sign(request):
     return JsonResponse({"token": token})
 
 
+def bare_copy(request):
+    """Baseline 3 (the credits collector's): receives the same HTTP batch and COPYs its events as they are into a
+    scratch table, without parsing a context, validating, deduplicating or pricing."""
+    from django.db import connection
+
+    events = orjson.loads(request.body)["data"]
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE UNLOGGED TABLE IF NOT EXISTS bench_raw_events (body jsonb)")
+        with cursor.cursor.copy("COPY bench_raw_events (body) FROM STDIN") as copy:
+            for event in events:
+                copy.write_row([orjson.dumps(event).decode()])
+    return JsonResponse({"stored": len(events)})
+
+
 urlpatterns = [
+    path("bench/copy", csrf_exempt(bare_copy)),
     path("bench/json", bare_json),
     path("bench/json-large", bare_json_same_size),
     path("bench/sign", bare_sign),

@@ -315,6 +315,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 80000},
     },
     "audit-purge": {"task": "audit.tasks.audit_purge", "schedule": 86400.0, "options": {"expires": 80000}},
+    # Daily, so the 1st is covered whenever beat started; a month's included credits are written once.
+    "credit-included-grants": {
+        "task": "credits.tasks.credit_included_grants_fix",
+        "schedule": 86400.0,
+        "options": {"expires": 80000},
+    },
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

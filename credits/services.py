@@ -15,7 +15,7 @@ from audit.reasons import reason_text
 from audit.services import audit_record_change, audit_snapshot, not_audited
 from credits.collector import BillableEvent
 from credits.models import CreditAccount, CreditGrant, UsageEvent, UsageEventId
-from credits.selectors import included_credits, month_of
+from credits.selectors import included_credits, month_after, month_of
 from subscriptions.models import Instance, Subscription
 from unit_primitives.credits import get_credit_catalog
 
@@ -202,3 +202,21 @@ def credit_overage_set(subscription: Subscription, allowed: bool, *, reason: str
         account.save(update_fields=["overage_allowed", "updated_at"])
         audit_record_change("creditaccount.overage", account, before, reason=reason)
     return account
+
+
+@not_audited("each grant it writes is recorded by credit_included_grant_fix")
+def credit_included_grants_fix_month(month: dt.date, *, chunk: int = 1000) -> int:
+    """Writes down the included credits of `month` for every subscription that runs in it and has none yet, a
+    transaction each (the daily job: idempotent, and a run that stops half-way loses nothing). Returns how many."""
+    month = month.replace(day=1)
+    done = CreditGrant.objects.filter(kind=CreditGrant.Kind.INCLUDED, month=month).values("subscription_id")
+    due = (
+        Subscription.objects.filter(starts_on__lt=month_after(month), expires_on__gt=month)
+        .exclude(pk__in=done)
+        .order_by("pk")
+    )
+    written = 0
+    for subscription in due.iterator(chunk_size=chunk):
+        credit_included_grant_fix(subscription, month)
+        written += 1
+    return written

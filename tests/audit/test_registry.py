@@ -278,6 +278,14 @@ SCENARIOS = {
         ),
         ["creditgrant.included"],
     ),
+    "credits.services.credit_included_grants_fix_month": (
+        lambda: (AddOnPurchaseFactory().subscription, AddOnPurchaseFactory().subscription),
+        lambda _: (
+            credits.credit_included_grants_fix_month(today()),
+            credits.credit_included_grants_fix_month(today()),
+        ),
+        ["creditgrant.included", "creditgrant.included"],  # once for each of the two subscriptions, whatever the runs
+    ),
     "credits.services.credit_overage_set": (
         lambda: AddOnPurchaseFactory().subscription,
         lambda subscription: (
