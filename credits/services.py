@@ -70,64 +70,139 @@ def _ids_inserted(event_ids: list[uuid.UUID], at: dt.datetime) -> set[uuid.UUID]
     return inserted
 
 
+USAGE_COLUMNS = (
+    "event_id",
+    "subscription_id",
+    "instance_id",
+    "event_type",
+    "unit_of_measure",
+    "quantity",
+    "credits",
+    "occurred_at",
+    "month",
+    "realm",
+    "user_key",
+    "feature",
+    "correlation_id",
+    "received_at",
+)
+
+
 @not_audited("usage reported by the AI gateway: the entries are themselves the record")
 def usage_events_record(events: list[BillableEvent], *, at: dt.datetime, report: IngestReport) -> IngestReport:
     """Stores each event once, whatever how often it is delivered: deduplicated inside the batch, then against every
-    id ever accepted; the ledger gets exactly the events whose id was inserted now. One statement per table, in one
-    transaction committed synchronously (an acknowledged billing event must never be lost)."""
+    id ever accepted; the ledger gets exactly the events whose id was inserted now, priced from the catalog. In one
+    transaction committed synchronously (an acknowledged billing event must never be lost); on PostgreSQL in one
+    statement for the whole batch."""
     unique: dict[uuid.UUID, BillableEvent] = {}
     for event in events:
         if event.event_id in unique:
             report.duplicates += 1
         else:
             unique[event.event_id] = event
-    instances = dict(
-        (identifier, (pk, subscription_id))
-        for identifier, pk, subscription_id in Instance.objects.filter(
-            instance_identifier__in={event.instance_id for event in unique.values() if event.instance_id},
-            subscription__isnull=False,
-        ).values_list("instance_identifier", "pk", "subscription_id")
-    )
-    known = []
-    for event in unique.values():
-        if event.instance_id in instances:
-            known.append(event)
-        else:
-            report.refused["unknown_instance"] += 1
-    if not known:
+    if not unique:
         return report
     prices = get_credit_catalog()
+    priced = []
+    for event in unique.values():
+        price = prices.price(event.event_type, event.unit_of_measure)
+        priced.append((event, (event.quantity * price).quantize(MICRO) if price is not None else None))
+    record = _record_in_one_statement if connection.vendor == "postgresql" else _record_through_the_orm
     with transaction.atomic():
-        inserted = _ids_inserted([event.event_id for event in known], at)
-        rows = []
-        for event in known:
-            if event.event_id not in inserted:
-                report.duplicates += 1
-                continue
-            price = prices.price(event.event_type, event.unit_of_measure)
-            instance_pk, subscription_pk = instances[event.instance_id]
-            rows.append(
-                UsageEvent(
-                    event_id=event.event_id,
-                    subscription_id=subscription_pk,
-                    instance_id=instance_pk,
-                    event_type=event.event_type,
-                    unit_of_measure=event.unit_of_measure,
-                    quantity=event.quantity,
-                    credits=(event.quantity * price).quantize(MICRO) if price is not None else None,
-                    occurred_at=event.occurred_at,
-                    month=month_of(event.occurred_at),
-                    realm=event.realm,
-                    user_key=event.user_key,
-                    feature=event.feature,
-                    correlation_id=event.correlation_id,
-                    received_at=at,
-                )
-            )
-            report.unpriced += price is None
-        UsageEvent.objects.bulk_create(rows)
-    report.stored += len(rows)
+        known, stored, unpriced = record(priced, at)
+    report.refused["unknown_instance"] += len(priced) - known
+    report.duplicates += known - stored
+    report.stored += stored
+    report.unpriced += unpriced
     return report
+
+
+def _record_in_one_statement(priced: list[tuple[BillableEvent, Decimal | None]], at: dt.datetime):
+    """(known, stored, unpriced): the batch joined to its bound instances, its new ids inserted (ON CONFLICT DO
+    NOTHING RETURNING) and exactly those events stored, in one round trip."""
+    columns = list(
+        zip(
+            *[
+                (
+                    event.event_id,
+                    event.instance_id,
+                    event.event_type,
+                    event.unit_of_measure,
+                    event.quantity,
+                    credits,
+                    event.occurred_at,
+                    month_of(event.occurred_at),
+                    event.realm,
+                    event.user_key,
+                    event.feature,
+                    event.correlation_id,
+                )
+                for event, credits in priced
+            ],
+            strict=True,
+        )
+    )
+    sql = f"""
+        WITH batch AS (
+            SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::numeric[], %s::numeric[],
+                                 %s::timestamptz[], %s::date[], %s::text[], %s::text[], %s::text[], %s::text[])
+                AS b(event_id, instance_uuid, event_type, unit_of_measure, quantity, credits, occurred_at, month,
+                     realm, user_key, feature, correlation_id)
+        ), known AS (
+            SELECT b.*, i.id AS instance_pk, i.subscription_id FROM batch b
+            JOIN {Instance._meta.db_table} i
+                ON i.instance_identifier = b.instance_uuid AND i.subscription_id IS NOT NULL
+        ), fresh AS (
+            INSERT INTO {UsageEventId._meta.db_table} (event_id, received_at) SELECT event_id, %s FROM known
+            ON CONFLICT (event_id) DO NOTHING RETURNING event_id
+        ), stored AS (
+            INSERT INTO {UsageEvent._meta.db_table} ({", ".join(USAGE_COLUMNS)})
+            SELECT k.event_id, k.subscription_id, k.instance_pk, k.event_type, k.unit_of_measure, k.quantity,
+                   k.credits, k.occurred_at, k.month, k.realm, k.user_key, k.feature, k.correlation_id, %s
+            FROM known k JOIN fresh USING (event_id)
+            RETURNING credits IS NULL AS unpriced
+        )
+        SELECT (SELECT count(*) FROM known), count(*), count(*) FILTER (WHERE unpriced) FROM stored
+    """  # noqa: S608 (the models' own tables and columns)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*(list(column) for column in columns), at, at])
+        return cursor.fetchone()
+
+
+def _record_through_the_orm(priced: list[tuple[BillableEvent, Decimal | None]], at: dt.datetime):
+    """The same on other databases (the laptop's SQLite): the bound instances read, the new ids inserted, then
+    exactly those events stored."""
+    instances = {
+        identifier: (pk, subscription_id)
+        for identifier, pk, subscription_id in Instance.objects.filter(
+            instance_identifier__in={event.instance_id for event, _ in priced if event.instance_id},
+            subscription__isnull=False,
+        ).values_list("instance_identifier", "pk", "subscription_id")
+    }
+    known = [(event, credits) for event, credits in priced if event.instance_id in instances]
+    inserted = _ids_inserted([event.event_id for event, _ in known], at) if known else set()
+    rows = [
+        UsageEvent(
+            event_id=event.event_id,
+            subscription_id=instances[event.instance_id][1],
+            instance_id=instances[event.instance_id][0],
+            event_type=event.event_type,
+            unit_of_measure=event.unit_of_measure,
+            quantity=event.quantity,
+            credits=credits,
+            occurred_at=event.occurred_at,
+            month=month_of(event.occurred_at),
+            realm=event.realm,
+            user_key=event.user_key,
+            feature=event.feature,
+            correlation_id=event.correlation_id,
+            received_at=at,
+        )
+        for event, credits in known
+        if event.event_id in inserted
+    ]
+    UsageEvent.objects.bulk_create(rows)
+    return len(known), len(rows), sum(row.credits is None for row in rows)
 
 
 def _grant_saved(grant: CreditGrant) -> CreditGrant:
