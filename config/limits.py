@@ -5,7 +5,9 @@ before any credential is looked up:
 - per client address, every request (`INSTANCE_RATE_PER_ADDRESS`);
 - per client address, activation attempts, tightly (`ACTIVATION_RATE_PER_ADDRESS`: activation codes are the
   only thing an unknown caller can guess at);
-- per license key, syncs and seat links (`INSTANCE_RATE_PER_LICENSE_KEY`; counted on a digest, never the key).
+- per license key, syncs and seat links (`INSTANCE_RATE_PER_LICENSE_KEY`; counted on a digest, never the key);
+- per license key, GitLab's usage read-backs (`subscription { gitlabCreditsUsage }`), on a counter of their own at
+  READBACK_RATE_FACTOR times that rate: one view of GitLab's credits page sends a dozen documents.
 
 The client address is REMOTE_ADDR; behind the TLS proxy (an https ISSUER_URL) it is the address the proxies in
 front (TRUSTED_PROXY_HOPS of them) appended to X-Forwarded-For, the only entry a client cannot forge. The web
@@ -149,7 +151,13 @@ _RATE_LIMITS = {
     "address": ("instance-door", "INSTANCE_RATE_PER_ADDRESS", "requests per client address"),
     "activation": ("activation", "ACTIVATION_RATE_PER_ADDRESS", "activation attempts per client address"),
     "license_key": ("license-key", "INSTANCE_RATE_PER_LICENSE_KEY", "requests per license key"),
+    "license_key_readback": (
+        "license-key-readback",
+        "INSTANCE_RATE_PER_LICENSE_KEY",
+        "usage read-backs per license key",
+    ),
 }
+READBACK_RATE_FACTOR = 10
 
 
 def _rate_limited(request, kind: str, value: str) -> Refusal | None:
@@ -188,13 +196,17 @@ class RateCount:
         return _too_many(self.label, self.rate, self.window - int(time.time()))
 
 
-def license_key_rate_count(license_key: str) -> RateCount | None:
-    """The per-license-key count of a request, as `rate_limit_license_key` counts it; None when limits are off."""
+def license_key_rate_count(license_key: str, *, readback: bool = False) -> RateCount | None:
+    """The per-license-key count of a request, as `rate_limit_license_key` counts it (a usage read-back on its own
+    counter, at READBACK_RATE_FACTOR times the rate); None when limits are off."""
     if not getattr(settings, "RATELIMIT_ENABLE", True):
         return None
-    group, setting, label = _RATE_LIMITS["license_key"]
+    group, setting, label = _RATE_LIMITS["license_key_readback" if readback else "license_key"]
     rate = getattr(settings, setting)
     limit, period = ratelimit_core._split_rate(rate)
+    if readback:
+        limit *= READBACK_RATE_FACTOR
+        rate = f"{limit}/{period}s"
     value = _license_key_bucket(license_key)
     window = ratelimit_core._get_window(value, period)
     key = ratelimit_core._make_cache_key(group, window, rate, value, ALL)

@@ -31,7 +31,7 @@ from functools import cached_property
 from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 
-from credits.models import CreditGrant, UsageEvent
+from credits.models import CreditAccount, CreditGrant, UsageEvent
 from credits.selectors import MICRO, ZERO, month_after, month_of, month_statement
 from subscriptions.models import Subscription
 
@@ -245,6 +245,9 @@ class UsageReadback:
                 raise ReadbackError("limit must not be negative.")
             days = days[:limit]
         return days
+
+    def overage_allowed(self) -> bool:
+        return CreditAccount.objects.filter(subscription=self.subscription, overage_allowed=True).exists()
 
     def last_event_at(self) -> dt.datetime | None:
         return UsageEvent.objects.filter(subscription=self.subscription).aggregate(at=Max("received_at"))["at"]

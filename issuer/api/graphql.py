@@ -5,8 +5,14 @@ depth before it is executed (`graphql_limits`); documents that validated are cac
 The catalog views (`availableServices`, `catalog`) never change while the process runs, so their completed
 values are memoized per document and field (`StaticValue`, `_MemoizingExecutor`): a sync only completes
 what depends on the request.
+
+`subscription(licenseKey:) { gitlabCreditsUsage { … } }` is GitLab's usage read-back (PROTOCOL §9.3): the license
+key is the credential, looked up as a sync looks it up, on a per-license-key counter of its own
+(`license_key_rate_count(readback=True)`); the figures come from `credits.readback`, each computed only when the
+document selects it, credits written as GitLab's Float.
 """
 
+import datetime as dt
 import functools
 import logging
 from dataclasses import dataclass
@@ -26,6 +32,7 @@ from config.limits import (
     rate_limit_activation,
 )
 from config.unavailable import RETRY_AFTER_SECONDS, RETRY_LATER, TRANSIENT_FAILURES
+from credits.readback import MAX_USER_IDS, ReadbackError, UsageReadback, flow_title, usage_period
 from issuer.api.graphql_limits import MAX_BODY_BYTES, document_prepared
 from issuer.api.http import header, instance_headers
 from issuer.keys.services import SigningKeyRefused
@@ -41,11 +48,24 @@ TEMPORARILY_UNABLE = (*TRANSIENT_FAILURES, SigningKeyRefused)
 
 SCHEMA = build_schema(
     """
+    schema {
+      query: Query
+      mutation: Mutation
+    }
+
     "Any JSON value."
     scalar JSON
 
+    "A date, ISO 8601 (YYYY-MM-DD)."
+    scalar ISO8601Date
+
+    "A moment, ISO 8601 in UTC with a Z."
+    scalar ISO8601DateTime
+
     type Query {
       cloudConnectorAccess(licenseKey: String!, gitlabVersion: String!): CloudConnectorAccess
+      "GitLab's usage read-back: the subscription the license key is bound to (self-managed: no namespaceId)."
+      subscription(namespaceId: ID, licenseKey: String): Subscription
     }
 
     type Mutation {
@@ -87,6 +107,174 @@ SCHEMA = build_schema(
       "True when this activation bound a subscription that no instance had activated before."
       newSubscription: Boolean!
       errors: [String!]!
+    }
+
+    type Subscription {
+      "The period's usage (UTC days, both ends included; by default the current month)."
+      gitlabCreditsUsage(
+        instanceId: String, startDate: ISO8601Date, endDate: ISO8601Date, flowTypes: [String!]
+      ): GitlabCreditsUsage
+    }
+
+    type GitlabCreditsUsage {
+      startDate: ISO8601Date!
+      endDate: ISO8601Date!
+      enabled: Boolean!
+      isOutdatedClient(gitlabVersion: String): Boolean!
+      lastEventTransactionAt: ISO8601DateTime
+      lastUpdated: ISO8601DateTime!
+      purchaseCreditsPath: String
+      overageTermsAccepted: Boolean!
+      canAcceptOverageTerms: Boolean!
+      dapPromoEnabled: Boolean!
+      usageDashboardPath: String
+      creditsUsed: Float!
+      dailyAverage: Float!
+      dailyUsage(sort: DailyUsageSort, limit: Int): [GitlabCreditsDailyUsage!]!
+      oneTimeCredits: GitlabCreditsOneTimeCredits!
+      monthlyWaiver: GitlabCreditsMonthlyWaiver!
+      monthlyCommitment: GitlabCreditsMonthlyCommitment!
+      overage: GitlabCreditsOverage!
+      paidTierTrial: GitlabCreditsPaidTierTrial!
+      usersUsage: GitlabCreditsUsersUsage!
+      products: [GitlabCreditsProduct!]!
+      "Not kept: the ledger does not record sessions (GitLab's client backs off on this field's error)."
+      sessionCreditsUsed(workflowIds: [ID!]!): [GitlabCreditsSessionCredits!]
+    }
+
+    enum DailyUsageSort {
+      DATE_ASC
+      DATE_DESC
+      CREDITS_USED_ASC
+      CREDITS_USED_DESC
+    }
+
+    enum GitlabCreditsConsumerSort {
+      TOTAL_CREDITS_USED_ASC
+      TOTAL_CREDITS_USED_DESC
+    }
+
+    type GitlabCreditsDailyUsage {
+      date: ISO8601Date!
+      creditsUsed: Float!
+    }
+
+    type GitlabCreditsOneTimeCredits {
+      creditsUsed: Float!
+      totalCredits: Float!
+      totalCreditsRemaining: Float!
+    }
+
+    type GitlabCreditsMonthlyWaiver {
+      creditsUsed: Float!
+      totalCredits: Float!
+      dailyUsage: [GitlabCreditsDailyUsage!]!
+    }
+
+    type GitlabCreditsMonthlyCommitment {
+      totalCredits: Float!
+      creditsUsed: Float!
+      dailyUsage: [GitlabCreditsDailyUsage!]!
+    }
+
+    type GitlabCreditsOverage {
+      isAllowed: Boolean!
+      creditsUsed: Float!
+      dailyUsage: [GitlabCreditsDailyUsage!]!
+    }
+
+    type GitlabCreditsPaidTierTrial {
+      isActive: Boolean!
+      dailyUsage: [GitlabCreditsDailyUsage!]!
+    }
+
+    type GitlabCreditsUsersUsage {
+      totalActiveUsers: Int!
+      totalUsersUsingCredits: Int!
+      totalUsersUsingMonthlyCommitment: Int!
+      totalUsersUsingOverage: Int!
+      creditsUsed: Float!
+      dailyUsage: [GitlabCreditsDailyUsage!]!
+      users(userIds: [Int!]!): [GitlabCreditsUser!]!
+      consumers(
+        sort: GitlabCreditsConsumerSort, first: Int, last: Int, after: String, before: String
+      ): GitlabCreditsConsumerConnection!
+    }
+
+    type GitlabCreditsUser {
+      userId: Int!
+      totalCredits: Float!
+      creditsUsed: Float!
+      totalCreditsUsed: Float!
+      monthlyCommitmentCreditsUsed: Float!
+      oneTimeCreditsUsed: Float!
+      monthlyWaiverCreditsUsed: Float!
+      overageCreditsUsed: Float!
+      paidTierTrialCreditsUsed: Float!
+      dailyUsage(flowTypes: [String]): [GitlabCreditsDailyUsage!]!
+      usedFlowTypes: [GitlabCreditsFlowType!]!
+      events(
+        first: Int, last: Int, before: String, after: String, flowTypes: [String], page: Int
+      ): GitlabCreditsEventConnection!
+    }
+
+    type GitlabCreditsConsumer {
+      userId: Int!
+      totalCredits: Float!
+      creditsUsed: Float!
+      totalCreditsUsed: Float!
+      monthlyCommitmentCreditsUsed: Float!
+      oneTimeCreditsUsed: Float!
+      monthlyWaiverCreditsUsed: Float!
+      overageCreditsUsed: Float!
+      paidTierTrialCreditsUsed: Float!
+      entityType: String!
+    }
+
+    type GitlabCreditsConsumerConnection {
+      nodes: [GitlabCreditsConsumer!]!
+      pageInfo: PageInfo!
+    }
+
+    type GitlabCreditsEvent {
+      timestamp: ISO8601DateTime!
+      eventType: String!
+      flowType: String!
+      projectId: Int
+      namespaceId: Int
+      "Null when the catalog has no price for the event (stored and flagged, never free)."
+      creditsUsed: Float
+      sessionId: String
+      showSessionLink: Boolean!
+    }
+
+    type GitlabCreditsEventConnection {
+      nodes: [GitlabCreditsEvent!]!
+      pageInfo: PageInfo!
+    }
+
+    type PageInfo {
+      hasNextPage: Boolean!
+      hasPreviousPage: Boolean!
+      startCursor: String
+      endCursor: String
+    }
+
+    type GitlabCreditsFlowType {
+      id: String!
+      title: String!
+    }
+
+    type GitlabCreditsProduct {
+      id: String!
+      title: String!
+      creditsUsed: Float!
+      flowTypes: [GitlabCreditsFlowType!]!
+    }
+
+    type GitlabCreditsSessionCredits {
+      workflowId: ID!
+      creditsUsed: Float
     }
 
     type FutureSubscription {
@@ -150,7 +338,7 @@ class Query:
         state, count = sync_state_counted(licenseKey, counting)
         _raise_if_limited(counting and counting.refusal(count))
         if state is None:
-            raise GraphQLError("The license key is not valid (unknown, replaced or released).")
+            raise GraphQLError(INVALID_LICENSE_KEY)
         request = info.context.request
         try:
             result = service_access_token_sync(
@@ -163,6 +351,168 @@ class Query:
         )
         services_view, catalog_view = _static_catalog_views()
         return {"serviceToken": service_token, "availableServices": services_view, "catalog": catalog_view}
+
+    @staticmethod
+    def subscription(info, licenseKey: str | None = None, namespaceId: str | None = None):  # noqa: N803 (GraphQL names)
+        """GitLab's usage read-back: the license key authenticates as in a sync, on its own per-key counter."""
+        if not licenseKey:
+            raise GraphQLError(NO_LICENSE_KEY)
+        counting = license_key_rate_count(licenseKey, readback=True)
+        state, count = sync_state_counted(licenseKey, counting)
+        _raise_if_limited(counting and counting.refusal(count))
+        if state is None:
+            raise GraphQLError(INVALID_LICENSE_KEY)
+        return {"gitlabCreditsUsage": functools.partial(_credits_usage, state.instance.subscription)}
+
+
+INVALID_LICENSE_KEY = "The license key is not valid (unknown, replaced or released)."
+NO_LICENSE_KEY = "A licenseKey is required: this issuer serves self-managed instances, not GitLab.com namespaces."
+# GitLab's client treats this exact message as the field switched off, and backs off (SESSION_CREDITS_DISABLED_MESSAGE).
+SESSION_CREDITS_DISABLED = "sessionCreditsUsed is temporarily disabled"
+
+
+def _credits_usage(subscription, info, instanceId=None, startDate=None, endDate=None, flowTypes=None):  # noqa: N803
+    """The usage view: every value that needs the ledger is a function, called only when the document selects it
+    (graphql-core's default resolver calls a callable value with the field's arguments)."""
+    now = dt.datetime.now(dt.UTC)
+    readback = UsageReadback(subscription, usage_period(startDate, endDate, now.date()), flowTypes, now.date())
+    usage = readback.credits_used
+    return {
+        "startDate": readback.period.start.isoformat(),
+        "endDate": readback.period.end.isoformat(),
+        "enabled": True,
+        "isOutdatedClient": lambda _info, gitlabVersion=None: False,  # noqa: N803
+        "lastEventTransactionAt": lambda _info: _iso(readback.last_event_at()),
+        "lastUpdated": iso_utc(now),
+        "purchaseCreditsPath": None,
+        "overageTermsAccepted": lambda _info: readback.overage_allowed(),
+        "canAcceptOverageTerms": False,  # overage is allowed in the back office, with a reason, not from GitLab
+        "dapPromoEnabled": False,
+        "usageDashboardPath": None,
+        "creditsUsed": lambda _info: float(usage()),
+        "dailyAverage": lambda _info: float(readback.daily_average()),
+        "dailyUsage": lambda _info, sort=None, limit=None: _days(readback.daily_usage(sort=sort, limit=limit)),
+        "oneTimeCredits": lambda _info: _pool(readback.pools.one_time),
+        "monthlyWaiver": lambda _info: _pool(readback.pools.waiver),
+        "monthlyCommitment": lambda _info: _pool(readback.pools.commitment),
+        "overage": lambda _info: {**_pool(readback.pools.overage), "isAllowed": readback.pools.overage_allowed},
+        "paidTierTrial": {"isActive": False, "dailyUsage": []},
+        "usersUsage": lambda _info: _users_usage(readback),
+        "products": lambda _info: [
+            {
+                "id": product.event_type,
+                "title": flow_title(product.event_type),
+                "creditsUsed": float(product.credits_used),
+                "flowTypes": _flow_types(product.flows),
+            }
+            for product in readback.products()
+        ],
+        "sessionCreditsUsed": _session_credits,
+    }
+
+
+def _session_credits(_info, workflowIds=()):  # noqa: N803
+    raise GraphQLError(SESSION_CREDITS_DISABLED)
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return iso_utc(moment.astimezone(dt.UTC)) if moment is not None else None
+
+
+def _days(rows) -> list[dict]:
+    return [{"date": day.isoformat(), "creditsUsed": float(spent)} for day, spent in rows]
+
+
+def _pool(pool) -> dict:
+    return {
+        "creditsUsed": float(pool.used),
+        "totalCredits": float(pool.total),
+        "totalCreditsRemaining": float(pool.remaining),
+        "dailyUsage": _days(pool.daily),
+    }
+
+
+def _flow_types(flows) -> list[dict]:
+    return [{"id": flow, "title": flow_title(flow)} for flow in flows]
+
+
+def _users_usage(readback: UsageReadback) -> dict:
+    return {
+        "totalActiveUsers": lambda _info: readback.users_count(),
+        "totalUsersUsingCredits": lambda _info: readback.users_count("included"),
+        "totalUsersUsingMonthlyCommitment": lambda _info: readback.users_count("commitment"),
+        "totalUsersUsingOverage": lambda _info: readback.users_count("overage"),
+        "creditsUsed": lambda _info: float(readback.users_credits_used()),
+        "dailyUsage": lambda _info: _days(readback.daily_usage(users_only=True)),
+        "users": lambda _info, userIds: _users(readback, userIds),
+        "consumers": lambda _info, sort=None, **page: _consumers(readback, sort, page),
+    }
+
+
+def _user_figures(user) -> dict:
+    return {
+        "totalCredits": float(user.total_credits),
+        "creditsUsed": float(user.share("included")),
+        "totalCreditsUsed": float(user.used),
+        "monthlyCommitmentCreditsUsed": float(user.share("commitment")),
+        "oneTimeCreditsUsed": float(user.share("one_time")),
+        "monthlyWaiverCreditsUsed": float(user.share("waiver")),
+        "overageCreditsUsed": float(user.share("overage")),
+        "paidTierTrialCreditsUsed": 0.0,
+    }
+
+
+def _users(readback: UsageReadback, user_ids: list[int]) -> list[dict]:
+    """One entry per id asked for (zeros for a user without usage), matched on the events' user key."""
+    if len(user_ids) > MAX_USER_IDS:
+        raise GraphQLError(f"At most {MAX_USER_IDS} userIds a query.")
+    return [_user(readback, user_id) for user_id in dict.fromkeys(user_ids)]
+
+
+def _user(readback: UsageReadback, user_id: int) -> dict:
+    key = str(user_id)
+
+    def events(_info, flowTypes=None, first=None, last=None, before=None, after=None, page=None):  # noqa: N803
+        found = readback.user_events(
+            key, flow_types=flowTypes, first=first, last=last, before=before, after=after, page=page
+        )
+        nodes = [
+            {
+                "timestamp": _iso(row.occurred_at),
+                "eventType": row.event_type,
+                "flowType": flow_title(row.flow),
+                "projectId": None,  # not in the ledger: the billing event's project and namespace are not kept
+                "namespaceId": None,
+                "creditsUsed": float(row.credits) if row.credits is not None else None,
+                "sessionId": None,
+                "showSessionLink": False,
+            }
+            for row in found.rows
+        ]
+        return {"nodes": nodes, "pageInfo": _page_info(found)}
+
+    return {
+        "userId": user_id,
+        **_user_figures(readback.user(key)),
+        "dailyUsage": lambda _info, flowTypes=None: _days(readback.daily_usage(flow_types=flowTypes, user_key=key)),  # noqa: N803
+        "usedFlowTypes": lambda _info: _flow_types(readback.user_flow_types(key)),
+        "events": events,
+    }
+
+
+def _consumers(readback: UsageReadback, sort: str | None, page: dict) -> dict:
+    found = readback.consumers(ascending=sort == "TOTAL_CREDITS_USED_ASC", **page)
+    nodes = [{"userId": user.user_id, **_user_figures(user), "entityType": "USER"} for user in found.rows]
+    return {"nodes": nodes, "pageInfo": _page_info(found)}
+
+
+def _page_info(page) -> dict:
+    return {
+        "hasNextPage": page.has_next,
+        "hasPreviousPage": page.has_previous,
+        "startCursor": page.start_cursor,
+        "endCursor": page.end_cursor,
+    }
 
 
 @functools.cache
@@ -217,10 +567,13 @@ def _errors(errors, status=200, headers: dict | None = None):
 
 def _arguments_without_nul(next_, root, info, **arguments):
     """Execution middleware: string arguments, whether variables or literals in the query text, never hold NUL (no
-    database stores it)."""
+    database stores it). A read-back the ledger cannot answer (a bad period or cursor) says why."""
     if json_has_nul(arguments):
         raise GraphQLError("Strings must not contain NUL characters.")
-    return next_(root, info, **arguments)
+    try:
+        return next_(root, info, **arguments)
+    except ReadbackError as error:
+        raise GraphQLError(str(error)) from None
 
 
 def _refused(refusal: Refusal) -> HttpResponse:

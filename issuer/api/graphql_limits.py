@@ -1,7 +1,9 @@
 """What `/graphql` accepts from an unauthenticated caller, bounded in size and work before anything is looked up.
 
-GitLab's real documents are under 1 kB and 83 tokens (the 19.x activation), one root field, no aliases, no
-fragments, at most three levels deep; these limits sit well above that and far below what exhausts a worker
+GitLab's real documents are under 1.1 kB and 141 tokens (its usage read-back's user events), one root field, no
+aliases, no fragments, at most three levels deep, but for the usage read-back (`subscription { gitlabCreditsUsage
+{ usersUsage { users { events { nodes { timestamp } } } } } }`: seven), which alone may nest READBACK_MAX_DEPTH
+deep; these limits sit well above that and far below what exhausts a worker
 (graphql-core lexes about 8 µs a token, so MAX_TOKENS bounds the work on any document to a few milliseconds).
 Each over-limit request is refused with a GraphQL error naming the limit, after work proportional to the limit,
 not to the request (`bench/abuse_bench.py` measures it).
@@ -19,15 +21,20 @@ from graphql import GraphQLError, ValidationRule, parse, specified_rules, valida
 MAX_BODY_BYTES = 8 * 1024
 MAX_TOKENS = 300
 MAX_DEPTH = 5
+READBACK_ROOT = "subscription"  # the usage read-back's root field: its documents only may nest deeper
+READBACK_MAX_DEPTH = 8
 MAX_VALIDATION_ERRORS = 10
-# GitLab sends three texts; a parse tree weighs many times its text, so the cache counts entries and keeps only
-# texts of a plausible size.
+# GitLab sends under twenty texts (the sync, the activation, the usage read-back's); a parse tree weighs many
+# times its text, so the cache counts entries and keeps only texts of a plausible size.
 PARSE_CACHE_ENTRIES = 32
 PARSE_CACHE_MAX_TEXT = 4 * 1024
 
 
 class GitLabShapedOperations(ValidationRule):
-    """One root field per operation, no aliases (they multiply work and answers), a bounded depth."""
+    """One root field per operation, no aliases (they multiply work and answers), a bounded depth (deeper only in
+    an operation whose one root field is the usage read-back's)."""
+
+    max_depth = MAX_DEPTH
 
     def enter_operation_definition(self, node, *_args):
         selections = node.selection_set.selections
@@ -35,13 +42,18 @@ class GitLabShapedOperations(ValidationRule):
             self.report_error(
                 GraphQLError("An operation must select exactly one root field (no fragments at the root).", node)
             )
+            return
+        self.max_depth = READBACK_MAX_DEPTH if selections[0].name.value == READBACK_ROOT else MAX_DEPTH
+
+    def leave_operation_definition(self, *_args):
+        self.max_depth = MAX_DEPTH
 
     def enter_field(self, node, _key, _parent, _path, ancestors):
         if node.alias is not None:
             self.report_error(GraphQLError(f"Aliases are not supported (alias {node.alias.value!r}).", node))
         depth = 1 + sum(1 for ancestor in ancestors if type(ancestor).__name__ == "FieldNode")
-        if depth > MAX_DEPTH:
-            self.report_error(GraphQLError(f"The query is nested deeper than {MAX_DEPTH} fields.", node))
+        if depth > self.max_depth:
+            self.report_error(GraphQLError(f"The query is nested deeper than {self.max_depth} fields.", node))
 
 
 RULES = (*specified_rules, GitLabShapedOperations)
