@@ -15,6 +15,7 @@ MACHINE_PATHS = (
     "/metrics",
     "/com.snowplowanalytics.snowplow/tp2",
     "/i",
+    "/api/v1/consumers/resolve",
 )
 
 

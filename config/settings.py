@@ -190,6 +190,8 @@ AXES_CLIENT_IP_CALLABLE = "config.limits.client_ip"
 
 # Rate limits of the instance-facing doors (config/limits.py), in django-ratelimit's "N/period" form.
 INSTANCE_RATE_PER_ADDRESS = env("INSTANCE_RATE_PER_ADDRESS", default="120/m")
+# The quota check for an authenticated service (an AI gateway asks for every user from one address): per credential.
+QUOTA_RATE_PER_CREDENTIAL = env("QUOTA_RATE_PER_CREDENTIAL", default="12000/m")
 INSTANCE_RATE_PER_LICENSE_KEY = env("INSTANCE_RATE_PER_LICENSE_KEY", default="30/m")
 ACTIVATION_RATE_PER_ADDRESS = env("ACTIVATION_RATE_PER_ADDRESS", default="10/h")
 # How many proxies in front of gunicorn append to X-Forwarded-For (only read when ISSUER_URL is https).

@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from audit.reasons import reason_text
 from config.admin_base import ReadOnlyAdmin
 from credits import services
-from credits.models import CreditAccount, CreditGrant, UsageEvent
+from credits.models import CreditAccount, CreditGrant, UsageEvent, UserCapOverride
 
 GRANTABLE = [(kind.value, kind.label) for kind in CreditGrant.Kind if kind != CreditGrant.Kind.INCLUDED]
 
@@ -74,13 +74,13 @@ class CreditAccountForm(forms.ModelForm):
 
     class Meta:
         model = CreditAccount
-        fields = ["subscription", "overage_allowed", "reason"]
+        fields = ["subscription", "overage_allowed", "user_cap", "reason"]
 
 
 @admin.register(CreditAccount)
 class CreditAccountAdmin(admin.ModelAdmin):
     form = CreditAccountForm
-    list_display = ["subscription", "overage_allowed", "updated_at"]
+    list_display = ["subscription", "overage_allowed", "user_cap", "updated_at"]
     list_filter = ["overage_allowed"]
     raw_id_fields = ["subscription"]
     show_full_result_count = False
@@ -99,11 +99,9 @@ class CreditAccountAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        saved = services.credit_overage_set(
-            form.cleaned_data.get("subscription") or obj.subscription,
-            form.cleaned_data["overage_allowed"],
-            reason=form.cleaned_data["reason"],
-        )
+        subscription, reason = form.cleaned_data.get("subscription") or obj.subscription, form.cleaned_data["reason"]
+        services.credit_overage_set(subscription, form.cleaned_data["overage_allowed"], reason=reason)
+        saved = services.credit_user_cap_set(subscription, form.cleaned_data.get("user_cap"), reason=reason)
         obj.pk = saved.pk
 
 
@@ -113,3 +111,37 @@ class UsageEventAdmin(ReadOnlyAdmin):
     list_filter = ["event_type"]
     link_lookups = ("subscription",)  # the subscription page's "All events"
     show_full_result_count = False
+
+
+class UserCapOverrideForm(forms.ModelForm):
+    reason = forms.CharField(max_length=500, help_text="Required: recorded in the audit trail.")
+    clean_reason = _visible_reason
+
+    class Meta:
+        model = UserCapOverride
+        fields = ["subscription", "user_key", "cap", "reason"]
+        labels = {"user_key": "User"}
+        help_texts = {"user_key": "The GitLab user id (global_user_id, else user_id) the gateway reports."}
+
+
+@admin.register(UserCapOverride)
+class UserCapOverrideAdmin(admin.ModelAdmin):
+    form = UserCapOverrideForm
+    list_display = ["subscription", "user_key", "cap", "updated_at"]
+    link_lookups = ("subscription",)
+    raw_id_fields = ["subscription"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["subscription", "user_key"] if obj else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # set no cap through the service instead, with a reason
+
+    def save_model(self, request, obj, form, change):
+        subscription = form.cleaned_data.get("subscription") or obj.subscription
+        user_key = form.cleaned_data.get("user_key") or obj.user_key
+        saved = services.credit_user_cap_override_set(
+            subscription, user_key, form.cleaned_data["cap"], reason=form.cleaned_data["reason"]
+        )
+        obj.pk = saved.pk

@@ -15,7 +15,16 @@ class CreditAccount(models.Model):
 
     subscription = models.OneToOneField(Subscription, on_delete=models.CASCADE, related_name="credit_account")
     overage_allowed = models.BooleanField(default=False)
+    user_cap = models.DecimalField(
+        null=True,
+        blank=True,
+        help_text="Credits a user may use a month (GitLab 19.4's flat cap); empty: no cap.",
+        **CREDITS,
+    )
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        permissions = [("resolve_consumers", "Can ask the quota check as a service (an AI gateway)")]
 
     def __str__(self):
         return f"credits of {self.subscription}"
@@ -114,3 +123,26 @@ class UsageEvent(models.Model):
 
     def __str__(self):
         return f"{self.event_type} × {self.quantity} {self.unit_of_measure}"
+
+
+class UserCapOverride(models.Model):
+    """One user's own monthly cap, over the subscription's flat cap (GitLab 19.4's per-user overrides). A user is
+    the events' `user_key`: global_user_id, else user_id, else subject."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="credit_cap_overrides")
+    user_key = models.CharField(max_length=100)
+    cap = models.DecimalField(**CREDITS)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "user_key"], name="credits_one_cap_a_user"),
+            models.CheckConstraint(
+                condition=models.Q(cap__gte=0),
+                name="credits_cap_not_negative",
+                violation_error_message="A cap is 0 or more.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.user_key}: {self.cap}"

@@ -12,9 +12,10 @@ from django.db import connection, transaction
 from prometheus_client import Counter as PrometheusCounter
 
 from audit.reasons import reason_text
-from audit.services import audit_record_change, audit_snapshot, not_audited
+from audit.services import audit_record, audit_record_change, audit_snapshot, not_audited
 from credits.collector import BillableEvent
-from credits.models import CreditAccount, CreditGrant, UsageEvent, UsageEventId
+from credits.models import CreditAccount, CreditGrant, UsageEvent, UsageEventId, UserCapOverride
+from credits.quota import ledger_moved
 from credits.selectors import included_credits, month_after, month_of
 from subscriptions.models import Instance, Subscription
 from unit_primitives.credits import get_credit_catalog
@@ -109,7 +110,8 @@ def usage_events_record(events: list[BillableEvent], *, at: dt.datetime, report:
         priced.append((event, (event.quantity * price).quantize(MICRO) if price is not None else None))
     record = _record_in_one_statement if connection.vendor == "postgresql" else _record_through_the_orm
     with transaction.atomic():
-        known, stored, unpriced = record(priced, at)
+        known, stored, unpriced, subscriptions = record(priced, at)
+        transaction.on_commit(lambda: ledger_moved(subscriptions))
     report.refused["unknown_instance"] += len(priced) - known
     report.duplicates += known - stored
     report.stored += stored
@@ -118,8 +120,8 @@ def usage_events_record(events: list[BillableEvent], *, at: dt.datetime, report:
 
 
 def _record_in_one_statement(priced: list[tuple[BillableEvent, Decimal | None]], at: dt.datetime):
-    """(known, stored, unpriced): the batch joined to its bound instances, its new ids inserted (ON CONFLICT DO
-    NOTHING RETURNING) and exactly those events stored, in one round trip."""
+    """(known, stored, unpriced, subscriptions): the batch joined to its bound instances, its new ids inserted (ON
+    CONFLICT DO NOTHING RETURNING) and exactly those events stored, in one round trip."""
     columns = list(
         zip(
             *[
@@ -160,9 +162,10 @@ def _record_in_one_statement(priced: list[tuple[BillableEvent, Decimal | None]],
             SELECT k.event_id, k.subscription_id, k.instance_pk, k.event_type, k.unit_of_measure, k.quantity,
                    k.credits, k.occurred_at, k.month, k.realm, k.user_key, k.feature, k.correlation_id, %s
             FROM known k JOIN fresh USING (event_id)
-            RETURNING credits IS NULL AS unpriced
+            RETURNING credits IS NULL AS unpriced, subscription_id
         )
-        SELECT (SELECT count(*) FROM known), count(*), count(*) FILTER (WHERE unpriced) FROM stored
+        SELECT (SELECT count(*) FROM known), count(*), count(*) FILTER (WHERE unpriced),
+               coalesce(array_agg(DISTINCT subscription_id), '{{}}') FROM stored
     """  # noqa: S608 (the models' own tables and columns)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*(list(column) for column in columns), at, at])
@@ -202,12 +205,13 @@ def _record_through_the_orm(priced: list[tuple[BillableEvent, Decimal | None]], 
         if event.event_id in inserted
     ]
     UsageEvent.objects.bulk_create(rows)
-    return len(known), len(rows), sum(row.credits is None for row in rows)
+    return len(known), len(rows), sum(row.credits is None for row in rows), {row.subscription_id for row in rows}
 
 
 def _grant_saved(grant: CreditGrant) -> CreditGrant:
     grant.full_clean()
     grant.save()
+    transaction.on_commit(lambda: ledger_moved([grant.subscription_id]))
     audit_record_change(f"creditgrant.{grant.kind}", grant, {}, reason=grant.reason)
     return grant
 
@@ -276,7 +280,56 @@ def credit_overage_set(subscription: Subscription, allowed: bool, *, reason: str
         account.overage_allowed = allowed
         account.save(update_fields=["overage_allowed", "updated_at"])
         audit_record_change("creditaccount.overage", account, before, reason=reason)
+        transaction.on_commit(lambda: ledger_moved([subscription.pk]))
     return account
+
+
+@transaction.atomic
+def credit_user_cap_set(subscription: Subscription, cap: Decimal | None, *, reason: str) -> CreditAccount:
+    """The flat monthly cap of every user of the subscription (None: no cap)."""
+    reason = _required(reason, "Changing a cap")
+    if cap is not None and Decimal(cap) < 0:
+        raise ValidationError("A cap is 0 or more.")
+    account, _ = CreditAccount.objects.select_for_update().get_or_create(subscription=subscription)
+    before = audit_snapshot(account)
+    account.user_cap = None if cap is None else Decimal(cap).quantize(MICRO)  # as the column stores it
+    account.save(update_fields=["user_cap", "updated_at"])
+    if audit_record_change("creditaccount.user_cap", account, before, reason=reason):
+        transaction.on_commit(lambda: ledger_moved([subscription.pk]))
+    return account
+
+
+@transaction.atomic
+def credit_user_cap_override_set(
+    subscription: Subscription, user_key: str, cap: Decimal | None, *, reason: str
+) -> UserCapOverride | None:
+    """One user's own cap over the flat one; None removes the override (the flat cap applies again)."""
+    reason = _required(reason, "Changing a user's cap")
+    user_key = (user_key or "").strip()[:100]
+    if not user_key:
+        raise ValidationError("Name the user (their GitLab user id).")
+    override = UserCapOverride.objects.select_for_update().filter(subscription=subscription, user_key=user_key).first()
+    before = audit_snapshot(override) if override else {}
+    if cap is None:
+        if override is not None:
+            audit_record("usercapoverride.delete", override, changes={"cap": [str(override.cap), None]}, reason=reason)
+            override.delete()
+            transaction.on_commit(lambda: ledger_moved([subscription.pk]))
+        return None
+    override = override or UserCapOverride(subscription=subscription, user_key=user_key)
+    override.cap = Decimal(cap).quantize(MICRO)
+    override.full_clean()
+    override.save()
+    audit_record_change("usercapoverride.set", override, before, reason=reason)
+    transaction.on_commit(lambda: ledger_moved([subscription.pk]))
+    return override
+
+
+def _required(reason: str, what: str) -> str:
+    reason = reason_text(reason)
+    if not reason:
+        raise ValidationError(f"{what} needs a reason (it is recorded in the audit trail).")
+    return reason
 
 
 @not_audited("each grant it writes is recorded by credit_included_grant_fix")

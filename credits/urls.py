@@ -5,6 +5,7 @@ from credits import admin_api, views
 urlpatterns = [
     path("com.snowplowanalytics.snowplow/tp2", views.collector_batch, name="credits-collector-batch"),
     path("i", views.collector_pixel, name="credits-collector-pixel"),
+    path("api/v1/consumers/resolve", views.consumers_resolve, name="credits-consumers-resolve"),
     path("api/v1/admin/credits/grants/", admin_api.GrantCreateView.as_view(), name="credits-grants"),
     path(
         "api/v1/admin/credits/subscriptions/<int:pk>/statement/",

@@ -8,14 +8,19 @@ duplicate, unpriced, refused by reason); a 5xx only when nothing was stored, so 
 the event ids make the retry harmless."""
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_ratelimit.core import get_usage
+from knox.auth import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
+from config.limits import rate_limit_address
 from config.metrics_access import client_in_networks
 from config.unavailable import TRANSIENT_FAILURES
 from credits.collector import Refused, billable_event, tracker_events
+from credits.quota import instance_for_quota, quota_answer
 from credits.services import IngestReport, usage_events_record
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -75,3 +80,64 @@ def collector_pixel(request):
     if not _allowed(request):
         return _refusal(403, "This collector takes events only from the networks it is configured for.")
     return _ingest(request, [request.GET.dict()])
+
+
+def _service_credential(request):
+    """The AI gateway's `X-Admin-Email` + `X-Admin-Token`: an admin API token (knox, stored as a digest) of an active
+    account with that email holding `credits.resolve_consumers` (the "quota service" role). None when absent; False
+    when given and wrong."""
+    email, token = request.headers.get("X-Admin-Email", ""), request.headers.get("X-Admin-Token", "")
+    if not email and not token:
+        return None
+    try:
+        user, auth_token = TokenAuthentication().authenticate_credentials(token.encode())
+    except AuthenticationFailed:
+        return False
+    if not (user.email and user.email.lower() == email.strip().lower() and user.has_perm("credits.resolve_consumers")):
+        return False
+    return auth_token
+
+
+def _empty(status: int, max_age: int | None = None, retry_after: int | None = None) -> HttpResponse:
+    response = HttpResponse(status=status, content_type="application/json")
+    if max_age is not None:
+        response["Cache-Control"] = f"private, max-age={max_age}"
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+@require_http_methods(["HEAD", "GET"])
+def consumers_resolve(request):
+    """`HEAD /api/v1/consumers/resolve`: 200, 402 or 403 with a max-age (`credits.quota`). The gateway's service
+    credential is limited per credential; GitLab Rails' unauthenticated ask per client address, as the instance
+    doors."""
+    credential = _service_credential(request)
+    if credential is False:
+        return _empty(401)
+    if credential is None:
+        refusal = rate_limit_address(request)
+        if refusal:
+            return _empty(429, retry_after=refusal.retry_after)
+    else:
+        usage = get_usage(
+            request,
+            group="quota-credential",
+            key=lambda _group, _request: credential.token_key,
+            rate=settings.QUOTA_RATE_PER_CREDENTIAL,
+            increment=True,
+        )
+        if usage and usage["should_limit"]:
+            return _empty(429, retry_after=max(int(usage["time_left"]), 1))
+    query = request.GET
+    try:
+        instance = instance_for_quota(query.get("instance_id", ""), query.get("unique_instance_id", ""))
+        answer = quota_answer(
+            instance,
+            event_type=query.get("event_type", ""),
+            user_key=(query.get("global_user_id") or query.get("user_id") or "")[:100],
+            now=timezone.now(),
+        )
+    except TRANSIENT_FAILURES:
+        return _empty(503, retry_after=30)
+    return _empty(answer.status, answer.max_age)

@@ -7,6 +7,8 @@ the issuer's pages and the admin API through the same codenames.
 - billing: support, plus create and change customers, subscriptions (suspension included) and purchases, grant
   credits and allow or stop overage;
 - key operator: viewer, plus the signing-key lifecycle;
+- quota service: the AI gateway's service account for the quota check (`X-Admin-Email`/`X-Admin-Token`), nothing
+  else;
 - superuser: everything (Django's own flag).
 """
 
@@ -43,10 +45,22 @@ BILLING = [
     "credits.add_creditgrant",
     "credits.add_creditaccount",
     "credits.change_creditaccount",
+    "credits.add_usercapoverride",
+    "credits.change_usercapoverride",
+    "credits.view_usercapoverride",
 ]
 KEY_OPERATOR = [*VIEWER, "issuer.operate_signingkey", "issuer.change_validator", "issuer.delete_validator"]
 
-ROLES = {"viewer": VIEWER, "support": SUPPORT, "billing": BILLING, "key operator": KEY_OPERATOR}
+# The AI gateway's and the Duo Workflow Service's service account: asks the quota check, nothing else (no staff).
+QUOTA_SERVICE = ["credits.resolve_consumers"]
+
+ROLES = {
+    "viewer": VIEWER,
+    "support": SUPPORT,
+    "billing": BILLING,
+    "key operator": KEY_OPERATOR,
+    "quota service": QUOTA_SERVICE,
+}
 
 
 def roles_sync(apps) -> None:

@@ -4,7 +4,8 @@ Two folders under `<catalog>/credits/`, each one YAML file an entry, schema-chec
 
 - `plans/<license type>.yml`: the credits a plan includes per seat and UTC calendar month, with their source;
 - `event_types/<event_type>.yml`: what entitles the event (a unit primitive or an add-on of the catalog) and its
-  prices, credits per unit of each `unit_of_measure` it is metered in, each with its source.
+  prices, credits per unit of each `unit_of_measure` it is metered in, each with its source. An event type without
+  prices is one the quota check is asked about but nothing is billed as (`duo_agent_platform_workflow_on_execute`).
 
 Amounts are decimal strings (`Decimal`, never float). Kept out of the sync answer's `catalog` document: prices are
 the portal's, not the instance's."""
@@ -52,7 +53,7 @@ EVENT_TYPE_SCHEMA = {
             },
         },
     },
-    "required": ["event_type", "description", "entitled_by", "prices"],
+    "required": ["event_type", "description", "entitled_by"],
     "additionalProperties": False,
 }
 
@@ -109,13 +110,13 @@ def load_credit_catalog(root: Path | str, catalog: Catalog) -> CreditCatalog:
             problems.append(f"{path}: field 'entitled_by.unit_primitive': unknown unit primitive {primitive!r}")
         if add_on and add_on not in catalog.add_ons:
             problems.append(f"{path}: field 'entitled_by.add_on': unknown add-on {add_on!r}")
-        units = [price["unit_of_measure"] for price in data["prices"]]
+        units = [price["unit_of_measure"] for price in data.get("prices", [])]
         if len(units) != len(set(units)):
             problems.append(f"{path}: field 'prices': a unit_of_measure is priced twice")
         if data["event_type"] in event_types:
             problems.append(f"{path}: field 'event_type': {data['event_type']!r} is priced in another file too")
         try:
-            prices = {price["unit_of_measure"]: Decimal(price["credits_per_unit"]) for price in data["prices"]}
+            prices = {price["unit_of_measure"]: Decimal(price["credits_per_unit"]) for price in data.get("prices", [])}
         except InvalidOperation:  # the schema's pattern already refuses it; kept for a clear message
             problems.append(f"{path}: field 'prices': not a decimal amount")
             continue

@@ -286,6 +286,23 @@ SCENARIOS = {
         ),
         ["creditgrant.included", "creditgrant.included"],  # once for each of the two subscriptions, whatever the runs
     ),
+    "credits.services.credit_user_cap_set": (
+        lambda: AddOnPurchaseFactory().subscription,
+        lambda subscription: (
+            credits.credit_user_cap_set(subscription, Decimal("10"), reason="pilot"),
+            credits.credit_user_cap_set(subscription, Decimal("10"), reason="again"),
+            credits.credit_user_cap_set(subscription, None, reason="no cap"),
+        ),
+        ["creditaccount.user_cap", "creditaccount.user_cap"],
+    ),
+    "credits.services.credit_user_cap_override_set": (
+        lambda: AddOnPurchaseFactory().subscription,
+        lambda subscription: (
+            credits.credit_user_cap_override_set(subscription, "7", Decimal("5"), reason="lead"),
+            credits.credit_user_cap_override_set(subscription, "7", None, reason="done"),
+        ),
+        ["usercapoverride.set", "usercapoverride.delete"],
+    ),
     "credits.services.credit_overage_set": (
         lambda: AddOnPurchaseFactory().subscription,
         lambda subscription: (
