@@ -120,7 +120,9 @@ def billable_event(event: dict, now: dt.datetime) -> BillableEvent:
         instance_id = None
     metadata = usage.get("metadata") if isinstance(usage.get("metadata"), dict) else {}
     feature = metadata.get("feature_qualified_name")
-    user = usage.get("global_user_id") or usage.get("subject") or ""
+    # The GitLab user id (the gateway's `subject`, X-Gitlab-User-Id) first: GitLab reads usage back by it and Rails
+    # asks the quota check with it; the gateway's anonymised global_user_id only when no id came.
+    user = usage.get("subject") or usage.get("global_user_id") or ""
     return BillableEvent(
         event_id=event_id,
         event_type=_text(usage, "event_type", 100, required=True),

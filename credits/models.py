@@ -110,7 +110,9 @@ class UsageEvent(models.Model):
     occurred_at = models.DateTimeField()
     month = models.DateField(help_text="First day of the UTC month of occurred_at: the month it counts in.")
     realm = models.CharField(max_length=32, blank=True)
-    user_key = models.CharField(max_length=100, blank=True, help_text="global_user_id, else user_id, else subject.")
+    user_key = models.CharField(
+        max_length=100, blank=True, help_text="The GitLab user id (subject), else global_user_id."
+    )
     feature = models.CharField(max_length=200, blank=True, help_text="feature_qualified_name, when sent.")
     correlation_id = models.CharField(max_length=100, blank=True)
     received_at = models.DateTimeField()
@@ -127,7 +129,7 @@ class UsageEvent(models.Model):
 
 class UserCapOverride(models.Model):
     """One user's own monthly cap, over the subscription's flat cap (GitLab 19.4's per-user overrides). A user is
-    the events' `user_key`: global_user_id, else user_id, else subject."""
+    the events' `user_key`: the GitLab user id (subject), else global_user_id."""
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="credit_cap_overrides")
     user_key = models.CharField(max_length=100)

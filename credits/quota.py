@@ -7,8 +7,9 @@
 
 The answer carries `Cache-Control: max-age`, a function of how much of the month's pools is used (3600 s below
 50%, 300 s below 90%, 30 s above or when refused), never past the month's turn, so callers ask again in time.
-A user is `global_user_id`, else `user_id` (the events' `user_key` is the same rule over `global_user_id`, else
-`subject`, which the gateway fills with the user id).
+A user is the GitLab user id (`user_id`, which both the gateway and GitLab Rails send), else the gateway's
+anonymised `global_user_id`: the events' `user_key` follows the same rule (`subject`, the same id, else
+`global_user_id`), and GitLab reads usage back by that id.
 
 The month's figures come from a cached balance: plain data sealed with an HMAC (config/signed_cache.py), keyed by
 the subscription's ledger generation, which every stored event, grant and cap change moves, so an ask never sums

@@ -9,8 +9,8 @@ GitLab asks for a calendar month):
   fills the pools exactly as drawing the month's total does). GitLab's pools are ours folded: the included credits
   are the users' own allocations; positive adjustments count with the monthly waiver; one-time credits are those
   active in the period (total = used in the period + what is left at its end); overage is past every pool.
-- **Users** are `UsageEvent.user_key` (the event's global_user_id, else user_id, else subject): GitLab asks by its
-  integer user ids and gets the entries whose key is that id written out. A user's credits are their own priced
+- **Users** are `UsageEvent.user_key` (the event's GitLab user id, `subject`, else its global_user_id): GitLab asks by
+  its integer user ids and gets the entries whose key is that id written out. A user's credits are their own priced
   usage in the period; their split across the pools is the period's split, proportionally (every user draws each
   pool in the same share: the ledger pools the included credits, it does not keep them per user). A user's total
   credits are the included credits per seat.

@@ -135,7 +135,7 @@ def consumers_resolve(request):
         answer = quota_answer(
             instance,
             event_type=query.get("event_type", ""),
-            user_key=(query.get("global_user_id") or query.get("user_id") or "")[:100],
+            user_key=(query.get("user_id") or query.get("global_user_id") or "")[:100],
             now=timezone.now(),
         )
     except TRANSIENT_FAILURES:

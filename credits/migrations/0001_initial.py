@@ -60,7 +60,7 @@ class Migration(migrations.Migration):
                 ('occurred_at', models.DateTimeField()),
                 ('month', models.DateField(help_text='First day of the UTC month of occurred_at: the month it counts in.')),
                 ('realm', models.CharField(blank=True, max_length=32)),
-                ('user_key', models.CharField(blank=True, help_text='global_user_id, else user_id, else subject.', max_length=100)),
+                ('user_key', models.CharField(blank=True, help_text='The GitLab user id (subject), else global_user_id.', max_length=100)),
                 ('feature', models.CharField(blank=True, help_text='feature_qualified_name, when sent.', max_length=200)),
                 ('correlation_id', models.CharField(blank=True, max_length=100)),
                 ('received_at', models.DateTimeField()),

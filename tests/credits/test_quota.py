@@ -58,7 +58,8 @@ def spend(instance, count: int, user="u-1", at=None):
 def ask(client, instance, headers, user="u-1", event_type="code_completions"):
     query = {
         "instance_id": str(instance.instance_identifier),
-        "global_user_id": user,
+        "user_id": user,
+        "global_user_id": f"anon-{user}",
         "event_type": event_type,
         "realm": "self-managed",
         "feature_ai_catalog_item": "",
