@@ -197,21 +197,27 @@ def test_missing_variables_are_a_graphql_error(client, db):
     assert "Variable '$licenseKey' has invalid value" in response.json()["errors"][0]["message"]
 
 
-def test_sync_records_version_host_and_time_at_most_once_a_minute(client, activated, django_assert_num_queries):
+def test_sync_records_version_host_and_time_at_most_once_a_minute(client, activated):
     instance, key = activated
-    client.post(
-        "/graphql",
-        data=json.dumps({"query": SYNC_QUERY, "variables": {"licenseKey": key, "gitlabVersion": "17.11.2"}}),
-        content_type="application/json",
-        HTTP_X_GITLAB_HOST_NAME="gl.example.test",
-    )
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with time_machine.travel(start, tick=False):
+        client.post(
+            "/graphql",
+            data=json.dumps({"query": SYNC_QUERY, "variables": {"licenseKey": key, "gitlabVersion": "17.11.2"}}),
+            content_type="application/json",
+            HTTP_X_GITLAB_HOST_NAME="gl.example.test",
+        )
     instance.refresh_from_db()
     assert (instance.gitlab_version, instance.hostname) == ("17.11.2", "gl.example.test")
-    first_sync = instance.last_sync_at
-    assert first_sync is not None
-    sync(client, key, gitlab_version="17.11.2")
+    assert instance.last_sync_at == start
+    with time_machine.travel(start + dt.timedelta(seconds=59), tick=False):
+        sync(client, key, gitlab_version="17.11.2")
     instance.refresh_from_db()
-    assert instance.last_sync_at == first_sync
+    assert instance.last_sync_at == start, "not again within the minute"
+    with time_machine.travel(start + dt.timedelta(seconds=61), tick=False):
+        sync(client, key, gitlab_version="17.11.2")
+    instance.refresh_from_db()
+    assert instance.last_sync_at == start + dt.timedelta(seconds=61), "recorded again once the minute has passed"
 
 
 def test_warm_sync_makes_at_most_four_queries(client, activated, django_assert_max_num_queries):
