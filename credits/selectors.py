@@ -215,3 +215,68 @@ def _exact(total) -> Decimal:
 
 def usage_events_latest(subscription: Subscription, limit: int = 20):
     return UsageEvent.objects.filter(subscription=subscription).order_by("-received_at", "-id")[:limit]
+
+
+# The bands of used share the fleet is counted in (gauges, alerts): below 50%, 50–80%, 80–100%, used up.
+USAGE_BANDS = ("below_50", "50_to_80", "80_to_100", "exhausted")
+
+
+def _band(fraction: float) -> str:
+    return (
+        "exhausted"
+        if fraction >= 1
+        else "80_to_100"
+        if fraction >= 0.8
+        else "50_to_80"
+        if fraction >= 0.5
+        else "below_50"
+    )
+
+
+def credit_usage_shares(month: dt.date) -> dict[int, tuple[Decimal, Decimal]]:
+    """(used, granted) of every subscription with priced usage in `month`, from three grouped queries (the fleet's
+    view, for the rollup: a statement per subscription would not scale). Approximate where the statement is exact:
+    included credits by today's seats unless the month's included grant is written down, and one-time credits at
+    their full amount (what earlier months drew from them is not subtracted)."""
+    used = dict(
+        UsageEvent.objects.filter(month=month, credits__isnull=False)
+        .values("subscription_id")
+        .annotate(spent=Sum("credits"))
+        .values_list("subscription_id", "spent")
+    )
+    if not used:
+        return {}
+    rates = get_credit_catalog().included_per_seat_month
+    granted = {
+        pk: rates.get(license_type, ZERO) * seats
+        for pk, license_type, seats in Subscription.objects.filter(pk__in=used).values_list(
+            "pk", "license_type", "seats"
+        )
+    }
+    end = month_after(month)
+    grants = CreditGrant.objects.filter(subscription_id__in=used).filter(
+        Q(month=month) | Q(kind=Kind.ONE_TIME, starts_on__lt=end, expires_on__gt=month)
+    )
+    for pk, kind, amount in grants.values_list("subscription_id", "kind", "amount"):
+        if kind == Kind.INCLUDED:
+            granted[pk] = amount  # written down: replaces the estimate by today's seats
+        elif amount < 0:
+            used[pk] = used[pk] - amount
+        else:
+            granted[pk] = granted.get(pk, ZERO) + amount
+    return {pk: (_exact(spent), granted.get(pk, ZERO)) for pk, spent in used.items()}
+
+
+def credit_usage_bands(month: dt.date, active_subscriptions: int) -> tuple[dict[str, int], list[tuple[int, float]]]:
+    """Counts of subscriptions per band (those without usage are below 50%), and the 20 most used at 80% or more
+    as (subscription id, share), most used first."""
+    shares = {
+        pk: float(spent / granted) if granted > 0 else 1.0
+        for pk, (spent, granted) in credit_usage_shares(month).items()
+    }
+    bands = dict.fromkeys(USAGE_BANDS, 0)
+    for share in shares.values():
+        bands[_band(share)] += 1
+    bands["below_50"] += max(active_subscriptions - len(shares), 0)
+    nearly_out = sorted(((pk, share) for pk, share in shares.items() if share >= 0.8), key=lambda row: -row[1])
+    return bands, nearly_out[:20]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from issuer.backoffice import charts
 from issuer.fleet.selectors import (
     STALE_AFTER,
+    credits_nearly_out,
     fleet_daily_series,
     fleet_hourly_series,
     fleet_seats_latest,
@@ -122,6 +123,7 @@ def dashboard(now: dt.datetime) -> dict:
         "summary": fleet_summary(now, snapshot),
         "validators_blocking": validators_blocking(now),
         "no_confirmed_validator": not Validator.objects.filter(confirmed=True).exists(),
+        "credits_nearly_out": credits_nearly_out(),
         "charts": [
             charts.tokens_per_day_chart(fleet_daily_series("tokens_issued", now, days=30)),
             charts.syncs_per_hour_chart(fleet_hourly_series("instances_synced", now, hours=48)),

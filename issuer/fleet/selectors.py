@@ -9,6 +9,7 @@ from django.db.models import Count, Q
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY
 
+from config.signed_cache import signed_cache_get
 from issuer.models import FleetCount, IssuedToken
 from subscriptions.models import Customer, Instance, Subscription
 from subscriptions.selectors import instances_cloned_count, seat_reports_latest, seat_reports_latest_with_overage
@@ -78,6 +79,8 @@ def token_partitions() -> dict[str, dt.datetime]:
 
 
 SEATS_METRIC = "seats:"  # seats:<add-on>:assigned and seats:<add-on>:purchased
+CREDITS_BAND_METRIC = "credits_band:"  # credits_band:<band>: subscriptions by the share of the month's credits used
+CREDITS_NEARLY_OUT_KEY = "issuer:fleet:credits_nearly_out"  # the rollup's list of the most used subscriptions
 
 
 def seat_utilisation() -> dict[str, tuple[int, int]]:
@@ -175,6 +178,46 @@ class FleetCollector:
 
 
 REGISTRY.register(FleetCollector())
+
+
+class CreditBandCollector:
+    """/metrics: subscriptions per band of the month's credits used, from the newest rollup: a handful of series
+    whatever the fleet's size (never one series per subscription)."""
+
+    def _family(self):
+        return GaugeMetricFamily(
+            "issuer_credits_subscriptions", "Subscriptions by the share of the month's credits used", labels=["band"]
+        )
+
+    def describe(self):
+        return [self._family()]
+
+    def collect(self):
+        family = self._family()
+        try:
+            for metric, row in fleet_snapshot().items():
+                if metric.startswith(CREDITS_BAND_METRIC):
+                    family.add_metric([metric.removeprefix(CREDITS_BAND_METRIC)], row.value)
+        except Exception:  # a scrape must never fail the endpoint
+            return
+        yield family
+
+
+REGISTRY.register(CreditBandCollector())
+
+
+def credits_nearly_out() -> list[dict]:
+    """The rollup's most used subscriptions (80% or more of the month's credits), with their customers."""
+    rows = signed_cache_get(CREDITS_NEARLY_OUT_KEY)
+    if not isinstance(rows, list):
+        return []
+    shares = {pk: share for pk, share in rows if isinstance(pk, int)}
+    subscriptions = Subscription.objects.select_related("customer").in_bulk(list(shares))
+    return [
+        {"subscription": subscriptions[pk], "percent": round(share * 100)}
+        for pk, share in shares.items()
+        if pk in subscriptions
+    ]
 
 
 def fleet_versions_latest(snapshot: dict[str, FleetCount]) -> dict[str, int]:

@@ -9,8 +9,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.services import audit_record, not_audited
+from config.signed_cache import signed_cache_set
+from credits.selectors import credit_usage_bands, month_of
 from issuer.conf import issuer_settings
 from issuer.fleet.selectors import (
+    CREDITS_BAND_METRIC,
+    CREDITS_NEARLY_OUT_KEY,
     PARTITION_PREFIX,
     SEATS_METRIC,
     VERSION_METRIC,
@@ -47,13 +51,19 @@ def fleet_rollup_run(*, at: dt.datetime | None = None) -> int:
         for add_on, pair in seat_utilisation().items()
         for which, value in zip(("assigned", "purchased"), pair, strict=True)
     }
-    rows = [(metric, today, value) for metric, value in {**fleet_gauges(at), **fleet_versions(at), **seats}.items()]
+    gauges = fleet_gauges(at)
+    bands, nearly_out = credit_usage_bands(month_of(at), gauges["active_subscriptions"])
+    credit_bands = {f"{CREDITS_BAND_METRIC}{band}": count for band, count in bands.items()}
+    signed_cache_set(CREDITS_NEARLY_OUT_KEY, [[pk, share] for pk, share in nearly_out], 3600)
+    rows = [
+        (metric, today, value) for metric, value in {**gauges, **fleet_versions(at), **seats, **credit_bands}.items()
+    ]
     for day in (today - dt.timedelta(days=1), today):
         rows.extend((metric, day, _daily(query, day)) for metric, query in DAILY.items())
     hour = hour_start(at)
     synced = Instance.objects.filter(subscription__isnull=False, last_sync_at__gte=hour).count()
     rows.append(("instances_synced", hour, synced))
-    for prefix in (VERSION_METRIC, SEATS_METRIC):  # versions and add-ons no longer seen
+    for prefix in (VERSION_METRIC, SEATS_METRIC, CREDITS_BAND_METRIC):  # versions and add-ons no longer seen
         FleetCount.objects.filter(metric__startswith=prefix, period_start=today).delete()
     FleetCount.objects.bulk_create(
         [FleetCount(metric=m, period_start=start, value=v, computed_at=at) for m, start, v in rows],
