@@ -280,3 +280,31 @@ def credit_usage_bands(month: dt.date, active_subscriptions: int) -> tuple[dict[
     bands["below_50"] += max(active_subscriptions - len(shares), 0)
     nearly_out = sorted(((pk, share) for pk, share in shares.items() if share >= 0.8), key=lambda row: -row[1])
     return bands, nearly_out[:20]
+
+
+def usage_top(subscription: Subscription, month: dt.date, field: str, limit: int = 5) -> list[tuple[str, Decimal]]:
+    """The month's biggest users (`user_key`) or features (`feature`, else the event type) by credits."""
+    key = field if field == "user_key" else "feature"
+    rows = (
+        UsageEvent.objects.filter(subscription=subscription, month=month, credits__isnull=False)
+        .values(key, "event_type")
+        .annotate(spent=Sum("credits"))
+    )
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        name = row[key] or ("—" if key == "user_key" else row["event_type"])
+        totals[name] = totals.get(name, ZERO) + _exact(row["spent"])
+    return sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+
+def burn_down(statement: MonthStatement) -> list[tuple[int, Decimal]]:
+    """(day of the month, credits left at its end) for each day so far: the pools less the usage up to that day."""
+    left, points = statement.granted, []
+    spent_by_day = dict(statement.daily)
+    today = min(dt.datetime.now(dt.UTC).date(), month_after(statement.month) - dt.timedelta(days=1))
+    day = statement.month
+    while day <= today:
+        left -= spent_by_day.get(day, ZERO)
+        points.append((day.day, left))
+        day += dt.timedelta(days=1)
+    return points

@@ -49,6 +49,8 @@ def test_the_subscription_page_shows_the_months_pools_to_readers(subscription):
     assert 'id="credits-section"' in page and 'data-pool="included"' in page
     assert "0.02 of 120 credits used" in page  # 5 seats × 24, one completion at 0.02
     assert "Grant credits" not in page  # a viewer reads; billing grants
+    assert 'data-top-user="u-1"' in page and 'data-top-feature="code_suggestions"' in page
+    assert "<polyline" in page and "119.98 credits left" in page  # the burn-down, and its text
 
 
 def test_billing_grants_credits_with_a_reason_and_the_grant_is_audited(subscription):
