@@ -2,15 +2,24 @@
 (each a service, audited), usage events to read. The subscription page shows the month's statement
 (`credits/templatetags/credits_statement.py`)."""
 
+import csv
+import datetime as dt
+import itertools
+
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
-from django.shortcuts import redirect
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path
+from django.utils import timezone
 
 from audit.reasons import reason_text
 from config.admin_base import ReadOnlyAdmin
 from credits import services
 from credits.models import CreditAccount, CreditGrant, UsageEvent, UserCapOverride
+from credits.selectors import month_of
+from subscriptions.models import Subscription
 
 GRANTABLE = [(kind.value, kind.label) for kind in CreditGrant.Kind if kind != CreditGrant.Kind.INCLUDED]
 
@@ -105,12 +114,52 @@ class CreditAccountAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
 
 
+CSV_COLUMNS = ["occurred_at", "event_id", "event_type", "quantity", "unit_of_measure", "credits", "user_key", "feature"]
+
+
+def _cell(value) -> str:
+    """A CSV cell a spreadsheet will not run: text from instances that starts like a formula is quoted."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
 @admin.register(UsageEvent)
 class UsageEventAdmin(ReadOnlyAdmin):
     list_display = ["occurred_at", "event_type", "quantity", "unit_of_measure", "credits", "instance", "user_key"]
     list_filter = ["event_type"]
     link_lookups = ("subscription",)  # the subscription page's "All events"
     show_full_result_count = False
+
+    def get_urls(self):
+        export = self.admin_site.admin_view(self.export_view)
+        return [path("export/", export, name="credits_usageevent_export"), *super().get_urls()]
+
+    def export_view(self, request):
+        """The month's usage events of one subscription as CSV, streamed a row at a time (flat memory)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        subscription = get_object_or_404(Subscription, pk=request.GET.get("subscription") or 0)
+        try:
+            month = dt.datetime.strptime(request.GET.get("month", ""), "%Y-%m").date()
+        except ValueError:
+            month = month_of(timezone.now())
+        events = (
+            UsageEvent.objects.filter(subscription=subscription, month=month)
+            .order_by("occurred_at", "id")
+            .values_list(*CSV_COLUMNS)
+            .iterator(chunk_size=2000)
+        )
+        writer = csv.writer(_Echo())
+        rows = itertools.chain([CSV_COLUMNS], ([_cell(value) for value in row] for row in events))
+        response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv")
+        name = f"credits-{subscription.pk}-{month:%Y-%m}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
 
 class UserCapOverrideForm(forms.ModelForm):

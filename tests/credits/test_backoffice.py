@@ -115,3 +115,17 @@ def test_the_admin_api_reads_statements_and_grants(subscription):
         format="json",
     )
     assert overage.status_code == 200 and overage.json()["allowed"] is True
+
+
+def test_the_months_events_export_as_csv_with_formulas_neutralised(subscription):
+    from credits.models import UsageEvent
+
+    UsageEvent.objects.update(feature='=HYPERLINK("http://evil.test")')
+    client = logged_in("viewer")
+    month = month_of(timezone.now()).strftime("%Y-%m")
+    answer = client.get(f"/admin/credits/usageevent/export/?subscription={subscription.pk}&month={month}")
+    assert answer.status_code == 200 and answer["Content-Type"] == "text/csv"
+    lines = b"".join(answer.streaming_content).decode().splitlines()
+    assert lines[0].startswith("occurred_at,event_id,event_type") and len(lines) == 2
+    assert "'=HYPERLINK" in lines[1]
+    assert Client().get(f"/admin/credits/usageevent/export/?subscription={subscription.pk}").status_code == 302
