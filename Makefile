@@ -38,7 +38,7 @@ run: $(VENV)/.installed .env
 # Chromium for the browser tests: Debian's package, never a downloaded browser.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
-		|| echo "Could not install chromium (needs root): the browser tests will be skipped."
+		|| echo "Could not install chromium (needs root): the browser tests will be skipped (failed under CI=true)."
 
 # promtool for the alert-rule tests: Debian's prometheus package.
 promtool:

@@ -11,11 +11,27 @@ from issuer.keys.services import _validators_written as validators_written
 from issuer.keys.services import signing_key_ensure_active
 from subscriptions.services import instance_activate
 from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
+from tests.requirements import need
 
 # `TEST_CLOCK_SHIFT_DAYS=730 make test` (a CI step) runs the suite with Python's clock that far ahead, so a date
 # written into a test, or computed by the code under test, that only holds until some day fails today, not then.
 CLOCK_SHIFT_DAYS = int(os.environ.get("TEST_CLOCK_SHIFT_DAYS") or 0)
 WALL_CLOCK_REASON = "wall_clock: compares Python's clock with PostgreSQL's now(), Redis TTLs or another process's clock"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "needs(*names): tools or services the test needs (tests/requirements.py): skipped where one is missing, "
+        "failed where it is required (CI=true)",
+    )
+
+
+def pytest_runtest_setup(item):
+    """After pytest's own skips (a wall-clock test in the shifted run is skipped, not failed), before fixtures."""
+    for marker in item.iter_markers("needs"):
+        for name in marker.args:
+            need(name)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -6,6 +6,8 @@ import threading
 import pytest
 from django.db import connection
 
+from tests.requirements import needs
+
 SYNC_QUERY = """query cloudConnectorAccess($licenseKey: String!, $gitlabVersion: String!) {
   cloudConnectorAccess(licenseKey: $licenseKey, gitlabVersion: $gitlabVersion) {
     serviceToken { token expiresAt }
@@ -59,19 +61,15 @@ def sync(client, license_key, gitlab_version="17.11.0", query=SYNC_QUERY, **head
 
 
 def postgres_only(test):
-    """Marked `postgres`; skipped with the reason when the suite runs on another database."""
-    skip = pytest.mark.skipif(
-        connection.vendor != "postgresql", reason="needs PostgreSQL: set DATABASE_URL=postgres://..."
-    )
-    return pytest.mark.postgres(skip(test))
+    """Marked `postgres`; on another database skipped with the reason, or failed where PostgreSQL is required
+    (tests/requirements.py)."""
+    return pytest.mark.postgres(needs("postgresql")(test))
 
 
 def redis_only(test):
-    """Marked `redis`; skipped with the reason when the cache is not Redis."""
-    from django.conf import settings
-
-    skip = pytest.mark.skipif(not settings.CACHE_IS_SHARED, reason="needs Redis: set REDIS_URL=redis://...")
-    return pytest.mark.redis(skip(test))
+    """Marked `redis`; without Redis skipped with the reason, or failed where Redis is required
+    (tests/requirements.py)."""
+    return pytest.mark.redis(needs("redis")(test))
 
 
 def run_at_once(*calls):

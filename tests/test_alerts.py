@@ -2,21 +2,18 @@
 per alert, and every metric they name is one /metrics exports (or django-prometheus's)."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.requirements import needs
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None and os.environ.get("CI") != "true",
-    reason="promtool is not installed (make test installs Debian's prometheus package; CI requires it)",
-)
+needs_promtool = needs("promtool")  # skipped where missing; on CI (CI=true) a failure, never a skip
 
 
 @needs_promtool

@@ -19,12 +19,10 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_purge, audit_record
 from issuer.fleet.services import token_records_retain
+from tests.requirements import needs, required_here
 
 ROOT = Path(__file__).resolve().parents[2]
-as_runtime_role = pytest.mark.skipif(
-    connection.vendor != "postgresql" or settings.DATABASE_RUNTIME_CREDENTIALS is None,
-    reason="needs PostgreSQL with two roles: set DATABASE_OWNER_URL (the owner) and DATABASE_URL (the runtime role)",
-)
+as_runtime_role = needs("postgresql-roles")  # skipped elsewhere, saying why; on CI (CI=true) never skipped
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
@@ -42,7 +40,8 @@ def _refused(statement: str, params=None) -> str:
 
 
 def test_ci_runs_the_postgresql_tests_as_the_runtime_role():
-    if os.environ.get("CI") and connection.vendor == "postgresql":
+    if required_here("postgresql-roles"):
+        assert connection.vendor == "postgresql", "CI must set DATABASE_URL (PostgreSQL)"
         assert settings.DATABASE_RUNTIME_CREDENTIALS is not None, "CI must set DATABASE_OWNER_URL"
     if settings.DATABASE_RUNTIME_CREDENTIALS is not None:
         with connection.cursor() as cursor:
@@ -104,7 +103,10 @@ def test_a_database_created_the_old_way_upgrades_with_the_role_command(tmp_path)
     role exactly its privileges, and that role cannot rewrite history."""
     admin = _superuser_dsn("postgres")
     if admin is None:
-        pytest.skip("needs the postgres superuser on 127.0.0.1 (trust) to make a database the old way")
+        message = "needs the postgres superuser on 127.0.0.1 (trust) to make a database the old way"
+        if required_here("postgresql-roles"):
+            pytest.fail(f"{message} (.ci/run uses it; required here: CI=true)", pytrace=False)
+        pytest.skip(message)
     database, role = "issuer_old_way_upgrade", "issuer_upgrade_runtime"
     with psycopg.connect(admin, autocommit=True) as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {database}")

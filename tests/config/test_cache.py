@@ -6,6 +6,7 @@ from django.test import override_settings
 
 from config.cache import RedisCache
 from tests.helpers import sync
+from tests.requirements import need
 
 DOWN = {
     "default": {
@@ -51,9 +52,8 @@ def test_public_endpoints_and_sync_survive_a_redis_outage(client, activated, set
 def test_incr_counts_in_one_round_trip_and_refuses_a_missing_key():
     import os
 
+    need("redis")
     location = os.environ.get("REDIS_URL")
-    if not location:
-        pytest.skip("needs Redis: set REDIS_URL=redis://...")
     cache = RedisCache(location, {})
     cache.delete("incr-probe")
     with pytest.raises(ValueError):
@@ -66,13 +66,11 @@ def test_incr_counts_in_one_round_trip_and_refuses_a_missing_key():
 
 @pytest.mark.redis
 def test_rate_limit_counters_take_one_round_trip_and_count_like_django_ratelimit():
-    import os
 
     from django.test import RequestFactory
     from django_ratelimit.core import get_usage
 
-    if not os.environ.get("REDIS_URL"):
-        pytest.skip("needs Redis: set REDIS_URL=redis://...")
+    need("redis")
     cache = caches["default"]
     cache.clear()
     request = RequestFactory().get("/")

@@ -19,6 +19,7 @@ from subscriptions.models import Instance
 from subscriptions.services import instance_activate, seat_report_record
 from tests.factories import AddOnPurchaseFactory, CustomerFactory, SubscriptionFactory
 from tests.helpers import analyze_as_owner, mint_token, role
+from tests.requirements import need
 
 pytestmark = pytest.mark.django_db
 
@@ -125,8 +126,7 @@ def test_a_viewer_cannot_find_a_subscription_by_its_activation_code(client):
 
 @pytest.mark.django_db(transaction=True)  # committed rows: ANALYZE may run on the owner's connection
 def test_counts_above_the_threshold_are_the_planners_estimate(client, monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("the planner's estimate is PostgreSQL's")
+    need("postgresql")  # the planner's estimate is PostgreSQL's
     _grow_fleet(3)
     analyze_as_owner("issuer_issuedtoken")
     monkeypatch.setattr(pagination, "EXACT_COUNT_BELOW", 1)

@@ -1,27 +1,23 @@
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from tests.requirements import chromium_path, need
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
 def browser():
-    if not Path(CHROMIUM).exists():
-        message = "Debian's chromium is not installed (`make test` installs it: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI must run the browser tests, never skip them
-        pytest.skip(message)
+    need("chromium")  # skipped where missing; on CI (CI=true) a failure, never a skip
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=chromium_path(),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
         )
         yield browser
