@@ -1,10 +1,17 @@
 """Django admin for the commercial side. Actions are doors onto the services; no secret is ever displayed."""
 
+import datetime as dt
+
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib.admin.widgets import AdminDateWidget
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.urls import reverse
+from django.forms.models import BaseInlineFormSet
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from audit.selectors import audit_context
@@ -19,7 +26,15 @@ from subscriptions.models import (
     SeatReport,
     Subscription,
 )
-from subscriptions.selectors import customers_named, instances_matching_text
+from subscriptions.selectors import (
+    SUBSCRIPTION_STATUSES,
+    add_on_purchases_ending_early,
+    add_on_purchases_renewing_with,
+    customers_named,
+    instances_matching_text,
+    subscription_status,
+    subscriptions_in_status,
+)
 from subscriptions.terms import one_year_after
 from unit_primitives.catalog import get_catalog
 
@@ -40,6 +55,8 @@ class SubscriptionForm(forms.ModelForm):
         if "expires_on" in self.fields:  # not where the field is read-only (a viewer's page)
             self.fields["expires_on"].required = False
             self.fields["expires_on"].help_text = "First day without access. Blank: one year after the start."
+        if "starts_on" in self.fields and self.instance.pk is None:
+            self.fields["starts_on"].initial = timezone.localdate  # a sale starts today unless told otherwise
 
     def clean(self):
         cleaned = super().clean()
@@ -56,9 +73,41 @@ class AddOnPurchaseForm(forms.ModelForm):
         fields = ["subscription", "add_on", "quantity", "started_on", "expires_on", "trial"]
 
 
+class InlineAddOnPurchaseForm(AddOnPurchaseForm):
+    """A row of the subscription page: blank dates are the subscription's (one sale is not four dates to type)."""
+
+    def __init__(self, *args, parent: Subscription | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.parent = parent
+        for name, parent_name in (("started_on", "starts_on"), ("expires_on", "expires_on")):
+            if name in self.fields:
+                self.fields[name].required = False
+                self.fields[name].help_text = "Blank: the subscription's."
+                if parent is not None and parent.pk is not None and self.instance.pk is None:
+                    self.fields[name].initial = getattr(parent, parent_name)
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, parent_name in (("started_on", "starts_on"), ("expires_on", "expires_on")):
+            if name in self.fields and not cleaned.get(name) and name not in self.errors:
+                default = getattr(self.parent, parent_name, None)
+                if default is None:
+                    self.add_error(name, "Give a date, or the subscription's own.")
+                else:
+                    cleaned[name] = default
+        return cleaned
+
+
+class AddOnPurchaseFormSet(BaseInlineFormSet):
+    def get_form_kwargs(self, index):
+        # the subscription as the page's form saw it (on an add page: not saved yet, its dates already cleaned)
+        return {**super().get_form_kwargs(index), "parent": self.instance}
+
+
 class AddOnPurchaseInline(admin.TabularInline):
     model = AddOnPurchase
-    form = AddOnPurchaseForm
+    form = InlineAddOnPurchaseForm
+    formset = AddOnPurchaseFormSet
     extra = 0
     fields = ["add_on", "quantity", "started_on", "expires_on", "trial", "purchase_id", "cancelled_at"]
     readonly_fields = ["purchase_id", "cancelled_at"]
@@ -130,16 +179,103 @@ def _suspension_actions(set_suspended, plural: str) -> list:
     return [suspend, unsuspend]
 
 
+def as_word(field: str, word: str, description: str | None = None):
+    """A boolean column read as a word or "—" (Django's red ✗ icon reads like an error)."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def shown(obj):
+        return word if getattr(obj, field) else "—"
+
+    shown.__name__ = f"{field}_word"
+    return shown
+
+
+class SubscriptionStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [(status, status) for status in SUBSCRIPTION_STATUSES]
+
+    def queryset(self, request, queryset):
+        if self.value() not in SUBSCRIPTION_STATUSES:
+            return queryset
+        return subscriptions_in_status(queryset, self.value(), timezone.now().date())
+
+
+class ExpiryFilter(admin.SimpleListFilter):
+    """Forward-looking: what ends soon (Django's date filter only looks back), and what has ended."""
+
+    title = "expires"
+    parameter_name = "expires"
+    WITHIN_DAYS = (30, 60, 90)
+
+    def lookups(self, request, model_admin):
+        return [*((str(days), f"in the next {days} days") for days in self.WITHIN_DAYS), ("expired", "expired")]
+
+    def queryset(self, request, queryset):
+        today = timezone.now().date()
+        if self.value() == "expired":
+            return queryset.filter(expires_on__lte=today)
+        if self.value() in {str(days) for days in self.WITHIN_DAYS}:
+            horizon = today + dt.timedelta(days=int(self.value()))
+            return queryset.filter(expires_on__gt=today, expires_on__lte=horizon)
+        return queryset
+
+
+class RenewalForm(forms.Form):
+    expires_on = forms.DateField(
+        label="New end", widget=AdminDateWidget, help_text="First day without access (default: a year later)."
+    )
+    add_ons = forms.ModelMultipleChoiceField(
+        queryset=AddOnPurchase.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Add-ons that move to the new end",
+    )
+
+    def __init__(self, *args, subscription: Subscription, **kwargs):
+        moving, others = add_on_purchases_renewing_with(subscription)
+        kwargs.setdefault("initial", {"expires_on": one_year_after(subscription.expires_on), "add_ons": moving})
+        super().__init__(*args, **kwargs)
+        self.subscription = subscription
+        self.fields["add_ons"].queryset = subscription.add_on_purchases.filter(
+            pk__in=[purchase.pk for purchase in moving + others]
+        )
+        ends = subscription.expires_on
+
+        def label(purchase):
+            when = "ends with the subscription" if purchase.expires_on == ends else f"ends {purchase.expires_on}"
+            return f"{purchase.add_on} × {purchase.quantity} ({purchase.purchase_id}, {when})"
+
+        self.fields["add_ons"].choices = [(purchase.pk, label(purchase)) for purchase in moving + others]
+
+    def clean_expires_on(self):
+        expires_on = self.cleaned_data["expires_on"]
+        if expires_on <= self.subscription.expires_on:
+            raise ValidationError(f"A renewal moves the end later than {self.subscription.expires_on}.")
+        return expires_on
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(AuditedAdmin):
     form = SubscriptionForm
-    list_display = [*Subscription.SUMMARY_FIELDS, "activation_code"]
+    list_display = [
+        "customer",
+        "license_type",
+        "seats",
+        "starts_on",
+        "expires_on",
+        "status",
+        as_word("trial", "trial"),
+        "activation_code",
+    ]
     list_select_related = ["customer"]
     list_filter = [
+        SubscriptionStatusFilter,
+        ExpiryFilter,
         fixed_choices_filter("license_type", "license type", lambda: get_catalog().license_types),
         "trial",
-        "suspended",
-        "expires_on",
     ]
     search_fields = ["customer__name", "activation_code"]
     search_help_text = "An activation code (exact, for roles that see codes), or part of the customer's name."
@@ -147,6 +283,10 @@ class SubscriptionAdmin(AuditedAdmin):
     readonly_fields = ["activation_code", "suspended", "created_at", "updated_at"]
     inlines = [AddOnPurchaseInline]
     actions = [*_suspension_actions(services.subscription_set_suspended, "subscriptions"), "regenerate_activation_code"]
+
+    @admin.display(description="status")
+    def status(self, subscription):
+        return subscription_status(subscription, timezone.now().date())
 
     def _sees_codes(self, request) -> bool:
         return request.user.has_perm("subscriptions.view_activation_code")
@@ -166,10 +306,17 @@ class SubscriptionAdmin(AuditedAdmin):
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
-        return fields if self._sees_codes(request) else [name for name in fields if name != "activation_code"]
+        # Before saving there is no code: the one an unsaved form would show is not the one the save makes.
+        hidden = {"activation_code", "suspended", "created_at", "updated_at"} if obj is None else set()
+        if not self._sees_codes(request):
+            hidden.add("activation_code")
+        return [name for name in fields if name not in hidden]
 
     def has_suspend_permission(self, request):
         return request.user.has_perm("subscriptions.change_subscription")
+
+    def has_renew_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj) and request.user.has_perm("subscriptions.change_addonpurchase")
 
     def has_regenerate_permission(self, request):
         return request.user.has_perm("subscriptions.regenerate_activation_code")
@@ -177,6 +324,59 @@ class SubscriptionAdmin(AuditedAdmin):
     @admin.action(description="Regenerate the activation code", permissions=["regenerate"])
     def regenerate_activation_code(self, request, queryset):
         _each(self, request, queryset, services.subscription_regenerate_activation_code, "codes regenerated")
+
+    def get_urls(self):
+        renew = path(
+            "<path:object_id>/renew/",
+            self.admin_site.admin_view(self.renew_view),
+            name="subscriptions_subscription_renew",
+        )
+        return [renew, *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        subscription = self.get_object(request, object_id)
+        if subscription is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "status": subscription_status(subscription, timezone.now().date()),
+                "ending_early": add_on_purchases_ending_early(subscription),
+                "instances": Instance.objects.filter(subscription=subscription).order_by("-activated_at", "-id"),
+                "may_renew": self.has_renew_permission(request, subscription),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def renew_view(self, request, object_id):
+        """*Renew / extend*: a new end, and the add-ons that move with it (by default those that end with the
+        subscription; every other one offered)."""
+        subscription = get_object_or_404(Subscription.objects.select_related("customer"), pk=object_id)
+        if not self.has_renew_permission(request, subscription):
+            raise PermissionDenied
+        form = RenewalForm(request.POST or None, subscription=subscription)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.subscription_extend(
+                    subscription, expires_on=form.cleaned_data["expires_on"], add_ons=list(form.cleaned_data["add_ons"])
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                moved = len(form.cleaned_data["add_ons"])
+                self.message_user(
+                    request,
+                    f"Renewed to {form.cleaned_data['expires_on']}, with {moved} add-on{'s' if moved != 1 else ''}.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:subscriptions_subscription_change", subscription.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Renew / extend",
+            "subtitle": str(subscription),
+            "opts": self.opts,
+            "original": subscription,
+            "form": form,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/subscriptions/subscription/renew.html", context)
 
 
 @admin.register(AddOnPurchase)
@@ -209,7 +409,7 @@ class InstanceAdmin(AuditedAdmin):
         "customer",
         "gitlab_version",
         "last_sync_at",
-        "suspended",
+        as_word("suspended", "suspended"),
         "overview",
     ]
     list_select_related = ["subscription__customer"]
@@ -301,7 +501,13 @@ class InstanceAdmin(AuditedAdmin):
 
 @admin.register(SeatReport)
 class SeatReportAdmin(FleetScaleAdmin):
-    list_display = ["instance", "reported_at", "billable_users", "max_historical_users", "has_overage"]
+    list_display = [
+        "instance",
+        "reported_at",
+        "billable_users",
+        "max_historical_users",
+        as_word("has_overage", "overage", "overage"),
+    ]
     list_select_related = ["instance"]
     list_filter = ["has_overage"]
     search_fields = ["=instance__instance_identifier"]

@@ -188,7 +188,7 @@ class SubscriptionViewSet(
     )
     def regenerate_activation_code(self, request, pk=None):
         subscription = services.subscription_regenerate_activation_code(self.get_object())
-        return Response(SubscriptionSerializer(subscription).data)
+        return Response(self.get_serializer(subscription).data)  # with the request: the new code is in it
 
 
 class AddOnPurchaseViewSet(

@@ -157,6 +157,53 @@ def seat_reports_latest_with_overage():
     )
 
 
+def add_on_purchases_renewing_with(subscription: Subscription) -> tuple[list[AddOnPurchase], list[AddOnPurchase]]:
+    """A renewal's proposal: (the purchases that move with the subscription by default: those that ended, or will
+    end, on its current end date; every other purchase, to choose). Cancelled purchases are in neither."""
+    purchases = subscription.add_on_purchases.filter(cancelled_at__isnull=True).order_by("expires_on", "add_on", "id")
+    moving = [purchase for purchase in purchases if purchase.expires_on == subscription.expires_on]
+    return moving, [purchase for purchase in purchases if purchase.expires_on != subscription.expires_on]
+
+
+def add_on_purchases_ending_early(subscription: Subscription) -> list[AddOnPurchase]:
+    """Purchases that end before their subscription does (a renewal that left them behind, or a sale so made):
+    the subscription's page says so."""
+    return list(
+        subscription.add_on_purchases.filter(
+            cancelled_at__isnull=True, expires_on__lt=subscription.expires_on
+        ).order_by("expires_on", "id")
+    )
+
+
+# A running subscription is "expiring" this many days before its end (the dashboard's horizon too).
+EXPIRING_WITHIN = dt.timedelta(days=30)
+SUBSCRIPTION_STATUSES = ("upcoming", "active", "expiring", "expired", "suspended")
+
+
+def subscription_status(subscription: Subscription, today: dt.date) -> str:
+    """One word for where a subscription stands on `today`; `subscriptions_in_status` is the same rule as a query."""
+    if subscription.suspended:
+        return "suspended"
+    if today < subscription.starts_on:
+        return "upcoming"
+    if subscription.expires_on <= today:
+        return "expired"
+    return "expiring" if subscription.expires_on <= today + EXPIRING_WITHIN else "active"
+
+
+def subscriptions_in_status(subscriptions: QuerySet, status: str, today: dt.date) -> QuerySet:
+    horizon = today + EXPIRING_WITHIN
+    running = Q(suspended=False, starts_on__lte=today)
+    rules = {
+        "suspended": Q(suspended=True),
+        "upcoming": Q(suspended=False, starts_on__gt=today),
+        "expired": Q(suspended=False, expires_on__lte=today),
+        "expiring": running & Q(expires_on__gt=today, expires_on__lte=horizon),
+        "active": running & Q(expires_on__gt=horizon),
+    }
+    return subscriptions.filter(rules[status])
+
+
 def subscriptions_expiring(within_days: int = 30, today: dt.date | None = None):
     today = today or timezone.now().date()
     horizon = today + dt.timedelta(days=within_days)

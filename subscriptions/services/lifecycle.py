@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -67,6 +68,33 @@ def subscription_update(
 ) -> Subscription:
     """Change seats or extend (or shorten) the term."""
     return locked_update(subscription, "subscription.update", seats=seats, expires_on=expires_on)
+
+
+@transaction.atomic
+def subscription_extend(
+    subscription: Subscription, *, expires_on: dt.date, add_ons: list[AddOnPurchase] | tuple = ()
+) -> Subscription:
+    """Renews or extends the term to `expires_on`, and moves the end of each purchase of `add_ons` with it (the
+    admin's *Renew / extend* page proposes those that ended, or will end, on the previous end date). A purchase of
+    another subscription is refused; a cancelled one stays cancelled."""
+    previous = subscription.expires_on
+    if expires_on <= previous:
+        raise ValidationError(f"A renewal moves the end later than {previous:%Y-%m-%d}.")
+    reason = f"renewed from {previous:%Y-%m-%d}"
+    subscription = locked(subscription)
+    before = audit_snapshot(subscription)
+    subscription.expires_on = expires_on
+    validated_save(subscription)
+    audit_record_change("subscription.extend", subscription, before, reason=reason)
+    for purchase in add_ons:
+        if purchase.subscription_id != subscription.pk:
+            raise ValidationError(f"{purchase.purchase_id} is not a purchase of this subscription.")
+        purchase = locked(purchase)
+        before = audit_snapshot(purchase)
+        purchase.expires_on = expires_on
+        validated_save(purchase)
+        audit_record_change("addonpurchase.extend", purchase, before, reason=reason)
+    return subscription
 
 
 @transaction.atomic

@@ -104,6 +104,15 @@ SCENARIOS = {
         ),
         ["subscription.update"],
     ),
+    "subscriptions.services.lifecycle.subscription_extend": (
+        lambda: AddOnPurchaseFactory().subscription,
+        lambda subscription: subs.subscription_extend(
+            subscription,
+            expires_on=subscription.expires_on + dt.timedelta(days=365),
+            add_ons=list(subscription.add_on_purchases.all()),
+        ),
+        ["subscription.extend", "addonpurchase.extend"],
+    ),
     "subscriptions.services.lifecycle.subscription_set_suspended": (
         SubscriptionFactory,
         lambda subscription: (
