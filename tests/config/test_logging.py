@@ -74,12 +74,52 @@ def test_request_id_is_echoed_and_generated(client):
     assert len(generated) == 32 and " " not in generated
 
 
-@pytest.fixture
-def configured_output():
-    """The project's real logging configuration (Django's and gunicorn's loggers), writing to a buffer."""
+def _logging_restore() -> None:
+    """The project's logging configuration as Django set it up; pytest's own capturing handlers on the root logger
+    are kept."""
     import logging.config
 
     from django.conf import settings
+
+    root = logging.getLogger()
+    pytests = [handler for handler in root.handlers if type(handler).__module__ == "_pytest.logging"]
+    logging.config.dictConfig(settings.LOGGING)
+    for handler in pytests:
+        root.addHandler(handler)
+
+
+def _root_configuration():
+    root = logging.getLogger()
+    own = [handler for handler in root.handlers if type(handler).__module__ != "_pytest.logging"]
+    return root.level, [(type(handler), [type(f) for f in handler.filters]) for handler in own]
+
+
+@pytest.fixture
+def logging_restored():
+    """For a test that reconfigures logging: restored after it, so the next test on this worker logs as any other."""
+    from config.celery import app
+
+    already_setup = app.log.already_setup
+    yield
+    _logging_restore()
+    app.log.already_setup = already_setup
+
+
+def test_the_restore_undoes_the_celery_workers_setup(logging_restored):
+    from config.celery import app
+
+    before = _root_configuration()
+    app.log.already_setup = False
+    app.log.setup_logging_subsystem(loglevel="DEBUG")
+    assert _root_configuration() != before, "the worker's setup reconfigured the root logger"
+    _logging_restore()
+    assert _root_configuration() == before
+
+
+@pytest.fixture
+def configured_output(logging_restored):
+    """The project's real logging configuration (Django's and gunicorn's loggers), writing to a buffer."""
+    import logging.config
 
     from config.logging import json_logging
 
@@ -91,7 +131,6 @@ def configured_output():
     for handler in logging.getLogger().handlers + logging.getLogger("gunicorn.access").handlers:
         handler.setStream(stream)
     yield stream
-    logging.config.dictConfig(settings.LOGGING)
 
 
 LICENSE_KEY = "cdl_SuperSecretLicenseKeyValue123456"
@@ -131,7 +170,7 @@ def test_every_logger_redacts_objects_and_arguments(configured_output, logger_na
     assert json.loads(output.splitlines()[-1])["status_code"] == 405, "plain values are left as they are"
 
 
-def test_celery_workers_log_through_the_redacting_configuration():
+def test_celery_workers_log_through_the_redacting_configuration(logging_restored):
     from config.celery import app
     from config.logging import RedactSecretsFilter
 
