@@ -109,8 +109,8 @@ class AddOnPurchaseInline(admin.TabularInline):
     form = InlineAddOnPurchaseForm
     formset = AddOnPurchaseFormSet
     extra = 0
-    fields = ["add_on", "quantity", "started_on", "expires_on", "trial", "purchase_id", "cancelled_at"]
-    readonly_fields = ["purchase_id", "cancelled_at"]
+    fields = ["add_on", "quantity", "started_on", "expires_on", "trial", "purchase_id", "cancelled_at", "suspended"]
+    readonly_fields = ["purchase_id", "cancelled_at", "suspended"]
 
 
 class AuditedAdmin(FleetScaleAdmin):
@@ -382,9 +382,18 @@ class SubscriptionAdmin(AuditedAdmin):
 @admin.register(AddOnPurchase)
 class AddOnPurchaseAdmin(AuditedAdmin):
     form = AddOnPurchaseForm
-    list_display = ["purchase_id", "subscription", "add_on", "quantity", "started_on", "expires_on", "cancelled_at"]
+    list_display = [
+        "purchase_id",
+        "subscription",
+        "add_on",
+        "quantity",
+        "started_on",
+        "expires_on",
+        "cancelled_at",
+        as_word("suspended", "suspended"),
+    ]
     list_select_related = ["subscription__customer"]
-    list_filter = [fixed_choices_filter("add_on", "add-on", lambda: get_catalog().add_ons), "trial"]
+    list_filter = [fixed_choices_filter("add_on", "add-on", lambda: get_catalog().add_ons), "trial", "suspended"]
     search_fields = ["purchase_id", "subscription__customer__name"]
     search_help_text = "A purchase id (P-…, exact), or part of the customer's name."
     search_shapes = ((r"P-[0-9A-Fa-f]{12}", lambda purchases, term: purchases.filter(purchase_id=term.upper())),)
@@ -393,8 +402,11 @@ class AddOnPurchaseAdmin(AuditedAdmin):
         return queryset.filter(subscription__customer__in=customers_named(term))
 
     autocomplete_fields = ["subscription"]
-    readonly_fields = ["purchase_id", "cancelled_at"]
-    actions = ["cancel"]
+    readonly_fields = ["purchase_id", "cancelled_at", "suspended"]
+    actions = ["cancel", *_suspension_actions(services.add_on_purchase_set_suspended, "purchases")]
+
+    def has_suspend_permission(self, request):
+        return request.user.has_perm("subscriptions.change_addonpurchase")
 
     @admin.action(description="Cancel the selected purchases now", permissions=["change"])
     def cancel(self, request, queryset):

@@ -69,9 +69,10 @@ class AddOnPurchaseSerializer(UpdateAppliesOnly, serializers.ModelSerializer):
             "expires_on",
             "trial",
             "cancelled_at",
+            "suspended",
             "active",
         ]
-        read_only_fields = ["id", "purchase_id", "cancelled_at", "active"]
+        read_only_fields = ["id", "purchase_id", "cancelled_at", "suspended", "active"]
 
     def get_active(self, purchase) -> bool:
         return purchase.is_active_on(timezone.now().date())
@@ -192,6 +193,7 @@ class SubscriptionViewSet(
 
 
 class AddOnPurchaseViewSet(
+    SuspendActionMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -200,6 +202,13 @@ class AddOnPurchaseViewSet(
 ):
     queryset = AddOnPurchase.objects.select_related("subscription")
     serializer_class = AddOnPurchaseSerializer
+    set_suspended = staticmethod(services.add_on_purchase_set_suspended)
+
+    @extend_schema(request=SuspendSerializer, responses=AddOnPurchaseSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[permission("subscriptions.change_addonpurchase")])
+    def suspend(self, request, pk=None):
+        """`{"suspended": true}` suspends the purchase until `{"suspended": false}` resumes it."""
+        return self._suspend(request)
 
     @extend_schema(request=None, responses=AddOnPurchaseSerializer)
     @action(detail=True, methods=["post"], permission_classes=[permission("subscriptions.change_addonpurchase")])

@@ -62,9 +62,9 @@ class SubscriptionQuerySet(models.QuerySet):
 
 class AddOnPurchaseQuerySet(models.QuerySet):
     def active_on(self, day):
-        """Running on `day` and not cancelled; `AddOnPurchase.is_active_on` is the same rule for rows in memory
-        (the purchases a cached sync state holds, judged on the day of each sync)."""
-        return self.filter(started_on__lte=day, expires_on__gt=day, cancelled_at__isnull=True)
+        """Running on `day`, not cancelled and not suspended; `AddOnPurchase.is_active_on` is the same rule for rows
+        in memory (the purchases a cached sync state holds, judged on the day of each sync)."""
+        return self.filter(started_on__lte=day, expires_on__gt=day, cancelled_at__isnull=True, suspended=False)
 
 
 class Customer(models.Model):
@@ -132,6 +132,8 @@ class AddOnPurchase(models.Model):
     purchase_id = models.CharField(max_length=32, unique=True, default=new_purchase_id, editable=False)
     # A cancelled purchase is inactive from the moment of cancellation, whatever its dates say.
     cancelled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A suspended purchase is inactive until it is resumed (a cancellation is for good).
+    suspended = models.BooleanField(default=False, db_default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -160,7 +162,7 @@ class AddOnPurchase(models.Model):
         return f"{self.add_on} × {self.quantity} ({self.started_on}–{self.expires_on})"
 
     def is_active_on(self, day) -> bool:
-        return self.cancelled_at is None and self.started_on <= day < self.expires_on
+        return not self.suspended and self.cancelled_at is None and self.started_on <= day < self.expires_on
 
 
 class Instance(models.Model):

@@ -147,6 +147,14 @@ def add_on_purchase_cancel(purchase: AddOnPurchase, at: dt.datetime | None = Non
 
 
 @transaction.atomic
+def add_on_purchase_set_suspended(purchase: AddOnPurchase, suspended: bool) -> AddOnPurchase:
+    """Suspends the purchase (inactive until resumed: the next sync drops its scopes and its Duo seats) or resumes
+    it. Unlike a cancellation, it can be undone."""
+    action = "addonpurchase.suspend" if suspended else "addonpurchase.resume"
+    return locked_set(purchase, action, suspended=suspended)
+
+
+@transaction.atomic
 def object_save_from_form(obj: models.Model) -> models.Model:
     """What a Django admin form saved (any editable field of a customer, subscription or purchase): validated like
     the named services and recorded as `<model>.create` or `<model>.update` with the fields it changed."""

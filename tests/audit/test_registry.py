@@ -148,6 +148,15 @@ SCENARIOS = {
         lambda purchase: (subs.add_on_purchase_cancel(purchase), subs.add_on_purchase_cancel(purchase)),
         ["addonpurchase.cancel"],
     ),
+    "subscriptions.services.lifecycle.add_on_purchase_set_suspended": (
+        AddOnPurchaseFactory,
+        lambda purchase: (
+            subs.add_on_purchase_set_suspended(purchase, True),
+            subs.add_on_purchase_set_suspended(purchase, True),
+            subs.add_on_purchase_set_suspended(purchase, False),
+        ),
+        ["addonpurchase.suspend", "addonpurchase.resume"],
+    ),
     "subscriptions.services.lifecycle.object_save_from_form": (
         SubscriptionFactory,
         lambda subscription: (

@@ -282,3 +282,71 @@ def test_the_subscription_page_lists_its_instance(activated):
     lonely = SubscriptionFactory()
     html = as_role("viewer").get(f"/admin/subscriptions/subscription/{lonely.pk}/change/").content.decode()
     assert "No instance is bound to this subscription" in html
+
+
+# 3. An add-on can be suspended and resumed: one rule in memory and in the database, and the sync follows it.
+
+
+def test_a_suspended_purchase_is_inactive_in_memory_and_in_the_database_alike():
+    from subscriptions.models import AddOnPurchase as Purchase
+
+    start, end = dt.date(2030, 1, 1), dt.date(2030, 7, 1)
+    one = dt.timedelta(days=1)
+    for cancelled in (False, True):
+        for suspended in (False, True):
+            purchase = AddOnPurchaseFactory(
+                started_on=start, expires_on=end, subscription=SubscriptionFactory(starts_on=start, expires_on=end)
+            )
+            if suspended:
+                services.add_on_purchase_set_suspended(purchase, True)
+            if cancelled:
+                services.add_on_purchase_cancel(purchase)
+            held = Subscription.objects.prefetch_related("add_on_purchases").get(pk=purchase.subscription_id)
+            (in_memory,) = held.add_on_purchases.all()  # as a cached sync state holds it
+            for day in (start - one, start, end - one, end, end + one):
+                in_database = Purchase.objects.filter(pk=purchase.pk).active_on(day).exists()
+                assert in_memory.is_active_on(day) == in_database, (cancelled, suspended, day)
+                assert in_database == (not cancelled and not suspended and start <= day < end)
+
+
+def test_suspending_an_add_on_drops_its_scopes_and_seats_until_it_is_resumed(client, activated):
+    from tests.helpers import sync
+    from tests.issuer.test_cache_forgery import token_of
+
+    instance, key = activated
+    purchase = instance.subscription.add_on_purchases.get()
+    _, body = sync(client, key)  # caches the sync state with the add-on active
+    with_it = set(token_of(body)["scopes"])
+    assert "troubleshoot_job" in with_it
+    services.add_on_purchase_set_suspended(purchase, True)
+    _, body = sync(client, key)
+    assert "troubleshoot_job" not in set(token_of(body)["scopes"])
+    from subscriptions.selectors import instance_entitlements
+
+    instance.refresh_from_db()
+    assert instance_entitlements(instance).duo_seat_count == 0
+    services.add_on_purchase_set_suspended(purchase, False)
+    _, body = sync(client, key)
+    assert set(token_of(body)["scopes"]) == with_it
+    instance.refresh_from_db()
+    assert instance_entitlements(instance).duo_seat_count == purchase.quantity
+
+
+def test_billing_suspends_and_resumes_an_add_on_from_the_list_and_the_api():
+    purchase = AddOnPurchaseFactory()
+    url = "/admin/subscriptions/addonpurchase/"
+    as_role("support").post(url, {"action": "suspend", "_selected_action": [purchase.pk]})
+    assert not AddOnPurchase.objects.get(pk=purchase.pk).suspended  # support may not
+    billing = as_role("billing")
+    billing.post(url, {"action": "suspend", "_selected_action": [purchase.pk]})
+    assert AddOnPurchase.objects.get(pk=purchase.pk).suspended
+    assert (
+        '<td class="field-suspended_word">suspended</td>'
+        in billing.get(url, {"suspended__exact": "1"}).content.decode()
+    )
+    api = APIClient()
+    api.force_authenticate(_user("billing"))
+    answer = api.post(f"/api/v1/admin/add_on_purchases/{purchase.pk}/suspend/", {"suspended": False}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["suspended"] is False and answer.json()["active"] is True
+    assert not AddOnPurchase.objects.get(pk=purchase.pk).suspended
