@@ -68,3 +68,10 @@ def test_behind_the_proxy_metrics_judge_the_callers_address_not_the_proxys(clien
     assert client.get("/metrics", **forwarded).status_code == 403
     forged = {**forwarded, "HTTP_X_FORWARDED_FOR": "127.0.0.1, 203.0.113.9"}
     assert client.get("/metrics", **forged).status_code == 403
+    settings.ISSUER_METRICS_ALLOWED_NETWORKS = ["203.0.113.0/24"]
+    allowed = client.get("/metrics", **forwarded)
+    assert allowed.status_code == 200 and "issuer_signing_keys" in allowed.content.decode(), "the caller's network"
+    assert client.get("/metrics", **{**forwarded, "HTTP_X_FORWARDED_FOR": "198.51.100.7"}).status_code == 403
+    assert (
+        client.get("/metrics", **{**forwarded, "HTTP_X_FORWARDED_FOR": "203.0.113.9, 198.51.100.7"}).status_code == 403
+    )

@@ -1,7 +1,9 @@
 import base64
+import datetime as dt
 import json
 
 import pytest
+import time_machine
 
 from issuer.keys.crypto import rfc7638_thumbprint
 from issuer.keys.services import signing_key_create, signing_key_revoke
@@ -72,9 +74,23 @@ def test_change_by_another_process_reaches_the_jwks(client, signing_key):
     assert client.get("/oauth/discovery/keys").json() == {"keys": []}
 
 
-def test_no_throttle_and_no_auth_on_public_endpoints(client, signing_key):
-    for _ in range(50):
-        assert client.get("/oauth/discovery/keys").status_code == 200
+def test_no_throttle_and_no_auth_on_public_endpoints(client, signing_key, settings):
+    """Validators everywhere fetch the key set: with the instance doors' limit tight and spent from this address, the
+    JWKS and the discovery document still answer it (Python's clock frozen, so the window cannot reset)."""
+    settings.INSTANCE_RATE_PER_ADDRESS = "3/m"
+    with time_machine.travel(dt.datetime.now(dt.UTC), tick=False):
+        doors = [
+            client.post("/graphql", data={"query": "{ __typename }"}, content_type="application/json").status_code
+            for _ in range(4)
+        ]
+        assert doors == [200, 200, 200, 429], "the instance door's limit is spent"
+        for _ in range(20):
+            assert client.get("/oauth/discovery/keys").status_code == 200
+            assert client.get("/.well-known/openid-configuration").status_code == 200
+        assert (
+            client.post("/graphql", data={"query": "{ __typename }"}, content_type="application/json").status_code
+            == 429
+        )
 
 
 def test_private_key_never_in_any_public_response(client, signing_key):

@@ -1,3 +1,4 @@
+import base64
 import datetime as dt
 import io
 import json
@@ -46,14 +47,20 @@ def test_key_material_is_encrypted_and_kid_is_the_thumbprint():
     assert "PRIVATE" not in repr(key) and key.kid in repr(key)
 
 
-@pytest.mark.parametrize("size", [3072])
-def test_larger_keys_are_allowed(size):
-    assert signing_key_create(key_size=size).key_size == size
+@pytest.mark.parametrize("size", crypto.ALLOWED_KEY_SIZES)
+def test_every_allowed_key_size_makes_a_key_of_that_size(size):
+    assert size in (2048, 3072, 4096)
+    key = signing_key_create(key_size=size)
+    assert key.key_size == size
+    modulus = int.from_bytes(base64.urlsafe_b64decode(key.public_jwk["n"] + "=" * (-len(key.public_jwk["n"]) % 4)))
+    assert modulus.bit_length() == size, "the stored size is the real modulus"
 
 
-def test_small_keys_are_refused():
+@pytest.mark.parametrize("size", [512, 1024, 2047, 3000, 8192])
+def test_other_key_sizes_are_refused(size):
     with pytest.raises(ValueError, match="must be one of"):
-        signing_key_create(key_size=1024)
+        signing_key_create(key_size=size)
+    assert not SigningKey.objects.exists()
 
 
 def test_early_activation_is_refused_with_the_reason():

@@ -1,5 +1,7 @@
 import datetime as dt
+import io
 import json
+import logging
 import uuid
 
 import jwt
@@ -19,6 +21,54 @@ from tests.helpers import SYNC_QUERY, mint_token, sync
 
 pytestmark = pytest.mark.django_db
 OLD_QUERY = SYNC_QUERY.replace("    catalog\n", "")
+# What the shipped catalog grants ultimate + Duo Enterprise on GitLab 17.11, sorted as the claim carries them (the
+# same two years on: the shifted-clock run checks it).
+ULTIMATE_DUO_ENTERPRISE_SCOPES = [
+    "ask_build",
+    "ask_commit",
+    "ask_epic",
+    "ask_issue",
+    "ask_merge_request",
+    "ask_work_item",
+    "categorize_duo_chat_question",
+    "code_suggestions",
+    "complete_code",
+    "documentation_search",
+    "duo_chat",
+    "duo_classic_chat",
+    "duo_workflow_execute_workflow",
+    "duo_workflow_generate_token",
+    "explain_code",
+    "explain_vulnerability",
+    "fix_code",
+    "generate_code",
+    "generate_commit_message",
+    "generate_cube_query",
+    "generate_embeddings_codebase",
+    "generate_issue_description",
+    "glab_ask_git_command",
+    "include_dependency_context",
+    "include_file_context",
+    "include_issue_context",
+    "include_local_git_context",
+    "include_merge_request_context",
+    "include_snippet_context",
+    "measure_comment_temperature",
+    "observability_all",
+    "refactor_code",
+    "resolve_vulnerability",
+    "review_merge_request",
+    "security_scans",
+    "self_hosted_models",
+    "semantic_search_issue",
+    "summarize_comments",
+    "summarize_issue_discussions",
+    "summarize_merge_request",
+    "summarize_new_merge_request",
+    "summarize_review",
+    "troubleshoot_job",
+    "write_tests",
+]
 
 
 def claims_of(token):
@@ -45,14 +95,13 @@ def test_every_claim(activated, signing_key, settings):
         "sub": str(instance.instance_identifier),
         "gitlab_instance_uid": str(instance.instance_identifier),
         "gitlab_realm": "self-managed",
-        "scopes": sorted(claims["scopes"]),
+        "scopes": ULTIMATE_DUO_ENTERPRISE_SCOPES,
         "duo_seat_count": 50,
         "iat": iat,
         "nbf": iat - 5,
         "exp": iat + 3 * 86400,
         "jti": str(minted.record.jti),
     }
-    assert {"troubleshoot_job", "code_suggestions", "observability_all"} <= set(claims["scopes"])
     record = IssuedToken.objects.get(jti=minted.record.jti)
     assert (record.kid, record.scopes, record.instance_id) == (signing_key.kid, claims["scopes"], instance.id)
     assert record.expires_at == dt.datetime.fromtimestamp(iat + 3 * 86400, dt.UTC)
@@ -228,13 +277,51 @@ def test_warm_sync_makes_at_most_four_queries(client, activated, django_assert_m
     assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
 
 
-def test_no_response_or_log_carries_the_license_key(client, activated, caplog):
-    _, key = activated
+@pytest.fixture
+def real_log_output():
+    """What the project's own handlers write (root and the `django.*` loggers, which do not propagate: JSON lines,
+    redacted), at DEBUG, into a buffer."""
+    loggers = [logging.getLogger(name) for name in ("", "django", "django.server", "django.request")]
+    handlers = {
+        handler
+        for logger in loggers
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler) and type(handler).__module__ != "_pytest.logging"
+    }
+    assert handlers, "the project's logging configuration is in place"
+    stream = io.StringIO()
+    streams = {handler: handler.setStream(stream) for handler in handlers}
+    levels = {logger: logger.level for logger in loggers}
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    yield stream
+    for handler, original in streams.items():
+        handler.setStream(original)
+    for logger, level in levels.items():
+        logger.setLevel(level)
+
+
+def test_no_response_or_log_carries_the_license_key(client, activated, real_log_output):
+    instance, key = activated
     for version in ("17.11.0", "17.11.1"):
         response, _ = sync(client, key, gitlab_version=version)
         assert key not in response.content.decode()
-    client.post("/api/v1/service_access_tokens", HTTP_AUTHORIZATION=f"Bearer {key}")
-    assert key not in caplog.text
+    refused = client.post(
+        "/api/v1/service_access_tokens",
+        data={},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+        HTTP_X_GITLAB_INSTANCE_ID=str(uuid.uuid4()),
+    )
+    assert refused.status_code == 403 and key not in refused.content.decode()
+    instance_set_suspended(instance, True)
+    suspended = client.post(
+        "/api/v1/service_access_tokens", data={}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+    )
+    assert suspended.status_code == 403
+    output = real_log_output.getvalue()
+    assert "Forbidden" in output, "django.request's warnings reach these handlers"
+    assert key not in output and key[4:] not in output
 
 
 @override_settings(ISSUER={"TOKEN_TTL_SECONDS": 3600, "REFRESH_THRESHOLD_SECONDS": 600})

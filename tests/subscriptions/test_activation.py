@@ -5,7 +5,13 @@ import pytest
 from subscriptions.license_keys import license_key_digest
 from subscriptions.models import Instance
 from subscriptions.selectors import instance_by_license_key
-from subscriptions.services import ActivationError, instance_activate, instance_release, subscription_set_suspended
+from subscriptions.services import (
+    Activation,
+    ActivationError,
+    instance_activate,
+    instance_release,
+    subscription_set_suspended,
+)
 from tests.factories import SubscriptionFactory
 from tests.helpers import ACTIVATE_MUTATION, graphql_post, postgres_only, run_at_once, sync
 
@@ -136,8 +142,11 @@ def test_two_concurrent_activations_of_one_code_bind_exactly_one_instance(enterp
         )
 
     outcomes = run_at_once(*[attempt] * 4)
+    succeeded = [o for o in outcomes if isinstance(o, Activation)]
     refused = [o for o in outcomes if isinstance(o, ActivationError)]
-    assert len(refused) == 3, outcomes
+    assert len(succeeded) == 1 and len(refused) == 3, outcomes
     assert all("already in use" in str(error) for error in refused)
-    assert Instance.objects.filter(subscription=enterprise_subscription).count() == 1
+    (winner,) = succeeded
+    assert Instance.objects.get(subscription=enterprise_subscription).pk == winner.instance.pk
     assert Instance.objects.count() == 1
+    assert instance_by_license_key(winner.license_key).pk == winner.instance.pk, "the winner's key is the one bound"
