@@ -8,6 +8,8 @@
    that receives the same batches and COPYs them without validation (bench/urls.py), taking turns (`--rounds`).
 2. Replay: `--emitters` concurrent emitters each send the same 10,000 events twice; the ledger must hold exactly
    10,000 entries and the same statement as a sequential run of the same events.
+3. The quota check (`HEAD /api/v1/consumers/resolve` with the gateway's credential, answered from the cached
+   balance) against the bare JSON view, with `wrk` (target >= 0.7x once the machine door is lean).
 
 Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/issuer_credits_bench, recreated) and REDIS_URL.
 """
@@ -19,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -40,17 +43,49 @@ import django, json, uuid
 django.setup()
 from issuer.keys.services import signing_key_ensure_active
 from subscriptions.services import instance_activate
-from tests.factories import SubscriptionFactory
+from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
 signing_key_ensure_active()
+from django.contrib.auth.models import User
+from knox.models import AuthToken
+from tests.helpers import role
+gateway = User.objects.create_user("aigw", email="aigw@example.test", password="bench-aigw-pw-123")
+gateway.groups.add(role("quota service"))
+token = AuthToken.objects.create(gateway)[1]
 ids = []
 for _ in range({instances}):
     subscription = SubscriptionFactory(license_type="ultimate", seats=100000)
-    ids.append(str(instance_activate(activation_code=subscription.activation_code,
+    AddOnPurchaseFactory(subscription=subscription, add_on="duo_enterprise", quantity=100000)
+    ids.append(str(instance_activate(activation_code=subscription.activation_code, gitlab_version="18.11.0",
                                      instance_identifier=str(uuid.uuid4())).instance.instance_identifier))
-print(json.dumps(ids))
+print(json.dumps({{"ids": ids, "token": token}}))
 """
     out = subprocess.run([PY, "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def quota_vs_bare(base: str, instance_id: str, token: str, rounds: int, seconds: int = 4) -> tuple[float, float]:
+    """Requests/s of the quota check and of the bare JSON view, taking turns (wrk, 2 threads, 8 connections)."""
+    from bench.http_bench import ensure_wrk, wrk
+
+    binary = ensure_wrk()
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "quota.lua"
+        script.write_text(
+            'wrk.method = "HEAD"\n'
+            'wrk.headers["X-Admin-Email"] = "aigw@example.test"\n'
+            f'wrk.headers["X-Admin-Token"] = "{token}"\n'
+        )
+        query = (
+            f"/api/v1/consumers/resolve?instance_id={instance_id}&user_id=7"
+            "&event_type=code_completions&realm=SM"
+        )
+        quota, bare = [], []
+        for _ in range(rounds):
+            bare.append(wrk(binary, f"{base}/bench/json", seconds, 8)["rps"])
+            result = wrk(binary, base + query, seconds, 8, script)
+            assert result["non_2xx"] == 0, result
+            quota.append(result["rps"])
+    return sum(quota) / len(quota), sum(bare) / len(bare)
 
 
 def event(instance_id: str, number: int) -> dict:
@@ -143,7 +178,8 @@ def main():
     for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
         subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", sql], check=True)
     env = bench_environment(database)
-    instances = prepare(env, args.instances)
+    prepared = prepare(env, args.instances)
+    instances = prepared["ids"]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = serve(env, port, workers=1)
@@ -189,6 +225,12 @@ def main():
         )
         ok = after == sequential and new_entries == 10000 and not errors
         print(f"  exactly once: {'yes' if ok else 'NO'}")
+        quota, bare_json = quota_vs_bare(base, instances[0], prepared["token"], args.rounds)
+        print("quota check, HEAD /api/v1/consumers/resolve with the gateway's credential, one worker:")
+        print(
+            f"  quota check: {quota:8.0f} requests/s; bare JSON view: {bare_json:8.0f} requests/s;"
+            f" ratio {quota / bare_json:.2f} (target >= 0.7{'' if quota / bare_json >= 0.7 else ': NOT met'})"
+        )
     finally:
         server.terminate()
         server.wait()

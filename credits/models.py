@@ -148,3 +148,28 @@ class UserCapOverride(models.Model):
 
     def __str__(self):
         return f"{self.user_key}: {self.cap}"
+
+
+class DailyUsage(models.Model):
+    """The usage entries summed per subscription, UTC day and user, written in the same statement as the entries:
+    what statements, the quota check and the fleet's bands read instead of every event of a month. It speeds reads
+    and never replaces the entries (`credits.selectors.daily_usage_mismatches` compares the two)."""
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="credit_days", db_constraint=False
+    )
+    day = models.DateField()
+    month = models.DateField()
+    user_key = models.CharField(max_length=100, blank=True)
+    credits = models.DecimalField(default=0, **CREDITS)
+    events = models.PositiveBigIntegerField(default=0)
+    unpriced = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "day", "user_key"], name="credits_one_day_a_user")
+        ]
+        indexes = [models.Index(fields=["subscription", "month"]), models.Index(fields=["month"])]
+
+    def __str__(self):
+        return f"{self.day} {self.user_key or '—'}: {self.credits}"

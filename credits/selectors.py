@@ -16,10 +16,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
 
 from audit.models import AuditEvent
-from credits.models import CreditAccount, CreditGrant, UsageEvent
+from credits.models import CreditAccount, CreditGrant, DailyUsage, UsageEvent
 from subscriptions.models import Subscription
 from unit_primitives.credits import get_credit_catalog
 
@@ -137,9 +137,9 @@ def _monthly_pools(subscription: Subscription, month: dt.date, grants) -> tuple[
 
 def _usage_by_month(subscription: Subscription, months: list[dt.date]) -> dict[dt.date, dict]:
     rows = (
-        UsageEvent.objects.filter(subscription=subscription, month__in=months)
+        DailyUsage.objects.filter(subscription=subscription, month__in=months)
         .values("month")
-        .annotate(spent=Sum("credits"), events=Count("id"), unpriced=Count("id", filter=Q(credits__isnull=True)))
+        .annotate(spent=Sum("credits"), events=Sum("events"), unpriced=Sum("unpriced"))
     )
     return {row["month"]: row for row in rows}
 
@@ -190,13 +190,11 @@ def month_statement(subscription: Subscription, month: dt.date) -> MonthStatemen
 
 
 def daily_usage(subscription: Subscription, month: dt.date) -> tuple[tuple[dt.date, Decimal], ...]:
-    from django.db.models.functions import TruncDate
-
     rows = (
-        UsageEvent.objects.filter(subscription=subscription, month=month, credits__isnull=False)
-        .annotate(day=TruncDate("occurred_at", tzinfo=dt.UTC))
+        DailyUsage.objects.filter(subscription=subscription, month=month)
         .values("day")
         .annotate(spent=Sum("credits"))
+        .filter(spent__gt=0)
         .order_by("day")
     )
     return tuple((row["day"], _exact(row["spent"])) for row in rows)
@@ -239,9 +237,10 @@ def credit_usage_shares(month: dt.date) -> dict[int, tuple[Decimal, Decimal]]:
     included credits by today's seats unless the month's included grant is written down, and one-time credits at
     their full amount (what earlier months drew from them is not subtracted)."""
     used = dict(
-        UsageEvent.objects.filter(month=month, credits__isnull=False)
+        DailyUsage.objects.filter(month=month)
         .values("subscription_id")
         .annotate(spent=Sum("credits"))
+        .filter(spent__gt=0)
         .values_list("subscription_id", "spent")
     )
     if not used:
@@ -285,11 +284,10 @@ def credit_usage_bands(month: dt.date, active_subscriptions: int) -> tuple[dict[
 def usage_top(subscription: Subscription, month: dt.date, field: str, limit: int = 5) -> list[tuple[str, Decimal]]:
     """The month's biggest users (`user_key`) or features (`feature`, else the event type) by credits."""
     key = field if field == "user_key" else "feature"
-    rows = (
-        UsageEvent.objects.filter(subscription=subscription, month=month, credits__isnull=False)
-        .values(key, "event_type")
-        .annotate(spent=Sum("credits"))
-    )
+    events = UsageEvent.objects.filter(subscription=subscription, month=month, credits__isnull=False)
+    if key == "user_key":  # the rollup has the users; the features only the entries
+        events = DailyUsage.objects.filter(subscription=subscription, month=month, credits__gt=0)
+    rows = events.values(key, *(["event_type"] if key == "feature" else [])).annotate(spent=Sum("credits"))
     totals: dict[str, Decimal] = {}
     for row in rows:
         name = row[key] or ("—" if key == "user_key" else row["event_type"])
@@ -308,3 +306,28 @@ def burn_down(statement: MonthStatement) -> list[tuple[int, Decimal]]:
         points.append((day.day, left))
         day += dt.timedelta(days=1)
     return points
+
+
+def daily_usage_mismatches(month: dt.date) -> list[tuple[int, dt.date, Decimal, Decimal]]:
+    """(subscription, day, rollup, entries) wherever the daily rollup of `month` disagrees with the entries it sums:
+    the rollup speeds reads and must never drift from the ledger (an empty list is the expected answer)."""
+    from django.db.models.functions import TruncDate
+
+    entries = {
+        (row["subscription_id"], row["day"]): _exact(row["spent"])
+        for row in UsageEvent.objects.filter(month=month)
+        .annotate(day=TruncDate("occurred_at", tzinfo=dt.UTC))
+        .values("subscription_id", "day")
+        .annotate(spent=Sum("credits"))
+    }
+    rolled = {
+        (row["subscription_id"], row["day"]): _exact(row["spent"])
+        for row in DailyUsage.objects.filter(month=month)
+        .values("subscription_id", "day")
+        .annotate(spent=Sum("credits"))
+    }
+    return [
+        (subscription_id, day, rolled.get((subscription_id, day), ZERO), entries.get((subscription_id, day), ZERO))
+        for subscription_id, day in sorted(set(entries) | set(rolled))
+        if rolled.get((subscription_id, day), ZERO) != entries.get((subscription_id, day), ZERO)
+    ]

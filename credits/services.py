@@ -9,12 +9,13 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from prometheus_client import Counter as PrometheusCounter
 
 from audit.reasons import reason_text
 from audit.services import audit_record, audit_record_change, audit_snapshot, not_audited
 from credits.collector import BillableEvent
-from credits.models import CreditAccount, CreditGrant, UsageEvent, UsageEventId, UserCapOverride
+from credits.models import CreditAccount, CreditGrant, DailyUsage, UsageEvent, UsageEventId, UserCapOverride
 from credits.quota import ledger_moved
 from credits.selectors import included_credits, month_after, month_of
 from subscriptions.models import Instance, Subscription
@@ -121,7 +122,7 @@ def usage_events_record(events: list[BillableEvent], *, at: dt.datetime, report:
 
 def _record_in_one_statement(priced: list[tuple[BillableEvent, Decimal | None]], at: dt.datetime):
     """(known, stored, unpriced, subscriptions): the batch joined to its bound instances, its new ids inserted (ON
-    CONFLICT DO NOTHING RETURNING) and exactly those events stored, in one round trip."""
+    CONFLICT DO NOTHING RETURNING), exactly those events stored and added to the daily rollup, in one round trip."""
     columns = list(
         zip(
             *[
@@ -162,7 +163,17 @@ def _record_in_one_statement(priced: list[tuple[BillableEvent, Decimal | None]],
             SELECT k.event_id, k.subscription_id, k.instance_pk, k.event_type, k.unit_of_measure, k.quantity,
                    k.credits, k.occurred_at, k.month, k.realm, k.user_key, k.feature, k.correlation_id, %s
             FROM known k JOIN fresh USING (event_id)
-            RETURNING credits IS NULL AS unpriced, subscription_id
+            RETURNING credits IS NULL AS unpriced, subscription_id, occurred_at, month, user_key, credits
+        ), rolled AS (
+            INSERT INTO {DailyUsage._meta.db_table} (subscription_id, day, month, user_key, credits, events, unpriced)
+            SELECT subscription_id, (occurred_at AT TIME ZONE 'UTC')::date, month, user_key,
+                   coalesce(sum(credits), 0), count(*), count(*) FILTER (WHERE unpriced)
+            FROM stored GROUP BY 1, 2, 3, 4
+            ORDER BY 1, 2, 4  -- one order of row locks for every batch: concurrent batches never deadlock
+            ON CONFLICT (subscription_id, day, user_key) DO UPDATE SET
+                credits = {DailyUsage._meta.db_table}.credits + excluded.credits,
+                events = {DailyUsage._meta.db_table}.events + excluded.events,
+                unpriced = {DailyUsage._meta.db_table}.unpriced + excluded.unpriced
         )
         SELECT (SELECT count(*) FROM known), count(*), count(*) FILTER (WHERE unpriced),
                coalesce(array_agg(DISTINCT subscription_id), '{{}}') FROM stored
@@ -205,7 +216,34 @@ def _record_through_the_orm(priced: list[tuple[BillableEvent, Decimal | None]], 
         if event.event_id in inserted
     ]
     UsageEvent.objects.bulk_create(rows)
+    _daily_rollup_add(rows)
     return len(known), len(rows), sum(row.credits is None for row in rows), {row.subscription_id for row in rows}
+
+
+def _daily_rollup_add(rows: list[UsageEvent]) -> None:
+    """The daily rollup of these new entries, a row per subscription, UTC day and user (the ORM path's twin of the
+    PostgreSQL statement's `rolled`)."""
+    sums: dict[tuple, list] = {}
+    for row in rows:
+        key = (row.subscription_id, row.occurred_at.astimezone(dt.UTC).date(), row.month, row.user_key)
+        total = sums.setdefault(key, [Decimal(0), 0, 0])
+        total[0] += row.credits or 0
+        total[1] += 1
+        total[2] += row.credits is None
+    for (subscription_id, day, month, user_key), (spent, events, unpriced) in sorted(sums.items()):
+        updated = DailyUsage.objects.filter(subscription_id=subscription_id, day=day, user_key=user_key).update(
+            credits=F("credits") + spent, events=F("events") + events, unpriced=F("unpriced") + unpriced
+        )
+        if not updated:
+            DailyUsage.objects.create(
+                subscription_id=subscription_id,
+                day=day,
+                month=month,
+                user_key=user_key,
+                credits=spent,
+                events=events,
+                unpriced=unpriced,
+            )
 
 
 def _grant_saved(grant: CreditGrant) -> CreditGrant:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from snowplow_tracker import Emitter, SelfDescribingJson, StructuredEvent, Tracker
 
 from credits.models import UsageEvent, UsageEventId
-from credits.selectors import month_of, month_statement
+from credits.selectors import daily_usage_mismatches, month_of, month_statement
 from subscriptions.services import instance_activate
 from tests.credits.helpers import BILLABLE, batch, tracker_event, usage
 from tests.factories import SubscriptionFactory
@@ -174,3 +174,4 @@ def test_four_emitters_replaying_the_same_events_twice_store_each_once(live_serv
         thread.join()
     assert errors == [] and UsageEvent.objects.count() == 200 and UsageEventId.objects.count() == 200
     assert month_statement(instance.subscription, month_of(timezone.now())).usage == Decimal("4")
+    assert daily_usage_mismatches(month_of(timezone.now())) == []  # the rollup summed each event once too

@@ -90,11 +90,10 @@ def test_one_time_credits_carry_over_and_expire(premium_instance):
         reason="bought once",
     )
     # last month: 130 credits of usage = 120 included + 10 of the one-time credits
-    now = timezone.now()
-    old = [billable_event(tracker_event(usage(premium_instance, quantity=6500)), now) for _ in range(1)]
-    report = usage_events_record(old, at=now, report=IngestReport())
-    assert report.stored == 1
-    UsageEvent.objects.update(month=last, occurred_at=dt.datetime.combine(last, dt.time(12), tzinfo=dt.UTC))
+    then = dt.datetime.combine(last, dt.time(12), tzinfo=dt.UTC)  # received then, within the late window
+    old = [billable_event(tracker_event(usage(premium_instance, quantity=6500, at=then)), then)]
+    report = usage_events_record(old, at=then, report=IngestReport())
+    assert report.stored == 1 and UsageEvent.objects.get().month == last
     statement = month_statement(subscription, this)
     one_time = [pool for pool in statement.pools if pool.kind == "one_time"]
     assert [(pool.granted, pool.used) for pool in one_time] == [(D("40"), D("0"))]  # 50 less last month's 10
@@ -139,3 +138,20 @@ def test_unpriced_events_are_stored_and_flagged_never_free(premium_instance):
     statement = month_statement(premium_instance.subscription, month_of(timezone.now()))
     assert (statement.unpriced_events, statement.events, statement.usage) == (1, 1, 0)
     assert UsageEvent.objects.get().credits is None
+
+
+def test_the_daily_rollup_always_agrees_with_the_entries(premium_instance):
+    from credits.selectors import daily_usage_mismatches
+
+    other = premium_instance.__class__.objects.exclude(pk=premium_instance.pk).first()
+    assert other is None
+    record(premium_instance, count=30, user="alice")
+    record(premium_instance, count=20, user="bob", event_type="unpriced_thing")
+    now = timezone.now()
+    replay = [billable_event(tracker_event(usage(premium_instance, user="alice")), now) for _ in range(5)]
+    usage_events_record(replay + replay, at=now, report=IngestReport())  # duplicates roll up nothing
+    assert daily_usage_mismatches(month_of(now)) == []
+    from credits.models import DailyUsage
+
+    rows = {row.user_key: (row.credits, row.events, row.unpriced) for row in DailyUsage.objects.all()}
+    assert rows == {"alice": (D("0.7"), 35, 0), "bob": (D("0"), 20, 20)}
