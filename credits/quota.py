@@ -17,7 +17,9 @@ a stale balance past the next change. A balance is computed from the daily rollu
 current by the same statement that stores each batch), never by summing a month of events."""
 
 import datetime as dt
+import hashlib
 import time
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -27,7 +29,7 @@ from django.db.models import Sum
 from config.signed_cache import signed_cache_get, signed_cache_set
 from credits.models import CreditAccount, DailyUsage, UserCapOverride
 from credits.selectors import month_after, month_of, month_start, month_statement
-from subscriptions.models import Instance
+from subscriptions.models import Instance, Subscription
 from subscriptions.selectors import instance_entitlements
 from unit_primitives.credits import get_credit_catalog
 
@@ -60,13 +62,14 @@ def _generation(subscription_id: int) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _balance(subscription, month: dt.date, user_key: str) -> dict:
+def _balance(ref: "InstanceRef", month: dt.date, user_key: str) -> dict:
     """{granted, used, overage_allowed, user_used, user_cap} for the month, from the cache or computed once."""
-    generation = _generation(subscription.pk)
-    key = f"credits:balance:{subscription.pk}:{month.isoformat()}:{user_key}"
+    generation = _generation(ref.subscription_id)
+    key = f"credits:balance:{ref.subscription_id}:{month.isoformat()}:{user_key}"
     cached = signed_cache_get(key, generation=generation)
     if isinstance(cached, dict):
         return {name: Decimal(value) if isinstance(value, str) else value for name, value in cached.items()}
+    subscription = ref.subscription()
     statement = month_statement(subscription, month)
     account = CreditAccount.objects.filter(subscription=subscription).first()
     override = (
@@ -100,7 +103,7 @@ def _max_age(fraction: float, now: dt.datetime, refused: bool) -> int:
 ENTITLEMENT_SECONDS = 300  # as long as callers keep a 403: a change of add-ons shows within it
 
 
-def _entitled(instance: Instance, event_type: str, now: dt.datetime) -> bool:
+def _entitled(instance: "InstanceRef", event_type: str, now: dt.datetime) -> bool:
     """Whether the instance's subscription entitles `event_type`, kept sealed in the cache for ENTITLEMENT_SECONDS
     per instance and event type (computing the scopes costs more than the rest of the answer)."""
     entry = get_credit_catalog().event_types.get(event_type)
@@ -110,7 +113,7 @@ def _entitled(instance: Instance, event_type: str, now: dt.datetime) -> bool:
     cached = signed_cache_get(key)
     if isinstance(cached, bool):
         return cached
-    entitled = _entitled_now(instance, entry, now)
+    entitled = _entitled_now(instance.instance(), entry, now)
     signed_cache_set(key, entitled, ENTITLEMENT_SECONDS)
     return entitled
 
@@ -124,31 +127,56 @@ def _entitled_now(instance: Instance, entry, now: dt.datetime) -> bool:
     return entry.add_on in {name for name, _ in entitlements.active_add_ons}
 
 
-def instance_for_quota(instance_id: str, unique_instance_id: str) -> Instance | None:
-    """The bound instance a caller names: by its instance UUID, else by GitLab's anonymous unique instance id."""
-    import uuid
+@dataclass(frozen=True)
+class InstanceRef:
+    """A bound instance as the quota check names it: its row and its subscription's, loaded only on a cache miss."""
 
+    pk: int
+    subscription_id: int
+
+    def instance(self) -> Instance:
+        return Instance.objects.select_related("subscription").get(pk=self.pk)
+
+    def subscription(self) -> Subscription:
+        return Subscription.objects.get(pk=self.subscription_id)
+
+
+BINDING_SECONDS = 60  # how long a caller's instance id stays mapped to its row in the cache (a release shows within)
+
+
+def instance_for_quota(instance_id: str, unique_instance_id: str) -> InstanceRef | None:
+    """The bound instance a caller names: by its instance UUID, else by GitLab's anonymous unique instance id; the
+    mapping kept sealed in the cache for BINDING_SECONDS."""
+    named = hashlib.sha256("\n".join((instance_id, unique_instance_id)).encode()).hexdigest()
+    key = f"credits:binding:{named}"
+    cached = signed_cache_get(key)
+    if isinstance(cached, list) and len(cached) == 2:
+        return InstanceRef(*cached) if cached[0] else None
     found = None
     if instance_id:
         try:
             found = (
-                Instance.objects.select_related("subscription")
-                .filter(instance_identifier=uuid.UUID(instance_id))
+                Instance.objects.filter(instance_identifier=uuid.UUID(instance_id))
+                .values_list("pk", "subscription_id")
                 .first()
             )
         except ValueError:
             found = None
     if found is None and unique_instance_id:
-        found = Instance.objects.select_related("subscription").filter(unique_instance_id=unique_instance_id).first()
-    return found if found is not None and found.subscription_id else None
+        found = (
+            Instance.objects.filter(unique_instance_id=unique_instance_id).values_list("pk", "subscription_id").first()
+        )
+    bound = found if found is not None and found[1] else None
+    signed_cache_set(key, list(bound) if bound else [0, 0], BINDING_SECONDS)
+    return InstanceRef(*bound) if bound else None
 
 
-def quota_answer(instance: Instance | None, *, event_type: str, user_key: str, now: dt.datetime) -> QuotaAnswer:
+def quota_answer(instance: InstanceRef | None, *, event_type: str, user_key: str, now: dt.datetime) -> QuotaAnswer:
     if instance is None:
         return QuotaAnswer(403, 30, "unknown instance")
     if not _entitled(instance, event_type, now):
         return QuotaAnswer(403, 300, f"not entitled to {event_type or 'this feature'}")
-    balance = _balance(instance.subscription, month_of(now), user_key)
+    balance = _balance(instance, month_of(now), user_key)
     granted, used = balance["granted"], balance["used"]
     fraction = float(used / granted) if granted > 0 else (1.0 if used > 0 else 0.0)
     if balance["user_cap"] is not None and balance["user_used"] >= balance["user_cap"]:

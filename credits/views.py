@@ -7,6 +7,10 @@ address); the body is bounded instead. 200 once every valid event of the batch i
 duplicate, unpriced, refused by reason); a 5xx only when nothing was stored, so the emitter retries the batch and
 the event ids make the retry harmless."""
 
+import hashlib
+import threading
+
+from cachetools import TTLCache
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
@@ -82,20 +86,34 @@ def collector_pixel(request):
     return _ingest(request, [request.GET.dict()])
 
 
+# A verified service credential is remembered in the process this long: a revoked token, a removed role or a
+# changed email is refused within it (the verification costs four queries; a gateway asks for every request).
+CREDENTIAL_SECONDS = 60
+_credentials_verified = TTLCache(maxsize=256, ttl=CREDENTIAL_SECONDS)
+_credentials_lock = threading.Lock()
+
+
 def _service_credential(request):
     """The AI gateway's `X-Admin-Email` + `X-Admin-Token`: an admin API token (knox, stored as a digest) of an active
-    account with that email holding `credits.resolve_consumers` (the "quota service" role). None when absent; False
-    when given and wrong."""
+    account with that email holding `credits.resolve_consumers` (the "quota service" role). Returns the token's
+    public key (what its rate limit counts by); None when no credential is sent; False when it is wrong."""
     email, token = request.headers.get("X-Admin-Email", ""), request.headers.get("X-Admin-Token", "")
     if not email and not token:
         return None
+    fingerprint = hashlib.sha256(f"{email.strip().lower()}\n{token}".encode()).hexdigest()
+    with _credentials_lock:
+        known = _credentials_verified.get(fingerprint)
+    if known:
+        return known
     try:
         user, auth_token = TokenAuthentication().authenticate_credentials(token.encode())
     except AuthenticationFailed:
         return False
     if not (user.email and user.email.lower() == email.strip().lower() and user.has_perm("credits.resolve_consumers")):
         return False
-    return auth_token
+    with _credentials_lock:
+        _credentials_verified[fingerprint] = auth_token.token_key
+    return auth_token.token_key
 
 
 def _empty(status: int, max_age: int | None = None, retry_after: int | None = None) -> HttpResponse:
@@ -123,7 +141,7 @@ def consumers_resolve(request):
         usage = get_usage(
             request,
             group="quota-credential",
-            key=lambda _group, _request: credential.token_key,
+            key=lambda _group, _request: credential,
             rate=settings.QUOTA_RATE_PER_CREDENTIAL,
             increment=True,
         )

@@ -6,6 +6,7 @@ import pytest
 import time_machine
 from django.core.cache import cache
 
+from credits.views import _credentials_verified as credentials_verified
 from issuer.keys.selectors import keyset_invalidate
 from issuer.keys.services import _validators_written as validators_written
 from issuer.keys.services import signing_key_ensure_active
@@ -113,10 +114,12 @@ def _fresh_cache():
     keyset_invalidate()
     cache.clear()
     validators_written.clear()
+    credentials_verified.clear()
     yield
     keyset_invalidate()
     cache.clear()
     validators_written.clear()
+    credentials_verified.clear()
 
 
 @pytest.fixture(autouse=True)
