@@ -49,20 +49,24 @@ def test_a_subscription_is_active_in_memory_exactly_when_the_queryset_says_so(st
     start=st.integers(min_value=-400, max_value=400),
     length=st.integers(min_value=1, max_value=400),
     cancelled=st.booleans(),
+    suspended=st.booleans(),
 )
-def test_a_purchase_is_active_in_memory_exactly_when_the_queryset_says_so(start, length, cancelled):
+def test_a_purchase_is_active_in_memory_exactly_when_the_queryset_says_so(start, length, cancelled, suspended):
     started_on = BASE + dt.timedelta(days=start)
     purchase = AddOnPurchaseFactory(
         started_on=started_on,
         expires_on=started_on + dt.timedelta(days=length),
         subscription=SubscriptionFactory(starts_on=started_on, expires_on=started_on + dt.timedelta(days=length)),
     )
-    if cancelled:
-        AddOnPurchase.objects.filter(pk=purchase.pk).update(cancelled_at=timezone.now())
-        purchase.refresh_from_db()
+    AddOnPurchase.objects.filter(pk=purchase.pk).update(
+        cancelled_at=timezone.now() if cancelled else None, suspended=suspended
+    )
+    purchase.refresh_from_db()
     prefetched = Subscription.objects.prefetch_related("add_on_purchases").get(pk=purchase.subscription_id)
     (in_memory,) = prefetched.add_on_purchases.all()  # as a cached sync state holds it
     for day in boundary_days(purchase.started_on, purchase.expires_on):
         in_database = AddOnPurchase.objects.filter(pk=purchase.pk).active_on(day).exists()
         assert in_memory.is_active_on(day) == in_database, day
-        assert in_database == (not cancelled and purchase.started_on <= day < purchase.expires_on), day
+        assert in_database == (not cancelled and not suspended and purchase.started_on <= day < purchase.expires_on), (
+            day
+        )
