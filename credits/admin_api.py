@@ -123,3 +123,61 @@ class OverageView(APIView):
             subscription, change.validated_data["allowed"], reason=change.validated_data["reason"]
         )
         return Response({"allowed": account.overage_allowed, "reason": change.validated_data["reason"]})
+
+
+class CapsSerializer(serializers.Serializer):
+    user_cap = serializers.DecimalField(
+        18, 6, min_value=0, allow_null=True, help_text="Credits a user may use a month; null: no flat cap."
+    )
+    reason = serializers.CharField(max_length=500)
+
+
+class CapOverrideSerializer(serializers.Serializer):
+    user_key = serializers.CharField(max_length=100, help_text="The GitLab user id.")
+    cap = serializers.DecimalField(18, 6, min_value=0, allow_null=True, help_text="null: back to the flat cap.")
+    reason = serializers.CharField(max_length=500)
+
+
+def _reason_refused(reason: str) -> Response | None:
+    if not reason_text(reason):
+        return Response({"reason": ["Say why, in visible characters."]}, status=status.HTTP_400_BAD_REQUEST)
+    return None
+
+
+class CapsView(APIView):
+    """The subscription's flat monthly cap per user (GitLab 19.4's model), with a reason; audited."""
+
+    permission_classes = [permission("credits.change_creditaccount")]
+
+    @extend_schema(request=CapsSerializer, responses={200: CapsSerializer, 400: None, 404: None})
+    def post(self, request, pk):
+        subscription = get_object_or_404(Subscription, pk=pk)
+        change = CapsSerializer(data=request.data)
+        change.is_valid(raise_exception=True)
+        if refused := _reason_refused(change.validated_data["reason"]):
+            return refused
+        account = services.credit_user_cap_set(
+            subscription, change.validated_data["user_cap"], reason=change.validated_data["reason"]
+        )
+        cap = None if account.user_cap is None else credits_text(account.user_cap)
+        return Response({"user_cap": cap, "reason": change.validated_data["reason"]})
+
+
+class CapOverrideView(APIView):
+    """One user's own monthly cap over the flat one, or null to remove it; with a reason, audited."""
+
+    permission_classes = [permission("credits.change_usercapoverride")]
+
+    @extend_schema(request=CapOverrideSerializer, responses={200: CapOverrideSerializer, 400: None, 404: None})
+    def post(self, request, pk):
+        subscription = get_object_or_404(Subscription, pk=pk)
+        change = CapOverrideSerializer(data=request.data)
+        change.is_valid(raise_exception=True)
+        data = change.validated_data
+        if refused := _reason_refused(data["reason"]):
+            return refused
+        override = services.credit_user_cap_override_set(
+            subscription, data["user_key"], data["cap"], reason=data["reason"]
+        )
+        cap = None if override is None else credits_text(override.cap)
+        return Response({"user_key": data["user_key"], "cap": cap, "reason": data["reason"]})

@@ -15,4 +15,10 @@ urlpatterns = [
     path(
         "api/v1/admin/credits/subscriptions/<int:pk>/overage/", admin_api.OverageView.as_view(), name="credits-overage"
     ),
+    path("api/v1/admin/credits/subscriptions/<int:pk>/caps/", admin_api.CapsView.as_view(), name="credits-caps"),
+    path(
+        "api/v1/admin/credits/subscriptions/<int:pk>/caps/users/",
+        admin_api.CapOverrideView.as_view(),
+        name="credits-cap-overrides",
+    ),
 ]

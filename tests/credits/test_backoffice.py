@@ -129,3 +129,27 @@ def test_the_months_events_export_as_csv_with_formulas_neutralised(subscription)
     assert lines[0].startswith("occurred_at,event_id,event_type") and len(lines) == 2
     assert "'=HYPERLINK" in lines[1]
     assert Client().get(f"/admin/credits/usageevent/export/?subscription={subscription.pk}").status_code == 302
+
+
+def test_the_admin_api_sets_caps_with_a_reason(subscription):
+    from credits.models import CreditAccount, UserCapOverride
+
+    viewer, billing = api_as("viewer"), api_as("billing")
+    caps = f"/api/v1/admin/credits/subscriptions/{subscription.pk}/caps/"
+    assert viewer.post(caps, {"user_cap": "10", "reason": "pilot"}, format="json").status_code == 403
+    assert billing.post(caps, {"user_cap": "10", "reason": "\u200b"}, format="json").status_code == 400
+    assert billing.post(caps, {"user_cap": "-1", "reason": "pilot"}, format="json").status_code == 400
+    answer = billing.post(caps, {"user_cap": "10", "reason": "pilot"}, format="json")
+    assert answer.status_code == 200 and answer.json()["user_cap"] == "10"
+    assert CreditAccount.objects.get().user_cap == Decimal("10")
+    users = caps + "users/"
+    assert billing.post(users, {"user_key": "7", "cap": "25", "reason": "lead"}, format="json").json()["cap"] == "25"
+    assert UserCapOverride.objects.get().cap == Decimal("25")
+    assert billing.post(users, {"user_key": "7", "cap": None, "reason": "done"}, format="json").json()["cap"] is None
+    assert not UserCapOverride.objects.exists()
+    assert (
+        billing.post(
+            caps.replace(str(subscription.pk), "999999"), {"user_cap": "1", "reason": "x"}, format="json"
+        ).status_code
+        == 404
+    )
