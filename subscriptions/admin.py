@@ -113,6 +113,15 @@ class AddOnPurchaseInline(admin.TabularInline):
     readonly_fields = ["purchase_id", "cancelled_at", "suspended"]
 
 
+class TransferForm(forms.Form):
+    transfer_to = forms.ModelChoiceField(
+        queryset=Customer.objects.all(),
+        widget=forms.NumberInput,
+        label="Customer id",
+        help_text="The customer whose activation code may bind the released instance, besides its own customer's.",
+    )
+
+
 class AuditedAdmin(FleetScaleAdmin):
     """Form saves and deletes go through the services, so the audit trail sees them like any other change; the
     change page shows the object's recent events."""
@@ -469,7 +478,12 @@ class InstanceAdmin(AuditedAdmin):
         "suspended",
     ]
     readonly_fields = fields
-    actions = [*_suspension_actions(services.instance_set_suspended, "instances"), "release", "release_clear"]
+    actions = [
+        *_suspension_actions(services.instance_set_suspended, "instances"),
+        "release",
+        "release_to",
+        "release_clear",
+    ]
 
     def has_suspend_permission(self, request):
         return request.user.has_perm("subscriptions.suspend_instance")
@@ -502,6 +516,33 @@ class InstanceAdmin(AuditedAdmin):
     )
     def release(self, request, queryset):
         _each(self, request, queryset, services.instance_release, "released")
+
+    @admin.action(description="Release for a transfer to another customer…", permissions=["release"])
+    def release_to(self, request, queryset):
+        """A confirmation page naming the customer whose code may bind the released instances (besides their own);
+        the page posts back to this action with `apply`."""
+        form = TransferForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            target = form.cleaned_data["transfer_to"]
+            _each(
+                self,
+                request,
+                queryset,
+                lambda instance: services.instance_release(instance, transfer_to=target),
+                f"released for {target}",
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/subscriptions/instance/release_to.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Release for a transfer",
+                "form": form,
+                "instances": queryset,
+                "opts": self.model._meta,
+            },
+        )
 
     @admin.action(
         description="Let any customer's code bind the released instance (lifts the release's reservation)",

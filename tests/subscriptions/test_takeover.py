@@ -103,3 +103,32 @@ def test_a_released_instance_activated_by_another_customer_never_gets_the_old_to
     second = activate(other_customer.activation_code, instance_id)
     _, body = sync(client, second.license_key)
     assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"] != old_token
+
+
+def test_the_back_office_names_a_transfer_target_on_release(client, enterprise_subscription):
+    from django.contrib.auth.models import User
+
+    from tests.helpers import role
+
+    instance_id = str(uuid.uuid4())
+    activate(enterprise_subscription.activation_code, instance_id)
+    instance = Instance.objects.get(instance_identifier=instance_id)
+    target = SubscriptionFactory()
+    support = User.objects.create_user("sam", password="pw-sam-12345", is_staff=True)
+    support.groups.add(role("support"))
+    client.force_login(support)
+    changelist = "/admin/subscriptions/instance/"
+    page = client.post(changelist, {"action": "release_to", "_selected_action": [instance.pk]})
+    assert page.status_code == 200 and "Release for the transfer" in page.content.decode()
+    bad = client.post(
+        changelist, {"action": "release_to", "_selected_action": [instance.pk], "apply": "1", "transfer_to": "999999"}
+    )
+    assert bad.status_code == 200 and Instance.objects.get(pk=instance.pk).subscription is not None
+    done = client.post(
+        changelist,
+        {"action": "release_to", "_selected_action": [instance.pk], "apply": "1", "transfer_to": target.customer_id},
+    )
+    assert done.status_code == 302
+    released = Instance.objects.get(pk=instance.pk)
+    assert released.subscription is None and released.release_transfer_to_id == target.customer_id
+    assert activate(target.activation_code, instance_id).instance.subscription == target
