@@ -75,10 +75,7 @@ def quota_vs_bare(base: str, instance_id: str, token: str, rounds: int, seconds:
             'wrk.headers["X-Admin-Email"] = "aigw@example.test"\n'
             f'wrk.headers["X-Admin-Token"] = "{token}"\n'
         )
-        query = (
-            f"/api/v1/consumers/resolve?instance_id={instance_id}&user_id=7"
-            "&event_type=code_completions&realm=SM"
-        )
+        query = f"/api/v1/consumers/resolve?instance_id={instance_id}&user_id=7&event_type=code_completions&realm=SM"
         quota, bare = [], []
         for _ in range(rounds):
             bare.append(wrk(binary, f"{base}/bench/json", seconds, 8)["rps"])
