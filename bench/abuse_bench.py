@@ -77,6 +77,19 @@ def hostile_requests(key: str) -> dict[str, bytes]:
     }
 
 
+# What each hostile request must be answered with: a request meant to be refused that were accepted would otherwise
+# be timed as if it had been refused.
+EXPECTED = {
+    "500 kB body": 413,
+    "5,000 aliases (419 kB)": 413,
+    "too many tokens (8 kB)": 400,
+    "catalog aliases, valid key": 400,
+    "deep nesting": 413,
+    "1,000 unknown fields": 400,
+    "activation over its limit": 429,
+}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=200)
@@ -111,10 +124,17 @@ def main():
     finally:
         server.terminate()
         server.wait()
-    print(f"{'request':30} {'status':>10} {'p50 ms':>8} {'worst ms':>9}")
-    print(f"{'warm sync (baseline)':30} {'200':>10} {warm:8.2f}")
+    print(f"{'request':30} {'status':>10} {'expected':>9} {'p50 ms':>8} {'worst ms':>9}")
+    print(f"{'warm sync (baseline)':30} {'200':>10} {'200':>9} {warm:8.2f}")
+    wrong = []
     for label, statuses, p50, worst in rows:
-        print(f"{label:30} {','.join(map(str, statuses)):>10} {p50:8.2f} {worst:9.2f}")
+        expected = EXPECTED[label]
+        if statuses != [expected]:
+            wrong.append(label)
+        flag = "" if statuses == [expected] else "  WRONG STATUS"
+        print(f"{label:30} {','.join(map(str, statuses)):>10} {expected:>9} {p50:8.2f} {worst:9.2f}{flag}")
+    if wrong:
+        raise SystemExit(f"answered otherwise than expected, so not timed as refusals: {', '.join(wrong)}")
     worst_p50 = max(p50 for _, _, p50, _ in rows)
     ratio = worst_p50 / warm
     print(f"worst over-limit p50 / warm sync p50: {ratio:.2f}  target <= 5  {'met' if ratio <= 5 else 'NOT met'}")
