@@ -267,9 +267,7 @@ def credit_grant_create(
 ) -> CreditGrant:
     """A waiver, a commitment or an adjustment for a month, or one-time credits for a period: a new pool (never a
     change to an old one), with the person's reason. Included credits come from the plan, not from here."""
-    reason = reason_text(reason)
-    if not reason:
-        raise ValidationError("A grant needs a reason (it is recorded in the audit trail).")
+    reason = _required(reason, "A grant")
     if kind not in CreditGrant.Kind.values or kind == CreditGrant.Kind.INCLUDED:
         raise ValidationError(f"Unknown kind of grant {kind!r}: waiver, commitment, one_time or adjustment.")
     return _grant_saved(
@@ -309,9 +307,7 @@ def credit_included_grant_fix(subscription: Subscription, month: dt.date) -> Cre
 @transaction.atomic
 def credit_overage_set(subscription: Subscription, allowed: bool, *, reason: str) -> CreditAccount:
     """Whether usage past every pool goes on (billed as overage) or stops (the quota check answers 402)."""
-    reason = reason_text(reason)
-    if not reason:
-        raise ValidationError("Changing overage needs a reason (it is recorded in the audit trail).")
+    reason = _required(reason, "Changing overage")
     account, _ = CreditAccount.objects.select_for_update().get_or_create(subscription=subscription)
     before = audit_snapshot(account)
     if account.overage_allowed != allowed:
