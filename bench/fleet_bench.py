@@ -6,8 +6,11 @@ sizes side by side.
 
 Each size gets a fresh PostgreSQL database (issuer_bench_fleet_<size> on the local server), migrated, then
 filled with SQL `generate_series` (minutes, not hours): one customer, subscription, add-on purchase and instance
-per instance, 3 seat reports and 30 token records per instance spread over 400 days, audit events, and the
-rollups. A child process then times each page (median of --runs after one warm-up) and counts its queries.
+per instance, 3 seat reports per instance, token records, audit events, and the rollups. The token records are
+those of an instance the refresh job keeps fresh: 20 per instance over the last ten days (one every 12 hours: two
+million at 100,000 instances, the load on the issued-token list's default page) after 10 over the year before
+(monthly partitions as the retention job leaves them). A child process then times each page (median of --runs
+after one warm-up) and counts its queries.
 
 `--reuse` times the databases an earlier run filled again, after migrating them to the current code.
 
@@ -26,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "issuer_bench_fleet_{size}"  # one per size, so --reuse can time a filled fleet again
+RECENT_TOKENS = 20  # token records per instance over the last ten days
+HISTORY_TOKENS = 10  # token records per instance over the year before
 
 FILL = """
 SET synchronous_commit = off;
@@ -81,11 +86,15 @@ INSERT INTO issuer_issuedtoken (jti, kid, scopes, audiences, duo_seat_count, iss
 SELECT gen_random_uuid(), :'kid',
        '["code_suggestions", "duo_chat", "explain_vulnerability", "resolve_vulnerability", "troubleshoot_job",
          "generate_commit_message", "summarize_comments", "glab_ask_git_command"]'::jsonb,
-       '["gitlab-ai-gateway"]'::jsonb, 50,
-       now() - (t / :n) * interval '13 days 8 hours' - (t % 1440) * interval '1 minute',
-       now() - (t / :n) * interval '13 days 8 hours' - (t % 1440) * interval '1 minute' + interval '3 days',
-       md5('f' || (t % :n)), CASE WHEN t / :n = 0 THEN 'sync' ELSE 'refresh_expiry' END, NULL, 1 + t % :n
-FROM generate_series(0, 30 * :n - 1) t;
+       '["gitlab-ai-gateway"]'::jsonb, 50, issued_at, issued_at + interval '3 days', md5('f' || (t % :n)),
+       CASE WHEN t < :n THEN 'sync' ELSE 'refresh_expiry' END, NULL, 1 + t % :n
+FROM generate_series(0, (:history + :recent) * :n - 1) t,
+     -- oldest first, as the records arrive: the history one per 39 days before the last ten, then the recent ones
+     -- every 12 hours within them, each instance at its own minute
+     LATERAL (SELECT CASE WHEN t < :history * :n
+                          THEN now() - interval '10 days' - (:history - 1 - t / :n) * interval '39 days'
+                          ELSE now() - (:history + :recent - 1 - t / :n) * interval '12 hours'
+                     END - (t % 720) * interval '1 minute' AS issued_at) at_time;
 INSERT INTO audit_auditevent (at, actor_kind, actor_name, actor_user_id, action, object_type, object_id,
     object_repr, changes, reason, request_id, client_address)
 SELECT now() - (e % 400) * interval '1 day', 'instance', md5('i' || (1 + e)), NULL, 'instance.activate',
@@ -212,7 +221,8 @@ def fill(size: int, env: dict, reuse: bool) -> float | None:
         text=True,
     )
     start = time.perf_counter()
-    psql("-v", f"n={size}", "-v", f"kid={json.loads(kid.stdout)['kid']}", database=database, stdin=FILL)
+    counts = ["-v", f"n={size}", "-v", f"recent={RECENT_TOKENS}", "-v", f"history={HISTORY_TOKENS}"]
+    psql(*counts, "-v", f"kid={json.loads(kid.stdout)['kid']}", database=database, stdin=FILL)
     subprocess.run([sys.executable, "manage.py", "fleet_rollup", "-v0"], cwd=ROOT, env=env, check=True)
     return time.perf_counter() - start
 
@@ -239,7 +249,8 @@ def main():
         env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DATABASE.format(size=size)}"
         seconds = fill(size, env, args.reuse)
         filled = "reused" if seconds is None else f"filled in {seconds:.0f} s"
-        print(f"{size:,} instances ({30 * size:,} token records): {filled}", flush=True)
+        records = f"{RECENT_TOKENS * size:,} token records in the last ten days, {HISTORY_TOKENS * size:,} before"
+        print(f"{size:,} instances ({records}): {filled}", flush=True)
         out = subprocess.run(
             [sys.executable, "-c", TIME, str(args.runs), str(size)], cwd=ROOT, env=env, capture_output=True, text=True
         )
