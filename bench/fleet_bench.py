@@ -9,8 +9,10 @@ filled with SQL `generate_series` (minutes, not hours): one customer, subscripti
 per instance, 3 seat reports per instance, token records, audit events, and the rollups. The token records are
 those of an instance the refresh job keeps fresh: 20 per instance over the last ten days (one every 12 hours: two
 million at 100,000 instances, the load on the issued-token list's default page) after 10 over the year before
-(monthly partitions as the retention job leaves them). A child process then times each page (median of --runs
-after one warm-up) and counts its queries.
+(monthly partitions as the retention job leaves them). A child process then times each page: its first request
+on a fresh database connection, then the median of --runs warm repeats, and counts its queries. Searches use narrow
+terms (part of one host or customer name, a UUID, a prefix) and broad ones people type (a company word, a domain
+suffix).
 
 `--reuse` times the databases an earlier run filled again, after migrating them to the current code.
 
@@ -19,6 +21,7 @@ Targets: every page <= 300 ms at the larger size and <= 3x its time at the small
 
 import argparse
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -127,6 +130,9 @@ token = IssuedToken.objects.filter(instance=instance).order_by("-issued_at").fir
 kid = SigningKey.objects.get(state="active").kid
 purchase = AddOnPurchase.objects.get(pk=middle)
 customer_word = instance.subscription.customer.name.split()[0][:6].lower()  # part of a name, as people type
+# Broad terms people type, each matching a sixth or a fifth of the fleet: a word of the company's legal form, a
+# domain suffix (the fill's names end in one of six forms and host names in one of five domains).
+company_word, domain_suffix = "GmbH", "corp.net"
 pages = {
     "dashboard": "/admin/",
     "instance list": "/admin/subscriptions/instance/",
@@ -134,6 +140,8 @@ pages = {
     "instance search: instance id": f"/admin/subscriptions/instance/?q={instance.instance_identifier}",
     "instance search: license prefix": f"/admin/subscriptions/instance/?q={instance.license_key_prefix}",
     "instance search: customer name": f"/admin/subscriptions/instance/?q={customer_word}",
+    "instance search: domain suffix (broad)": f"/admin/subscriptions/instance/?q={domain_suffix}",
+    "instance search: company word (broad)": f"/admin/subscriptions/instance/?q={company_word}",
     "instance overview": f"/admin/instances/{middle}/overview/",
     "issued-token list": "/admin/issuer/issuedtoken/",
     "issued-token search: jti": f"/admin/issuer/issuedtoken/?q={token.jti}",
@@ -142,9 +150,11 @@ pages = {
     "seat-report list": "/admin/subscriptions/seatreport/",
     "subscription list": "/admin/subscriptions/subscription/",
     "subscription search: customer": f"/admin/subscriptions/subscription/?q={customer_word}",
+    "subscription search: company word (broad)": f"/admin/subscriptions/subscription/?q={company_word}",
     "subscription page": f"/admin/subscriptions/subscription/{middle}/change/",
     "customer list": "/admin/subscriptions/customer/",
     "customer search: name": f"/admin/subscriptions/customer/?q={customer_word}",
+    "customer search: company word (broad)": f"/admin/subscriptions/customer/?q={company_word}",
     "add-on purchase list": "/admin/subscriptions/addonpurchase/",
     "add-on purchase search: purchase id": f"/admin/subscriptions/addonpurchase/?q={purchase.purchase_id}",
     "audit event list": "/admin/audit/auditevent/",
@@ -159,7 +169,12 @@ pages = {
 }
 results = {}
 for name, path in pages.items():
+    # The first run is what a person sees after a while: a new database connection (the server process has
+    # rendered other pages before). The warm repeats follow on that connection.
+    connection.close()
+    start = time.perf_counter()
     response = client.get(path)
+    first = (time.perf_counter() - start) * 1000
     assert response.status_code == 200, (name, response.status_code)
     times = []
     for _ in range(runs):
@@ -167,7 +182,7 @@ for name, path in pages.items():
             start = time.perf_counter()
             client.get(path)
             times.append((time.perf_counter() - start) * 1000)
-    results[name] = {"ms": statistics.median(times), "queries": len(queries)}
+    results[name] = {"first_ms": first, "ms": statistics.median(times), "queries": len(queries)}
 print(json.dumps(results))
 """
 
@@ -244,6 +259,9 @@ def main():
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"fleet bench, {started}, commit {commit.stdout.strip() or 'unknown'}", flush=True)
     measured = {}
     for size in args.sizes:
         env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DATABASE.format(size=size)}"
@@ -258,17 +276,26 @@ def main():
             sys.exit(f"timing failed at {size:,}:\n{out.stderr[-3000:]}")
         measured[size] = json.loads(out.stdout.strip().splitlines()[-1])
     small, large = args.sizes
-    print(f"\n| page | {small:,}: ms (queries) | {large:,}: ms (queries) | growth | target met |")
+    sizes = f"{small:,}: first / warm ms (queries) | {large:,}: first / warm ms (queries)"
+    print(f"\n| page | {sizes} | growth | target met |")
     print("|---|---:|---:|---:|---|")
+    slow_first = []
     for name, low in measured[small].items():
         high = measured[large][name]
         growth = high["ms"] / low["ms"]
         met = high["ms"] <= 300 and growth <= 3 and high["queries"] <= low["queries"]
+        if high["first_ms"] > 300:
+            slow_first.append(name)
         print(
-            f"| {name} | {low['ms']:.0f} ({low['queries']}) | {high['ms']:.0f} ({high['queries']}) | "
-            f"{growth:.1f}× | {'yes' if met else 'NO'} |"
+            f"| {name} | {low['first_ms']:.0f} / {low['ms']:.0f} ({low['queries']}) | "
+            f"{high['first_ms']:.0f} / {high['ms']:.0f} ({high['queries']}) | {growth:.1f}× | "
+            f"{'yes' if met else 'NO'} |"
         )
-    print("\ntargets: <= 300 ms at the larger size, <= 3x the smaller size's time, queries not growing")
+    print(
+        "\nfirst: the first request on a fresh database connection; warm: the median of the repeats after it"
+        "\ntargets (warm): <= 300 ms at the larger size, <= 3x the smaller size's time, queries not growing"
+        f"\nfirst runs over 300 ms at {large:,}: {', '.join(slow_first) or 'none'}"
+    )
 
 
 if __name__ == "__main__":
