@@ -90,11 +90,11 @@ def _not_networks(name: str, networks: list[str]) -> list[Error]:
 
 
 @register(deploy=False)
-def issuer_environment(app_configs=None, **kwargs):
-    """An ISSUER_* variable that does not parse, or that nobody reads, stops start-up naming it."""
+def environment_values(app_configs=None, **kwargs):
+    """A variable that does not parse, or an ISSUER_* variable that nobody reads, stops start-up naming it."""
     return [
-        Error(message, hint="See .env.example for every ISSUER_* variable and its type.", id="config.E007")
-        for message in settings.ISSUER_ENVIRONMENT_ERRORS
+        Error(message, hint="docs/configuration.md lists every variable and its type.", id="config.E007")
+        for message in settings.ENVIRONMENT_ERRORS
     ]
 
 

@@ -1,16 +1,20 @@
 """gunicorn settings: JSON log lines with secrets redacted, like the application's own.
 
 Used by `make run`, the Dockerfile and compose (`gunicorn -c config/gunicorn.conf.py config.wsgi`); the bind
-address comes from the command line, the worker count from WEB_CONCURRENCY (gunicorn's own variable).
+address comes from the command line, the worker count from WEB_CONCURRENCY (gunicorn's own variable, declared in
+`config/environment.py` and read, like the settings, from the environment or `.env`).
 """
 
 import os
 
 from gunicorn.http import wsgi
 
+from config.environment import dotenv_load, environment_read
 from config.logging import json_logging
 
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+dotenv_load()
+# A value that does not parse leaves the default here; the app's start-up check (config.E007) then refuses it.
+workers = environment_read(os.environ)["WEB_CONCURRENCY"]
 # gunicorn's control socket (in the home directory by default) is not used: no socket, no "Permission denied".
 control_socket_disable = True
 accesslog = "-"

@@ -1,60 +1,57 @@
 """Settings, read once from the environment (and a local `.env`, which `make run` writes).
 
-Every variable is documented in `.env.example` and the README. Secrets have no defaults: outside DEBUG a
-missing one is reported by the `config.E00x` system checks, which stop `manage.py`, gunicorn and Celery at
-start-up (see `config/checks.py`).
+Every variable is declared, with its type, default and meaning, in the registry `config/environment.py` and read
+here as `ENV["NAME"]` (an undeclared name fails the import); `.env.example` and docs/configuration.md are
+generated from it. Secrets have no defaults: outside DEBUG a missing one is reported by the `config.E00x` system
+checks, which stop `manage.py`, gunicorn and Celery at start-up (see `config/checks.py`).
 """
 
 import datetime as dt
 import os
 from pathlib import Path
 
-import environ
-
-from config.environment import issuer_environment_read
+from config.environment import dotenv_load, environment_read
 from config.logging import json_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
-if (BASE_DIR / ".env").exists():  # containers take their settings from the environment alone, quietly
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+dotenv_load()
+# Every variable, each read by its own type from one registry (config/environment.py); what does not parse, and an
+# ISSUER_* name nobody reads, is reported by the config.E007 start-up check instead of a traceback.
+ENV = environment_read(os.environ)
+ENVIRONMENT_ERRORS = ENV.errors
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = ENV["DEBUG"]
 
 # Missing secrets stay empty here and are reported by the system checks; DEBUG alone gets a throw-away key so
 # that a developer's shell works without a .env.
-SECRET_KEY = env.str("SECRET_KEY", default="")
+SECRET_KEY = ENV["SECRET_KEY"]
 SECRET_KEY_CONFIGURED = bool(SECRET_KEY)  # read by the check: Django refuses to hand out an empty SECRET_KEY
 if not SECRET_KEY and DEBUG:
     SECRET_KEY = "insecure-debug-only-" + BASE_DIR.name
 # Earlier secrets, still accepted for sessions and signatures and, through HKDF, the cache's HMAC keys
 # (config/signed_cache.py): rotate by moving the old SECRET_KEY here, and drop it a day later.
-SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+SECRET_KEY_FALLBACKS = ENV["SECRET_KEY_FALLBACKS"]
 
 # The port `make run` serves on; the default ISSUER_URL follows it, so a token's `iss` names the running server.
-PORT = env.int("PORT", default=8000)
-# Every ISSUER_* variable, each read by its own type from one registry (config/environment.py); what does not
-# parse, and an ISSUER_* name nobody reads, is reported by the config.E007 start-up check instead of a traceback.
-_issuer_environment = issuer_environment_read(os.environ)
-ISSUER_ENVIRONMENT_ERRORS = _issuer_environment.errors
-ISSUER_URL = (_issuer_environment.settings["ISSUER_URL"] or f"http://127.0.0.1:{PORT}").rstrip("/")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[ISSUER_URL])
+PORT = ENV["PORT"]
+ISSUER_URL = (ENV["ISSUER_URL"] or f"http://127.0.0.1:{PORT}").rstrip("/")
+ALLOWED_HOSTS = ENV["ALLOWED_HOSTS"]
+CSRF_TRUSTED_ORIGINS = ENV["CSRF_TRUSTED_ORIGINS"] or [ISSUER_URL]
 
 # Fernet keys (comma separated): the first encrypts, all decrypt. Protects signing keys and stored tokens.
-KEY_ENCRYPTION_KEYS = env.list("KEY_ENCRYPTION_KEYS", default=[])
+KEY_ENCRYPTION_KEYS = ENV["KEY_ENCRYPTION_KEYS"]
 # Server-side secret mixed into the HMAC that stores license keys.
-LICENSE_KEY_PEPPER = env.str("LICENSE_KEY_PEPPER", default="")
+LICENSE_KEY_PEPPER = ENV["LICENSE_KEY_PEPPER"]
 
 # Who may read /metrics: these networks (the client address as the rate limits see it), or a bearer of the token.
-ISSUER_METRICS_ALLOWED_NETWORKS = _issuer_environment.settings["ISSUER_METRICS_ALLOWED_NETWORKS"]
-ISSUER_METRICS_TOKEN = _issuer_environment.settings["ISSUER_METRICS_TOKEN"]
+ISSUER_METRICS_ALLOWED_NETWORKS = ENV["ISSUER_METRICS_ALLOWED_NETWORKS"]
+ISSUER_METRICS_TOKEN = ENV["ISSUER_METRICS_TOKEN"]
 # Who may post billable usage events (the AI gateway's Snowplow emitter sends no credentials); others get a 403.
-ISSUER_COLLECTOR_ALLOWED_NETWORKS = _issuer_environment.settings["ISSUER_COLLECTOR_ALLOWED_NETWORKS"]
+ISSUER_COLLECTOR_ALLOWED_NETWORKS = ENV["ISSUER_COLLECTOR_ALLOWED_NETWORKS"]
 
 # Audit events older than this many days are purged daily (the purge is itself an event); unset: kept forever.
-ISSUER_AUDIT_RETENTION_DAYS = _issuer_environment.settings["ISSUER_AUDIT_RETENTION_DAYS"]
+ISSUER_AUDIT_RETENTION_DAYS = ENV["ISSUER_AUDIT_RETENTION_DAYS"]
 
 INSTALLED_APPS = [
     "config.admin_app.IssuerAdminConfig",
@@ -119,20 +116,20 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES = {"default": ENV["DATABASE_URL"]}
+DATABASES["default"]["CONN_MAX_AGE"] = ENV["DATABASE_CONN_MAX_AGE"]
 # PostgreSQL with two roles (config/database_roles.py): `migrate` connects as the owner and, when this names the
 # runtime role, creates it if missing (with the password, when given) and grants it only what it needs; web,
 # worker and beat then connect as that role through their own DATABASE_URL.
-DATABASE_RUNTIME_ROLE = env.str("DATABASE_RUNTIME_ROLE", default="")
-DATABASE_RUNTIME_PASSWORD = env.str("DATABASE_RUNTIME_PASSWORD", default="")
+DATABASE_RUNTIME_ROLE = ENV["DATABASE_RUNTIME_ROLE"]
+DATABASE_RUNTIME_PASSWORD = ENV["DATABASE_RUNTIME_PASSWORD"]
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker, beat, CLI) share one file: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = ENV["REDIS_URL"]
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -179,7 +176,7 @@ LOGIN_REDIRECT_URL = "admin:index"
 
 # django-axes: five failed logins lock the username + address pair for 15 minutes, and four times as many from any
 # addresses lock the username (config/login_lockout.py; `manage.py axes_reset_username <name>` unlocks).
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_FAILURE_LIMIT = ENV["AXES_FAILURE_LIMIT"]
 AXES_USERNAME_FAILURE_LIMIT = 4 * AXES_FAILURE_LIMIT
 AXES_COOLOFF_TIME = 0.25
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
@@ -189,13 +186,13 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.limits.client_ip"
 
 # Rate limits of the instance-facing doors (config/limits.py), in django-ratelimit's "N/period" form.
-INSTANCE_RATE_PER_ADDRESS = env("INSTANCE_RATE_PER_ADDRESS", default="120/m")
+INSTANCE_RATE_PER_ADDRESS = ENV["INSTANCE_RATE_PER_ADDRESS"]
 # The quota check for an authenticated service (an AI gateway asks for every user from one address): per credential.
-QUOTA_RATE_PER_CREDENTIAL = env("QUOTA_RATE_PER_CREDENTIAL", default="12000/m")
-INSTANCE_RATE_PER_LICENSE_KEY = env("INSTANCE_RATE_PER_LICENSE_KEY", default="30/m")
-ACTIVATION_RATE_PER_ADDRESS = env("ACTIVATION_RATE_PER_ADDRESS", default="10/h")
+QUOTA_RATE_PER_CREDENTIAL = ENV["QUOTA_RATE_PER_CREDENTIAL"]
+INSTANCE_RATE_PER_LICENSE_KEY = ENV["INSTANCE_RATE_PER_LICENSE_KEY"]
+ACTIVATION_RATE_PER_ADDRESS = ENV["ACTIVATION_RATE_PER_ADDRESS"]
 # How many proxies in front of gunicorn append to X-Forwarded-For (only read when ISSUER_URL is https).
-TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=1)
+TRUSTED_PROXY_HOPS = ENV["TRUSTED_PROXY_HOPS"]
 RATELIMIT_FAIL_OPEN = True  # a Redis outage must not cut every instance off
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_CACHE_PREFIX = "rl:"  # config.cache counts keys with this prefix in one round trip
@@ -207,9 +204,9 @@ if ISSUER_URL.startswith("https://"):
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     # HSTS (a year by default; subdomains and preload opt in, as `check --deploy` asks) and http -> https, except the
     # health checks that load balancers and compose make over plain http inside the network.
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SECURE_HSTS_SECONDS = ENV["SECURE_HSTS_SECONDS"]
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = ENV["SECURE_HSTS_INCLUDE_SUBDOMAINS"]
+    SECURE_HSTS_PRELOAD = ENV["SECURE_HSTS_PRELOAD"]
     SECURE_SSL_REDIRECT = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 CSRF_COOKIE_HTTPONLY = False
@@ -252,7 +249,7 @@ REST_FRAMEWORK = {
 # Admin API tokens (django-rest-knox): only a digest is stored, the token is shown once when an admin creates it
 # (Django admin → Auth tokens → Add), each expires after API_TOKEN_TTL_DAYS and can be deleted at any time.
 REST_KNOX = {
-    "TOKEN_TTL": dt.timedelta(days=env.int("API_TOKEN_TTL_DAYS", default=30)),
+    "TOKEN_TTL": dt.timedelta(days=ENV["API_TOKEN_TTL_DAYS"]),
     "TOKEN_PREFIX": "iss_",
     "AUTO_REFRESH": False,
 }
@@ -272,9 +269,9 @@ SPECTACULAR_SETTINGS = {
 
 # The issuer's own knobs (token TTL, publish lead, rotation period, ...): defaults in `config/environment.py`, each
 # overridable as ISSUER_<NAME> in the environment (e.g. ISSUER_TOKEN_TTL_SECONDS); `issuer/conf.py` reads them.
-ISSUER = _issuer_environment.knobs
+ISSUER = ENV.knobs
 
-CATALOG_PATH = env.path("CATALOG_PATH", default=BASE_DIR / "unit_primitives" / "catalog")
+CATALOG_PATH = ENV["CATALOG_PATH"]
 
 # Celery: Redis in production; without REDIS_URL a filesystem broker that works across processes.
 # (The filesystem URL names a host only so kombu does not warn "No hostname was supplied"; it is not contacted.)
@@ -325,7 +322,9 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = ENV["LOG_LEVEL"]
+# config/wsgi.py runs the system checks before serving unless this is set (tools that only import the app).
+SKIP_STARTUP_CHECKS = ENV["SKIP_STARTUP_CHECKS"]
 LOGGING = json_logging(
     root_level=LOG_LEVEL, loggers={"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}}
 )

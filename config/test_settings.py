@@ -2,6 +2,7 @@
 
 import os
 
+import environ
 from cryptography.fernet import Fernet
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
@@ -29,9 +30,11 @@ if REDIS_URL:  # noqa: F405
 # every test runs as the runtime role of DATABASE_URL (tests/conftest.py switches the connection after the
 # migrations). Flushing a transactional test's tables, and dropping the databases at the end, are the owner's.
 DATABASE_RUNTIME_CREDENTIALS = DATABASE_OWNER_CREDENTIALS = None
-if env.str("DATABASE_OWNER_URL", default="") and DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
+# (Variables of the test suite only, so not in config/environment.py's registry of what the issuer reads.)
+_owner_url = os.environ.get("DATABASE_OWNER_URL", "")
+if _owner_url and DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     _runtime = DATABASES["default"]  # noqa: F405
     DATABASE_RUNTIME_CREDENTIALS = {"USER": _runtime["USER"], "PASSWORD": _runtime["PASSWORD"]}
-    DATABASES["default"] = {**_runtime, **env.db("DATABASE_OWNER_URL"), "NAME": _runtime["NAME"]}  # noqa: F405
+    DATABASES["default"] = {**_runtime, **environ.Env.db_url_config(_owner_url), "NAME": _runtime["NAME"]}  # noqa: F405
     DATABASE_OWNER_CREDENTIALS = {"USER": DATABASES["default"]["USER"], "PASSWORD": DATABASES["default"]["PASSWORD"]}  # noqa: F405
     DATABASE_RUNTIME_ROLE = DATABASE_RUNTIME_ROLE or _runtime["USER"]  # noqa: F405
