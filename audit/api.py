@@ -49,7 +49,7 @@ class NewestFirst(CursorPagination):
     max_page_size = 1000
 
 
-@extend_schema(parameters=[AuditEventFilters])
+@extend_schema(parameters=[AuditEventFilters], responses={200: AuditEventSerializer(many=True), 400: None})
 class AuditEventList(generics.ListAPIView):
     queryset = AuditEvent.objects.all()
     serializer_class = AuditEventSerializer

@@ -265,6 +265,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every admin route's error answers (401, 403, 404, 400, 415, 503) with their bodies: config/api_schema.py.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api_schema.admin_error_answers"],
 }
 
 # The issuer's own knobs (token TTL, publish lead, rotation period, ...): defaults in `config/environment.py`, each

@@ -67,7 +67,9 @@ class SigningKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     def _act(self, request, action: str, kid: str):
         """One step of the shared action table; `force` and `reason` are read from the body (`force` is ignored where
-        it means nothing; the service refuses a revoke or a forced step without a reason)."""
+        it means nothing; the service refuses a revoke or a forced step without a reason). An unknown kid is a 404,
+        as on every route with an id; a 409 is the lifecycle's refusal of a key that exists."""
+        self.get_object()
         body = (RevokeSerializer if action == "revoke" else ForceSerializer)(data=request.data)
         body.is_valid(raise_exception=True)
         force, reason = body.validated_data.get("force", False), body.validated_data["reason"]
