@@ -27,6 +27,7 @@ from issuer.keys.policy import (
 )
 from issuer.keys.selectors import validators_lagging
 from issuer.keys.signals import signing_key_revoked
+from issuer.keys.signers import signer_forget
 from issuer.models import IssuedToken, SigningKey, Validator
 
 logger = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def signing_key_revoke(kid: str, *, at: dt.datetime | None = None, reason: str =
         raise SigningKeyRefused(f"Key {kid} is already revoked.")
     was_active = key.state == State.ACTIVE
     _step(key, "signingkey.revoke", at, reason, state=State.REVOKED, revoked_at=at)
-    crypto.private_key_forget(kid)
+    signer_forget(kid)
     logger.warning("signing key revoked", extra={"kid": kid, "was_active": was_active})
     if was_active:
         why = f"successor of the revoked key {kid}"
@@ -176,7 +177,7 @@ def signing_key_purge(kid: str, *, force: bool = False, at: dt.datetime | None =
         at=at,
     )
     key.delete()
-    crypto.private_key_forget(kid)
+    signer_forget(kid)
     logger.info("signing key purged", extra={"kid": kid, "forced": force})
 
 
