@@ -4,6 +4,7 @@ import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -14,6 +15,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from audit.reasons import reason_text
 from audit.selectors import audit_context
 from config.admin_base import UUID_SHAPE, FleetScaleAdmin, fixed_choices_filter
 from subscriptions import services
@@ -37,6 +39,8 @@ from subscriptions.selectors import (
 )
 from subscriptions.terms import one_year_after
 from unit_primitives.catalog import get_catalog
+
+REASON_REQUIRED = "Say why: the change is recorded in the audit trail with its reason."
 
 
 def _catalog_choices(kind: str):
@@ -113,13 +117,32 @@ class AddOnPurchaseInline(admin.TabularInline):
     readonly_fields = ["purchase_id", "cancelled_at", "suspended"]
 
 
-class TransferForm(forms.Form):
+class ReasonForm(forms.Form):
+    """What every action that changes access asks before it acts: why. The reason goes to the audit trail with the
+    change (the rule of `audit.reasons`: blank or invisible text is no reason)."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=1000,
+        error_messages={"required": REASON_REQUIRED},
+        help_text="Recorded in the audit trail with the change.",
+    )
+
+    def clean_reason(self):
+        reason = reason_text(self.cleaned_data.get("reason"))
+        if not reason:
+            raise ValidationError(REASON_REQUIRED)
+        return reason
+
+
+class TransferForm(ReasonForm):
     transfer_to = forms.ModelChoiceField(
         queryset=Customer.objects.all(),
         widget=forms.NumberInput,
         label="Customer id",
         help_text="The customer whose activation code may bind the released instance, besides its own customer's.",
     )
+    field_order = ["transfer_to", "reason"]
 
 
 class AuditedAdmin(FleetScaleAdmin):
@@ -173,19 +196,66 @@ def _each(modeladmin, request, queryset, service, done: str):
     modeladmin.message_user(request, f"{count} {done}.", messages.SUCCESS)
 
 
-def _suspension_actions(set_suspended, plural: str) -> list:
-    """Suspend and lift, as admin actions onto the model's `*_set_suspended` service; the admin's
+# The confirmation page lists this many of the selected objects (a "select all" may be the whole fleet).
+CONFIRMATION_LISTED = 20
+
+
+def confirmed_action(
+    name: str, *, description: str, permission: str, explanation: str, act, done: str, form_class=ReasonForm
+):
+    """An admin action that acts only once confirmed: the first post shows a page with the selection, what the
+    action does and a required reason; that page posts back to the action with `apply`, and each selected object
+    goes through `act(obj, **form.cleaned_data)` (a service, which records the reason in the audit trail)."""
+
+    @admin.action(description=description, permissions=[permission])
+    def action(modeladmin, request, queryset):
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            _each(modeladmin, request, queryset, lambda obj: act(obj, **form.cleaned_data), done)
+            return None
+        listed = list(queryset[: CONFIRMATION_LISTED + 1])
+        return TemplateResponse(
+            request,
+            "admin/confirm_action.html",
+            {
+                **modeladmin.admin_site.each_context(request),
+                "title": description.rstrip("…"),
+                "explanation": explanation,
+                "form": form,
+                "action_name": name,
+                "objects": listed[:CONFIRMATION_LISTED],
+                "more": len(listed) > CONFIRMATION_LISTED,
+                "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across", "0"),
+                "opts": modeladmin.model._meta,
+            },
+        )
+
+    action.__name__ = name
+    return action
+
+
+def _suspension_actions(set_suspended, plural: str, *, suspends: str, lifts: str, lift: str = "Lift the suspension of"):
+    """Suspend and lift, confirmed with a reason, onto the model's `*_set_suspended` service; the admin's
     `has_suspend_permission` says who may."""
-
-    @admin.action(description=f"Suspend the selected {plural}", permissions=["suspend"])
-    def suspend(modeladmin, request, queryset):
-        _each(modeladmin, request, queryset, lambda obj: set_suspended(obj, True), "suspended")
-
-    @admin.action(description=f"Lift the suspension of the selected {plural}", permissions=["suspend"])
-    def unsuspend(modeladmin, request, queryset):
-        _each(modeladmin, request, queryset, lambda obj: set_suspended(obj, False), "unsuspended")
-
-    return [suspend, unsuspend]
+    return [
+        confirmed_action(
+            "suspend",
+            description=f"Suspend the selected {plural}…",
+            permission="suspend",
+            explanation=suspends,
+            act=lambda obj, reason: set_suspended(obj, True, reason=reason),
+            done="suspended",
+        ),
+        confirmed_action(
+            "unsuspend",
+            description=f"{lift} the selected {plural}…",
+            permission="suspend",
+            explanation=lifts,
+            act=lambda obj, reason: set_suspended(obj, False, reason=reason),
+            done="unsuspended",
+        ),
+    ]
 
 
 def as_word(field: str, word: str, description: str | None = None):
@@ -291,7 +361,24 @@ class SubscriptionAdmin(AuditedAdmin):
     autocomplete_fields = ["customer"]
     readonly_fields = ["activation_code", "suspended", "created_at", "updated_at"]
     inlines = [AddOnPurchaseInline]
-    actions = [*_suspension_actions(services.subscription_set_suspended, "subscriptions"), "regenerate_activation_code"]
+    actions = [
+        *_suspension_actions(
+            services.subscription_set_suspended,
+            "subscriptions",
+            suspends="Every instance bound to them loses access at its next sync: GitLab then deletes the tokens it "
+            "holds, and its AI features stop until the suspension is lifted.",
+            lifts="Their instances get tokens again at their next sync.",
+        ),
+        confirmed_action(
+            "regenerate_activation_code",
+            description="Regenerate the activation code…",
+            permission="regenerate",
+            explanation="Each current code stops working at once (an instance already bound keeps its license key); "
+            "the new code is on the subscription's page.",
+            act=services.subscription_regenerate_activation_code,
+            done="codes regenerated",
+        ),
+    ]
 
     @admin.display(description="status")
     def status(self, subscription):
@@ -329,10 +416,6 @@ class SubscriptionAdmin(AuditedAdmin):
 
     def has_regenerate_permission(self, request):
         return request.user.has_perm("subscriptions.regenerate_activation_code")
-
-    @admin.action(description="Regenerate the activation code", permissions=["regenerate"])
-    def regenerate_activation_code(self, request, queryset):
-        _each(self, request, queryset, services.subscription_regenerate_activation_code, "codes regenerated")
 
     def get_urls(self):
         renew = path(
@@ -412,14 +495,28 @@ class AddOnPurchaseAdmin(AuditedAdmin):
 
     autocomplete_fields = ["subscription"]
     readonly_fields = ["purchase_id", "cancelled_at", "suspended"]
-    actions = ["cancel", *_suspension_actions(services.add_on_purchase_set_suspended, "purchases")]
+    actions = [
+        confirmed_action(
+            "cancel",
+            description="Cancel the selected purchases now…",
+            permission="change",
+            explanation="Each purchase ends now, for good (a suspension can be lifted, a cancellation cannot): the "
+            "next sync of its instance drops the add-on's scopes and Duo seats.",
+            act=services.add_on_purchase_cancel,
+            done="purchases cancelled",
+        ),
+        *_suspension_actions(
+            services.add_on_purchase_set_suspended,
+            "purchases",
+            suspends="Each purchase stops counting until it is resumed: the next sync of its instance drops the "
+            "add-on's scopes and Duo seats.",
+            lifts="Each purchase counts again (within its dates): the next sync brings its scopes and seats back.",
+            lift="Resume",
+        ),
+    ]
 
     def has_suspend_permission(self, request):
         return request.user.has_perm("subscriptions.change_addonpurchase")
-
-    @admin.action(description="Cancel the selected purchases now", permissions=["change"])
-    def cancel(self, request, queryset):
-        _each(self, request, queryset, services.add_on_purchase_cancel, "purchases cancelled")
 
 
 @admin.register(Instance)
@@ -479,10 +576,41 @@ class InstanceAdmin(AuditedAdmin):
     ]
     readonly_fields = fields
     actions = [
-        *_suspension_actions(services.instance_set_suspended, "instances"),
-        "release",
-        "release_to",
-        "release_clear",
+        *_suspension_actions(
+            services.instance_set_suspended,
+            "instances",
+            suspends="A suspended instance gets no token: at its next sync GitLab deletes the tokens it holds, and its "
+            "AI features stop until the suspension is lifted.",
+            lifts="The instances get tokens again at their next sync.",
+        ),
+        confirmed_action(
+            "release",
+            description="Release the binding (the license key stops working, the code is free again)…",
+            permission="release",
+            explanation="Each license key stops working at once, and the subscription's code may bind an instance "
+            "again; only the instance's own customer's code may bind this instance's id again.",
+            act=services.instance_release,
+            done="released",
+        ),
+        confirmed_action(
+            "release_to",
+            description="Release for a transfer to another customer…",
+            permission="release",
+            explanation="Each license key stops working at once; only the instance's own customer's code, or the "
+            "code of the customer named here, may bind it again (until the reservation is lifted).",
+            act=services.instance_release,
+            done="released for the transfer",
+            form_class=TransferForm,
+        ),
+        confirmed_action(
+            "release_clear",
+            description="Let any customer's code bind the released instance (lifts the release's reservation)…",
+            permission="release",
+            explanation="Any valid activation code may then bind these instances' ids, as for instances never "
+            "activated.",
+            act=services.instance_release_clear,
+            done="opened to any customer's code",
+        ),
     ]
 
     def has_suspend_permission(self, request):
@@ -509,47 +637,6 @@ class InstanceAdmin(AuditedAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "overview_url": reverse("admin:issuer_instance", args=[object_id])}
         return super().change_view(request, object_id, form_url, extra_context)
-
-    @admin.action(
-        description="Release the binding (the license key stops working, the code is free again)",
-        permissions=["release"],
-    )
-    def release(self, request, queryset):
-        _each(self, request, queryset, services.instance_release, "released")
-
-    @admin.action(description="Release for a transfer to another customer…", permissions=["release"])
-    def release_to(self, request, queryset):
-        """A confirmation page naming the customer whose code may bind the released instances (besides their own);
-        the page posts back to this action with `apply`."""
-        form = TransferForm(request.POST if "apply" in request.POST else None)
-        if form.is_bound and form.is_valid():
-            target = form.cleaned_data["transfer_to"]
-            _each(
-                self,
-                request,
-                queryset,
-                lambda instance: services.instance_release(instance, transfer_to=target),
-                f"released for {target}",
-            )
-            return None
-        return TemplateResponse(
-            request,
-            "admin/subscriptions/instance/release_to.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Release for a transfer",
-                "form": form,
-                "instances": queryset,
-                "opts": self.model._meta,
-            },
-        )
-
-    @admin.action(
-        description="Let any customer's code bind the released instance (lifts the release's reservation)",
-        permissions=["release"],
-    )
-    def release_clear(self, request, queryset):
-        _each(self, request, queryset, services.instance_release_clear, "opened to any customer's code")
 
 
 @admin.register(SeatReport)

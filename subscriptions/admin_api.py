@@ -6,6 +6,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from audit.reasons import reason_text
 from config.permissions import permission
 from subscriptions import services
 from subscriptions.models import AddOnPurchase, Customer, Instance, Subscription
@@ -130,7 +131,16 @@ class InstanceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReleaseSerializer(serializers.Serializer):
+class ActionReasonSerializer(serializers.Serializer):
+    """A machine may say why (recorded in the audit trail); the back office's pages always ask a person."""
+
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+
+    def validate_reason(self, value):
+        return reason_text(value)
+
+
+class ReleaseSerializer(ActionReasonSerializer):
     transfer_to = serializers.PrimaryKeyRelatedField(
         queryset=Customer.objects.all(),
         required=False,
@@ -139,7 +149,7 @@ class ReleaseSerializer(serializers.Serializer):
     )
 
 
-class SuspendSerializer(serializers.Serializer):
+class SuspendSerializer(ActionReasonSerializer):
     suspended = serializers.BooleanField()
 
 
@@ -151,7 +161,9 @@ class SuspendActionMixin:
     def _suspend(self, request):
         body = SuspendSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        changed = self.set_suspended(self.get_object(), body.validated_data["suspended"])
+        changed = self.set_suspended(
+            self.get_object(), body.validated_data["suspended"], reason=body.validated_data["reason"]
+        )
         return Response(self.get_serializer(changed).data)
 
 
@@ -180,7 +192,7 @@ class SubscriptionViewSet(
     def suspend(self, request, pk=None):
         return self._suspend(request)
 
-    @extend_schema(request=None, responses=SubscriptionSerializer)
+    @extend_schema(request=ActionReasonSerializer, responses=SubscriptionSerializer)
     @action(
         detail=True,
         methods=["post"],
@@ -188,7 +200,11 @@ class SubscriptionViewSet(
         permission_classes=[permission("subscriptions.regenerate_activation_code")],
     )
     def regenerate_activation_code(self, request, pk=None):
-        subscription = services.subscription_regenerate_activation_code(self.get_object())
+        body = ActionReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        subscription = services.subscription_regenerate_activation_code(
+            self.get_object(), reason=body.validated_data["reason"]
+        )
         return Response(self.get_serializer(subscription).data)  # with the request: the new code is in it
 
 
@@ -210,10 +226,12 @@ class AddOnPurchaseViewSet(
         """`{"suspended": true}` suspends the purchase until `{"suspended": false}` resumes it."""
         return self._suspend(request)
 
-    @extend_schema(request=None, responses=AddOnPurchaseSerializer)
+    @extend_schema(request=ActionReasonSerializer, responses=AddOnPurchaseSerializer)
     @action(detail=True, methods=["post"], permission_classes=[permission("subscriptions.change_addonpurchase")])
     def cancel(self, request, pk=None):
-        purchase = services.add_on_purchase_cancel(self.get_object())
+        body = ActionReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        purchase = services.add_on_purchase_cancel(self.get_object(), reason=body.validated_data["reason"])
         return Response(AddOnPurchaseSerializer(purchase).data)
 
 
@@ -233,5 +251,9 @@ class InstanceViewSet(SuspendActionMixin, mixins.RetrieveModelMixin, mixins.List
         """Unbinds the instance; only its own customer, or `transfer_to`, may bind its UUID again."""
         release = ReleaseSerializer(data=request.data)
         release.is_valid(raise_exception=True)
-        instance = services.instance_release(self.get_object(), transfer_to=release.validated_data.get("transfer_to"))
+        instance = services.instance_release(
+            self.get_object(),
+            transfer_to=release.validated_data.get("transfer_to"),
+            reason=release.validated_data["reason"],
+        )
         return Response(InstanceSerializer(instance).data, status=status.HTTP_200_OK)

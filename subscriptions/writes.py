@@ -40,14 +40,15 @@ def locked_update(obj, action: str, **changes):
     return obj
 
 
-def locked_set(obj, action: str, **values):
-    """Sets fields that need no validation (flags, generated codes) with a narrow UPDATE, and records them."""
+def locked_set(obj, action: str, *, reason: str = "", **values):
+    """Sets fields that need no validation (flags, generated codes) with a narrow UPDATE, and records them (with
+    the person's reason, when the door asked for one)."""
     obj = locked(obj)
     before = audit_snapshot(obj)
     assign(obj, values)
     touched = [name for name in ("updated_at",) if hasattr(obj, name)]
     obj.save(update_fields=[*values, *touched])
-    audit_record_change(action, obj, before)
+    audit_record_change(action, obj, before, reason=reason)
     return obj
 
 

@@ -178,7 +178,7 @@ def _instance_activate(
 
 
 @transaction.atomic
-def instance_release(instance: Instance, *, transfer_to: Customer | None = None) -> Instance:
+def instance_release(instance: Instance, *, transfer_to: Customer | None = None, reason: str = "") -> Instance:
     """Unbinds the instance from its subscription: its license key stops working, the code is free again. Only the
     customer it was bound to, or `transfer_to`, may bind the UUID again (until `instance_release_clear`)."""
     instance = locked(instance)
@@ -190,16 +190,17 @@ def instance_release(instance: Instance, *, transfer_to: Customer | None = None)
         license_key_digest=None,
         released_from=released_from,
         release_transfer_to=transfer_to,
+        reason=reason,
     )
 
 
 @transaction.atomic
-def instance_release_clear(instance: Instance) -> Instance:
+def instance_release_clear(instance: Instance, *, reason: str = "") -> Instance:
     """Lifts a release's reservation: any valid code may bind the UUID again, as for one never activated."""
-    return locked_set(instance, "instance.release_clear", released_from=None, release_transfer_to=None)
+    return locked_set(instance, "instance.release_clear", released_from=None, release_transfer_to=None, reason=reason)
 
 
 @transaction.atomic
-def instance_set_suspended(instance: Instance, suspended: bool) -> Instance:
+def instance_set_suspended(instance: Instance, suspended: bool, *, reason: str = "") -> Instance:
     action = "instance.suspend" if suspended else "instance.lift_suspension"
-    return locked_set(instance, action, suspended=suspended)
+    return locked_set(instance, action, suspended=suspended, reason=reason)

@@ -98,15 +98,17 @@ def subscription_extend(
 
 
 @transaction.atomic
-def subscription_set_suspended(subscription: Subscription, suspended: bool) -> Subscription:
+def subscription_set_suspended(subscription: Subscription, suspended: bool, *, reason: str = "") -> Subscription:
     action = "subscription.suspend" if suspended else "subscription.lift_suspension"
-    return locked_set(subscription, action, suspended=suspended)
+    return locked_set(subscription, action, suspended=suspended, reason=reason)
 
 
 @transaction.atomic
-def subscription_regenerate_activation_code(subscription: Subscription) -> Subscription:
+def subscription_regenerate_activation_code(subscription: Subscription, *, reason: str = "") -> Subscription:
     """A new code for the subscription; the old one stops working (a bound instance keeps its license key)."""
-    return locked_set(subscription, "subscription.regenerate_activation_code", activation_code=new_activation_code())
+    return locked_set(
+        subscription, "subscription.regenerate_activation_code", activation_code=new_activation_code(), reason=reason
+    )
 
 
 @transaction.atomic
@@ -138,20 +140,22 @@ def add_on_purchase_update(
 
 
 @transaction.atomic
-def add_on_purchase_cancel(purchase: AddOnPurchase, at: dt.datetime | None = None) -> AddOnPurchase:
+def add_on_purchase_cancel(
+    purchase: AddOnPurchase, at: dt.datetime | None = None, *, reason: str = ""
+) -> AddOnPurchase:
     """Ends the purchase now; the next token sync drops its scopes. Cancelling twice keeps the first time."""
     purchase = locked(purchase)
     if purchase.cancelled_at is None:
-        purchase = locked_set(purchase, "addonpurchase.cancel", cancelled_at=at or timezone.now())
+        purchase = locked_set(purchase, "addonpurchase.cancel", cancelled_at=at or timezone.now(), reason=reason)
     return purchase
 
 
 @transaction.atomic
-def add_on_purchase_set_suspended(purchase: AddOnPurchase, suspended: bool) -> AddOnPurchase:
+def add_on_purchase_set_suspended(purchase: AddOnPurchase, suspended: bool, *, reason: str = "") -> AddOnPurchase:
     """Suspends the purchase (inactive until resumed: the next sync drops its scopes and its Duo seats) or resumes
     it. Unlike a cancellation, it can be undone."""
     action = "addonpurchase.suspend" if suspended else "addonpurchase.resume"
-    return locked_set(purchase, action, suspended=suspended)
+    return locked_set(purchase, action, suspended=suspended, reason=reason)
 
 
 @transaction.atomic

@@ -46,7 +46,12 @@ def test_an_admin_action_records_the_user_request_and_address(client):
     client.force_login(alice)
     response = client.post(
         "/admin/subscriptions/subscription/",
-        {"action": "regenerate_activation_code", "_selected_action": [subscription.pk]},
+        {
+            "action": "regenerate_activation_code",
+            "_selected_action": [subscription.pk],
+            "apply": "1",
+            "reason": "leaked",
+        },
         HTTP_X_REQUEST_ID="req-42",
         REMOTE_ADDR="192.0.2.7",
     )
@@ -194,7 +199,12 @@ def test_an_address_that_is_not_an_ip_is_not_kept_and_fails_nothing(client):
     client.force_login(_user("alice", "support"))
     response = client.post(
         "/admin/subscriptions/subscription/",
-        {"action": "regenerate_activation_code", "_selected_action": [subscription.pk]},
+        {
+            "action": "regenerate_activation_code",
+            "_selected_action": [subscription.pk],
+            "apply": "1",
+            "reason": "leaked",
+        },
         REMOTE_ADDR="unix:",
     )
     assert response.status_code == 302

@@ -53,7 +53,10 @@ def test_an_admin_action_during_an_outage_is_a_503_not_a_silent_success(
 ):
     instance, _ = activated
     client.force_login(django_user_model.objects.create_superuser("root", "r@example.test", "pw"))
-    response = client.post("/admin/subscriptions/instance/", {"action": "release", "_selected_action": [instance.pk]})
+    response = client.post(
+        "/admin/subscriptions/instance/",
+        {"action": "release", "_selected_action": [instance.pk], "apply": "1", "reason": "moving to new hardware"},
+    )
     assert response.status_code == 503 and "retry" in response.json()["error"].lower()
     assert Instance.objects.get(pk=instance.pk).subscription is not None
 

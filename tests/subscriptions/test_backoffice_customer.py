@@ -335,10 +335,11 @@ def test_suspending_an_add_on_drops_its_scopes_and_seats_until_it_is_resumed(cli
 def test_billing_suspends_and_resumes_an_add_on_from_the_list_and_the_api():
     purchase = AddOnPurchaseFactory()
     url = "/admin/subscriptions/addonpurchase/"
-    as_role("support").post(url, {"action": "suspend", "_selected_action": [purchase.pk]})
+    confirmed = {"action": "suspend", "_selected_action": [purchase.pk], "apply": "1", "reason": "disputed invoice"}
+    as_role("support").post(url, confirmed)
     assert not AddOnPurchase.objects.get(pk=purchase.pk).suspended  # support may not
     billing = as_role("billing")
-    billing.post(url, {"action": "suspend", "_selected_action": [purchase.pk]})
+    billing.post(url, confirmed)
     assert AddOnPurchase.objects.get(pk=purchase.pk).suspended
     assert (
         '<td class="field-suspended_word">suspended</td>'

@@ -23,13 +23,14 @@ def test_admin_actions_suspend_and_lift(client, superuser, activated, changelist
     instance, key = activated
     target = instance if model is Instance else instance.subscription
     client.force_login(superuser)
-    response = client.post(changelist, {"action": "suspend", "_selected_action": [target.pk]}, follow=True)
+    confirmed = {"_selected_action": [target.pk], "apply": "1", "reason": "unpaid invoice"}
+    response = client.post(changelist, {"action": "suspend", **confirmed}, follow=True)
     assert "1 suspended." in response.content.decode()
     target.refresh_from_db()
     assert target.suspended
     _, body = sync(client, key)
     assert body["data"]["cloudConnectorAccess"]["serviceToken"] is None
-    client.post(changelist, {"action": "unsuspend", "_selected_action": [target.pk]})
+    client.post(changelist, {"action": "unsuspend", **confirmed})
     target.refresh_from_db()
     assert not target.suspended
     _, body = sync(client, key)

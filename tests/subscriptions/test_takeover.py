@@ -119,14 +119,27 @@ def test_the_back_office_names_a_transfer_target_on_release(client, enterprise_s
     client.force_login(support)
     changelist = "/admin/subscriptions/instance/"
     page = client.post(changelist, {"action": "release_to", "_selected_action": [instance.pk]})
-    assert page.status_code == 200 and "Release for the transfer" in page.content.decode()
+    assert page.status_code == 200 and "Release for a transfer" in page.content.decode()
     bad = client.post(
-        changelist, {"action": "release_to", "_selected_action": [instance.pk], "apply": "1", "transfer_to": "999999"}
+        changelist,
+        {
+            "action": "release_to",
+            "_selected_action": [instance.pk],
+            "apply": "1",
+            "transfer_to": "999999",
+            "reason": "moved to the new owner",
+        },
     )
     assert bad.status_code == 200 and Instance.objects.get(pk=instance.pk).subscription is not None
     done = client.post(
         changelist,
-        {"action": "release_to", "_selected_action": [instance.pk], "apply": "1", "transfer_to": target.customer_id},
+        {
+            "action": "release_to",
+            "_selected_action": [instance.pk],
+            "apply": "1",
+            "transfer_to": target.customer_id,
+            "reason": "moved to the new owner",
+        },
     )
     assert done.status_code == 302
     released = Instance.objects.get(pk=instance.pk)

@@ -109,6 +109,8 @@ def test_subscription_to_scopes_to_key_rotation(page, live_server, admin_user, s
     page.check("input[name=_selected_action]")
     page.select_option("select[name=action]", "cancel")
     page.click("button[name=index]")
+    page.fill("textarea[name=reason]", "the customer dropped the add-on")  # asked first (issue 27)
+    page.click("input[type=submit][value^='Confirm']")
     page.wait_for_selector(".messagelist .success")
     page.goto(f"{base}/admin/")
     page.click(f"tr[data-instance='{instance_id}'] a")

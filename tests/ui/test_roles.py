@@ -94,7 +94,10 @@ def test_admin_actions_act_only_for_their_roles(world, role):
     client = Client()
     client.force_login(user_in(role))
     instance = world["instance"]
-    client.post("/admin/subscriptions/instance/", {"action": "release", "_selected_action": [instance.pk]})
+    client.post(
+        "/admin/subscriptions/instance/",
+        {"action": "release", "_selected_action": [instance.pk], "apply": "1", "reason": "customer moved"},
+    )
     assert (Instance.objects.get(pk=instance.pk).subscription_id is None) is (role in SUPPORT)
 
 
