@@ -23,6 +23,12 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
+    customer_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The customer the object belonged to at the time (kept when it is deleted)."
+    )
+    customer_name = models.CharField(
+        max_length=200, blank=True, default="", db_default="", help_text="That customer's name at the time."
+    )
     changes = models.JSONField(default=dict, blank=True, help_text="{field: [before, after]}; secrets as digests.")
     reason = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
@@ -36,6 +42,7 @@ class AuditEvent(models.Model):
             models.Index(fields=["actor_name", "-at"], name="audit_actor_recent"),
             models.Index(fields=["object_id"], name="audit_object_id"),
             models.Index(fields=["request_id"], name="audit_request_id"),
+            models.Index(fields=["customer_id", "-at"], name="audit_customer_recent"),
         ]
 
     def __str__(self):

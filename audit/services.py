@@ -88,6 +88,7 @@ def audit_record(
     if obj is not None:
         object_type = object_type or obj._meta.model_name
         object_id = object_id or str(obj.pk)
+    customer = getattr(obj, "audit_customer", None)  # the models that belong to a customer say which
     return AuditEvent.objects.create(
         at=at or timezone.now(),
         actor_kind=actor.kind,
@@ -97,6 +98,8 @@ def audit_record(
         object_type=object_type,
         object_id=str(object_id)[:64],
         object_repr=str(obj)[:200] if obj is not None else "",
+        customer_id=customer.pk if customer is not None else None,
+        customer_name=str(customer)[:200] if customer is not None else "",
         changes=changes or {},
         reason=reason,
         request_id=request_id,

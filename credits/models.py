@@ -29,6 +29,11 @@ class CreditAccount(models.Model):
     def __str__(self):
         return f"credits of {self.subscription}"
 
+    @property
+    def audit_customer(self):
+        """The customer an audit event of this record belongs to (`audit.services.audit_record` reads it)."""
+        return self.subscription.customer
+
 
 class CreditGrant(models.Model):
     """A pool of credits. Monthly kinds (included, waiver, commitment, adjustment) name their UTC month; one-time
@@ -77,6 +82,11 @@ class CreditGrant(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.amount} ({self.month or f'{self.starts_on}–{self.expires_on}'})"
+
+    @property
+    def audit_customer(self):
+        """The customer an audit event of this record belongs to (`audit.services.audit_record` reads it)."""
+        return self.subscription.customer
 
 
 class UsageEventId(models.Model):
@@ -148,6 +158,11 @@ class UserCapOverride(models.Model):
 
     def __str__(self):
         return f"{self.user_key}: {self.cap}"
+
+    @property
+    def audit_customer(self):
+        """The customer an audit event of this record belongs to (`audit.services.audit_record` reads it)."""
+        return self.subscription.customer
 
 
 class DailyUsage(models.Model):

@@ -78,6 +78,11 @@ class Customer(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def audit_customer(self) -> "Customer":
+        """The customer an audit event of this object belongs to (`audit.services.audit_record` reads it)."""
+        return self
+
 
 class Subscription(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
@@ -117,6 +122,10 @@ class Subscription(models.Model):
 
     def __str__(self):
         return f"{self.customer} · {self.license_type} · {self.starts_on}–{self.expires_on}"
+
+    @property
+    def audit_customer(self) -> Customer:
+        return self.customer
 
     def is_active_on(self, day) -> bool:
         return not self.suspended and self.starts_on <= day < self.expires_on
@@ -160,6 +169,10 @@ class AddOnPurchase(models.Model):
 
     def __str__(self):
         return f"{self.add_on} × {self.quantity} ({self.started_on}–{self.expires_on})"
+
+    @property
+    def audit_customer(self) -> Customer:
+        return self.subscription.customer
 
     def is_active_on(self, day) -> bool:
         return not self.suspended and self.cancelled_at is None and self.started_on <= day < self.expires_on
@@ -216,6 +229,11 @@ class Instance(models.Model):
 
     def __str__(self):
         return f"{self.hostname or 'instance'} ({self.instance_identifier})"
+
+    @property
+    def audit_customer(self) -> Customer | None:
+        """Its subscription's customer, or after a release the customer it was released from."""
+        return self.subscription.customer if self.subscription_id else self.released_from
 
 
 class SeatReport(models.Model):

@@ -1,6 +1,6 @@
-"""`manage.py audit_export --since 2026-01-01 --until 2026-02-01 [--format jsonl|csv]`: the audit trail of a time
-range on stdout, oldest first. Streamed (a server-side cursor on PostgreSQL), so memory stays flat however many
-events the range holds."""
+"""`manage.py audit_export --since 2026-01-01 [--until 2026-02-01] [--format jsonl|csv]`: the audit trail of a time
+range on stdout, oldest first; `--until` defaults to now. Streamed (a server-side cursor on PostgreSQL), so memory
+stays flat however many events the range holds."""
 
 import csv
 import datetime as dt
@@ -31,11 +31,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--since", required=True, help="inclusive; ISO date or date-time")
-        parser.add_argument("--until", required=True, help="exclusive; ISO date or date-time")
+        parser.add_argument("--until", help="exclusive; ISO date or date-time (default: now)")
         parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
 
     def handle(self, *args, since, until, format, **options):
-        since, until = _moment(since, "--since"), _moment(until, "--until")
+        since = _moment(since, "--since")
+        until = _moment(until, "--until") if until else timezone.now()
         if since >= until:
             raise CommandError("--since must be before --until.")
         events = audit_events_filtered(since=since, until=until).order_by("at", "id").iterator(chunk_size=CHUNK)
