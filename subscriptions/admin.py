@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from audit.reasons import reason_text
-from audit.selectors import audit_context
+from audit.selectors import audit_context, audit_events_of_customer
 from config.admin_base import UUID_SHAPE, FleetScaleAdmin, fixed_choices_filter
 from subscriptions import services
 from subscriptions.models import (
@@ -32,6 +32,7 @@ from subscriptions.selectors import (
     SUBSCRIPTION_STATUSES,
     add_on_purchases_ending_early,
     add_on_purchases_renewing_with,
+    customer_overview,
     customers_named,
     instances_matching_text,
     subscription_status,
@@ -183,6 +184,24 @@ class CustomerAdmin(AuditedAdmin):
 
     def search_text(self, request, queryset, term):
         return queryset.filter(pk__in=customers_named(term))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The customer's hub: what they have and where it is used, each section bounded, with a link to its list."""
+        customer = self.get_object(request, object_id)
+        if customer is not None:
+            extra_context = {
+                **(extra_context or {}),
+                **customer_overview(customer, timezone.now().date()),
+                "customer_events": audit_events_of_customer(customer.pk),
+                "see_all": {
+                    "subscriptions": f"?customer__id__exact={customer.pk}",
+                    "add_on_purchases": f"?subscription__customer__id__exact={customer.pk}",
+                    "instances": f"?subscription__customer__id__exact={customer.pk}",
+                    "seat_reports": f"?instance__subscription__customer__id__exact={customer.pk}",
+                    "events": f"?customer_id={customer.pk}",
+                },
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 def _each(modeladmin, request, queryset, service, done: str):
@@ -356,6 +375,7 @@ class SubscriptionAdmin(AuditedAdmin):
         fixed_choices_filter("license_type", "license type", lambda: get_catalog().license_types),
         "trial",
     ]
+    link_lookups = ("customer__id__exact",)  # "see all" on the customer's page
     search_fields = ["customer__name", "activation_code"]
     search_help_text = "An activation code (exact, for roles that see codes), or part of the customer's name."
     autocomplete_fields = ["customer"]
@@ -486,6 +506,7 @@ class AddOnPurchaseAdmin(AuditedAdmin):
     ]
     list_select_related = ["subscription__customer"]
     list_filter = [fixed_choices_filter("add_on", "add-on", lambda: get_catalog().add_ons), "trial", "suspended"]
+    link_lookups = ("subscription__customer__id__exact",)  # "see all" on the customer's page
     search_fields = ["purchase_id", "subscription__customer__name"]
     search_help_text = "A purchase id (P-…, exact), or part of the customer's name."
     search_shapes = ((r"P-[0-9A-Fa-f]{12}", lambda purchases, term: purchases.filter(purchase_id=term.upper())),)
@@ -535,6 +556,7 @@ class InstanceAdmin(AuditedAdmin):
         "suspended",
         fixed_choices_filter("subscription__license_type", "license type", lambda: get_catalog().license_types),
     ]
+    link_lookups = ("subscription__customer__id__exact",)  # "see all" on the customer's page
     search_help_text = (
         "An instance id or unique instance id (exact), a license-key prefix (cdl_…, exact), or part of the host name "
         "or of the customer's name."
@@ -650,6 +672,7 @@ class SeatReportAdmin(FleetScaleAdmin):
     ]
     list_select_related = ["instance"]
     list_filter = ["has_overage"]
+    link_lookups = ("instance__subscription__customer__id__exact",)  # "see all" on the customer's page
     search_fields = ["=instance__instance_identifier"]
     search_help_text = "An instance id (exact)."
     search_shapes = (

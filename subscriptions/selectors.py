@@ -6,7 +6,7 @@ import hmac
 from dataclasses import dataclass
 
 import orjson
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from subscriptions.license_keys import license_key_digest, license_key_plausible
@@ -224,6 +224,24 @@ def add_on_purchases_expiring(within_days: int = 30, today: dt.date | None = Non
     )
 
 
+def add_on_purchases_lapsed(today: dt.date | None = None):
+    """Purchases that have ended while their subscription runs on (not suspended, not cancelled): what a renewal
+    that left its add-ons behind looks like (the instance syncs without their scopes). The latest lapse first."""
+    today = today or timezone.now().date()
+    return (
+        AddOnPurchase.objects.select_related("subscription__customer")
+        .filter(
+            cancelled_at__isnull=True,
+            expires_on__lte=today,
+            expires_on__lt=F("subscription__expires_on"),
+            subscription__suspended=False,
+            subscription__starts_on__lte=today,
+            subscription__expires_on__gt=today,
+        )
+        .order_by("-expires_on", "-id")
+    )
+
+
 def subscriptions_future(customer_id: int | None, today: dt.date | None = None) -> list[dict]:
     """The customer's subscriptions that start after today, as GitLab lists them (PROTOCOL §2.1 and §6), with
     snake_case keys; the GraphQL door turns them to camelCase. `name` is the customer's name: we keep no contact
@@ -280,3 +298,48 @@ def instances_matching_text(instances: QuerySet, term: str) -> QuerySet:
     by_host = Instance.objects.filter(hostname__icontains=term).order_by().values("pk")
     by_customer = Instance.objects.filter(subscription__customer__in=customers_named(term)).order_by().values("pk")
     return instances.filter(pk__in=by_host.union(by_customer))
+
+
+# Rows per section of a customer's page; each section links to its full, filtered list.
+CUSTOMER_SECTION_ROWS = 20
+
+
+@dataclass(frozen=True)
+class Section:
+    """The newest rows of one kind (at most CUSTOMER_SECTION_ROWS) and whether there are more than shown."""
+
+    rows: list
+    more: bool
+
+
+def _section(queryset: QuerySet) -> Section:
+    rows = list(queryset[: CUSTOMER_SECTION_ROWS + 1])
+    return Section(rows=rows[:CUSTOMER_SECTION_ROWS], more=len(rows) > CUSTOMER_SECTION_ROWS)
+
+
+def customer_overview(customer: Customer, today: dt.date) -> dict[str, Section]:
+    """What a customer has and where it is used: their subscriptions (with status), add-on purchases, instances (the
+    latest synced first) and the latest seat reports of the instances shown. Each section is one bounded query,
+    whatever the size of the fleet or of the customer."""
+    subscriptions = _section(Subscription.objects.filter(customer=customer).order_by("-expires_on", "-id"))
+    for subscription in subscriptions.rows:
+        subscription.status = subscription_status(subscription, today)
+    instances = _section(
+        Instance.objects.filter(subscription__customer=customer)
+        .select_related("subscription")
+        .order_by(F("last_sync_at").desc(nulls_last=True), "-id")
+    )
+    return {
+        "subscriptions": subscriptions,
+        "add_on_purchases": _section(
+            AddOnPurchase.objects.filter(subscription__customer=customer)
+            .select_related("subscription")
+            .order_by("-expires_on", "-id")
+        ),
+        "instances": instances,
+        "seat_reports": _section(
+            SeatReport.objects.filter(instance_id__in=[instance.pk for instance in instances.rows])
+            .select_related("instance")
+            .order_by(*SEAT_REPORT_NEWEST_FIRST)
+        ),
+    }

@@ -36,6 +36,20 @@ def subscription_credits(context, subscription):
     }
 
 
+@register.inclusion_tag("admin/credits/_customer_credits.html", takes_context=True)
+def customer_credits(context, subscriptions):
+    """The month's credit use of each subscription the customer's page shows (one line each; the subscription's
+    page has the whole statement)."""
+    if not context["request"].user.has_perm("credits.view_usageevent"):
+        return {"shown": False}
+    month = month_of(timezone.now())
+    return {
+        "shown": True,
+        "month": month,
+        "lines": [(subscription, month_statement(subscription, month)) for subscription in subscriptions],
+    }
+
+
 WIDTH, HEIGHT, PAD = 600, 160, 28
 
 

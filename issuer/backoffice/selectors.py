@@ -22,6 +22,7 @@ from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
 from subscriptions.models import Instance
 from subscriptions.selectors import (
     add_on_purchases_expiring,
+    add_on_purchases_lapsed,
     instance_entitlements,
     instance_ids_seen,
     seat_reports_latest_with_overage,
@@ -137,6 +138,8 @@ def dashboard(now: dt.datetime) -> dict:
         "expiring_add_ons": add_on_purchases_expiring(30, now.date())[:20],
         "overage_reports": seat_reports_latest_with_overage()[:20],
         "latest_instances": Instance.objects.select_related("subscription__customer").order_by("-activated_at")[:5],
+        # running subscriptions whose add-ons lapsed (a renewal that left them behind)
+        "lapsed_add_ons": add_on_purchases_lapsed(now.date())[:20],
     }
 
 

@@ -89,7 +89,7 @@ def test_no_page_or_api_list_makes_more_queries_for_a_larger_fleet(client):
     fleet_rollup_run()
     large = _queries(client)
     assert large == small
-    assert max(small.values()) <= 16, small
+    assert max(small.values()) <= 17, small  # the dashboard: 16, and one for its lapsed add-ons (issue 27)
 
 
 def test_searches_go_by_shape_to_one_exact_lookup(client):
