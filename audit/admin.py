@@ -3,6 +3,8 @@ or customer name, a link to each event's object and customer, the changes as the
 them). No one, not even a superuser, can add, change or delete an event here, and an event has no history of its
 own (Django's history page would only say so)."""
 
+import json
+
 from django.apps import apps
 from django.contrib import admin
 from django.http import Http404
@@ -12,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from audit.models import AuditEvent
 from audit.selectors import audit_events_matching_text
 from config.admin_base import FleetScaleAdmin, ReadOnlyAdmin, fixed_choices_filter
+from config.admin_export import CsvExportAdmin
 
 AUDITED_OBJECT_TYPES = ("customer", "subscription", "addonpurchase", "instance", "signingkey", "auditevent")
 # Where a customer's events link: the customer's page (the back office's hub), found by URL name, not by import.
@@ -42,8 +45,28 @@ def changes_shown(event: AuditEvent):
     )
 
 
+def _actor_of_row(row: dict) -> str:
+    return AuditEvent(actor_kind=row["actor_kind"], actor_name=row["actor_name"]).actor
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin, FleetScaleAdmin):
+class AuditEventAdmin(CsvExportAdmin, ReadOnlyAdmin, FleetScaleAdmin):
+    csv_columns = (
+        ("id", "id"),
+        ("at", "at"),
+        ("actor", _actor_of_row),
+        ("action", "action"),
+        ("object type", "object_type"),
+        ("object id", "object_id"),
+        ("object", "object_repr"),
+        ("customer id", "customer_id"),
+        ("customer", "customer_name"),
+        ("changes", lambda row: json.dumps(row["changes"], sort_keys=True, ensure_ascii=False)),
+        ("reason", "reason"),
+        ("request id", "request_id"),
+        ("client address", "client_address"),
+    )
+    csv_inputs = ("actor_kind", "actor_name", "changes")
     list_display = ["at", "actor", "action", "object", "customer", "changes_list", "reason"]
     list_filter = [
         "actor_kind",

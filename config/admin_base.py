@@ -112,6 +112,20 @@ class FleetScaleAdmin(admin.ModelAdmin):
         return self.search_text(request, queryset, term), False
 
 
+def short_id(field: str, description: str | None = None):
+    """A list column for a long id (UUID, jti, key id): its start shown, the whole value in the page for hover
+    (title) and copy (`.short-id` in backoffice.css clips it)."""
+    from django.utils.html import format_html
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def shown(obj):
+        value = getattr(obj, field)
+        return format_html('<span class="short-id" title="{}">{}</span>', value, value) if value else "—"
+
+    shown.__name__ = f"{field}_short"
+    return shown
+
+
 def fixed_choices_filter(field_path: str, title: str, choices) -> type[admin.SimpleListFilter]:
     """A list filter with the choices given, where Django would read every distinct value off a large table."""
 

@@ -7,7 +7,8 @@ from knox import admin as knox_admin
 from knox.models import AuthToken
 from knox.settings import knox_settings
 
-from config.admin_base import UUID_SHAPE, FleetScaleAdmin, ReadOnlyAdmin, fixed_choices_filter
+from config.admin_base import UUID_SHAPE, FleetScaleAdmin, ReadOnlyAdmin, fixed_choices_filter, short_id
+from config.admin_export import CsvExportAdmin
 from issuer.keys.selectors import SIGNING_KEY_FIELDS
 from issuer.keys.services import validator_confirm, validator_forget, validator_rename
 from issuer.models import IssuedToken, SigningKey, Validator
@@ -22,8 +23,21 @@ class SigningKeyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(IssuedToken)
-class IssuedTokenAdmin(ReadOnlyAdmin, FleetScaleAdmin):
-    list_display = ["jti", "instance", "kid", "issued_at", "expires_at", "reason"]
+class IssuedTokenAdmin(CsvExportAdmin, ReadOnlyAdmin, FleetScaleAdmin):
+    """Token records (never the token): the export has what the list shows, with the scopes granted."""
+
+    csv_columns = (
+        ("jti", "jti"),
+        ("instance id", "instance__instance_identifier"),
+        ("kid", "kid"),
+        ("issued at", "issued_at"),
+        ("expires at", "expires_at"),
+        ("reason", "reason"),
+        ("duo seats", "duo_seat_count"),
+        ("scopes", lambda row: " ".join(row["scopes"] or ())),
+    )
+    csv_inputs = ("scopes",)
+    list_display = [short_id("jti"), "instance", short_id("kid", "key id"), "issued_at", "expires_at", "reason"]
     list_select_related = ["instance"]
     list_filter = [fixed_choices_filter("reason", "reason", TOKEN_REASONS), ("issued_at", admin.DateFieldListFilter)]
     search_fields = ["=jti", "=instance__instance_identifier", "=kid"]

@@ -17,7 +17,8 @@ from django.utils.html import format_html
 
 from audit.reasons import reason_text
 from audit.selectors import audit_context, audit_events_of_customer
-from config.admin_base import UUID_SHAPE, FleetScaleAdmin, fixed_choices_filter
+from config.admin_base import UUID_SHAPE, FleetScaleAdmin, fixed_choices_filter, short_id
+from config.admin_export import CsvExportAdmin
 from subscriptions import services
 from subscriptions.models import (
     ACTIVATION_CODE_ALPHABET,
@@ -176,8 +177,9 @@ class AuditedAdmin(FleetScaleAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(AuditedAdmin):
+class CustomerAdmin(CsvExportAdmin, AuditedAdmin):
     list_display = ["name", "contact_email", "created_at"]
+    csv_columns = (("id", "id"), ("name", "name"), ("contact email", "contact_email"), ("created at", "created_at"))
     search_fields = ["name", "contact_email"]
     search_help_text = "A contact email (exact), or part of the name."
     search_shapes = ((r"[^@\s]+@[^@\s]+", lambda customers, term: customers.filter(contact_email__iexact=term)),)
@@ -355,9 +357,28 @@ class RenewalForm(forms.Form):
         return expires_on
 
 
+def _status_of_row(row: dict) -> str:
+    """The status column of an exported subscription row, by the one rule (`subscription_status`)."""
+    shape = Subscription(suspended=row["suspended"], starts_on=row["starts_on"], expires_on=row["expires_on"])
+    return subscription_status(shape, timezone.now().date())
+
+
 @admin.register(Subscription)
-class SubscriptionAdmin(AuditedAdmin):
+class SubscriptionAdmin(CsvExportAdmin, AuditedAdmin):
     form = SubscriptionForm
+    csv_columns = (
+        ("id", "id"),
+        ("customer", "customer__name"),
+        ("customer id", "customer_id"),
+        ("license type", "license_type"),
+        ("seats", "seats"),
+        ("starts on", "starts_on"),
+        ("expires on", "expires_on"),
+        ("status", _status_of_row),
+        ("trial", "trial"),
+        ("suspended", "suspended"),
+        ("activation code", "activation_code"),
+    )
     list_display = [
         "customer",
         "license_type",
@@ -410,6 +431,12 @@ class SubscriptionAdmin(AuditedAdmin):
     def get_list_display(self, request):
         shown = super().get_list_display(request)
         return shown if self._sees_codes(request) else [name for name in shown if name != "activation_code"]
+
+    def get_csv_columns(self, request):
+        columns = super().get_csv_columns(request)
+        return (
+            columns if self._sees_codes(request) else [column for column in columns if column[1] != "activation_code"]
+        )
 
     def get_search_shapes(self, request):
         if not self._sees_codes(request):
@@ -492,8 +519,20 @@ class SubscriptionAdmin(AuditedAdmin):
 
 
 @admin.register(AddOnPurchase)
-class AddOnPurchaseAdmin(AuditedAdmin):
+class AddOnPurchaseAdmin(CsvExportAdmin, AuditedAdmin):
     form = AddOnPurchaseForm
+    csv_columns = (
+        ("purchase id", "purchase_id"),
+        ("subscription id", "subscription_id"),
+        ("customer", "subscription__customer__name"),
+        ("add-on", "add_on"),
+        ("seats", "quantity"),
+        ("started on", "started_on"),
+        ("expires on", "expires_on"),
+        ("trial", "trial"),
+        ("cancelled at", "cancelled_at"),
+        ("suspended", "suspended"),
+    )
     list_display = [
         "purchase_id",
         "subscription",
@@ -541,9 +580,24 @@ class AddOnPurchaseAdmin(AuditedAdmin):
 
 
 @admin.register(Instance)
-class InstanceAdmin(AuditedAdmin):
+class InstanceAdmin(CsvExportAdmin, AuditedAdmin):
+    csv_columns = (
+        ("instance id", "instance_identifier"),
+        ("host name", "hostname"),
+        ("customer", "subscription__customer__name"),
+        ("subscription id", "subscription_id"),
+        ("gitlab version", "gitlab_version"),
+        ("deployment type", "deployment_type"),
+        ("unique instance id", "unique_instance_id"),
+        ("license key prefix", "license_key_prefix"),
+        ("activated at", "activated_at"),
+        ("last sync at", "last_sync_at"),
+        ("suspended", "suspended"),
+        ("last error", "last_error"),
+        ("last error at", "last_error_at"),
+    )
     list_display = [
-        "instance_identifier",
+        short_id("instance_identifier", "instance id"),
         "hostname",
         "customer",
         "gitlab_version",
@@ -662,7 +716,17 @@ class InstanceAdmin(AuditedAdmin):
 
 
 @admin.register(SeatReport)
-class SeatReportAdmin(FleetScaleAdmin):
+class SeatReportAdmin(CsvExportAdmin, FleetScaleAdmin):
+    csv_columns = (
+        ("instance id", "instance__instance_identifier"),
+        ("host name", "instance__hostname"),
+        ("reported at", "reported_at"),
+        ("received at", "received_at"),
+        ("gitlab version", "gitlab_version"),
+        ("billable users", "billable_users"),
+        ("max historical users", "max_historical_users"),
+        ("overage", "has_overage"),
+    )
     list_display = [
         "instance",
         "reported_at",
