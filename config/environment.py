@@ -271,6 +271,16 @@ VARIABLES = [
         read_by="config/gunicorn.conf.py",
     ),
     Variable(
+        "WEB_TIMEOUT",
+        INTEGER,
+        300,
+        "Seconds a gunicorn worker may spend on one request before it is restarted: long enough for the back "
+        "office's largest CSV export (see [Back office](backoffice.md)); keep the proxy's read timeout at least as "
+        "long.",
+        BEHAVIOUR,
+        read_by="config/gunicorn.conf.py",
+    ),
+    Variable(
         "DJANGO_SETTINGS_MODULE",
         TEXT,
         "config.settings",

@@ -14,7 +14,11 @@ from config.logging import json_logging
 
 dotenv_load()
 # A value that does not parse leaves the default here; the app's start-up check (config.E007) then refuses it.
-workers = environment_read(os.environ)["WEB_CONCURRENCY"]
+_environment = environment_read(os.environ)
+workers = _environment["WEB_CONCURRENCY"]
+# A CSV export streams for as long as its rows take, and a sync worker sends no heartbeat meanwhile: gunicorn's
+# 30 s default would kill a large one mid-file (docs/backoffice.md has the measured times).
+timeout = _environment["WEB_TIMEOUT"]
 # gunicorn's control socket (in the home directory by default) is not used: no socket, no "Permission denied".
 control_socket_disable = True
 accesslog = "-"

@@ -122,3 +122,16 @@ def test_a_role_without_the_list_gets_no_export():
 def test_the_list_links_its_export_with_the_current_filters():
     page = _client("viewer").get("/admin/subscriptions/subscription/", {"status": "active", "q": "acme"})
     assert 'href="/admin/subscriptions/subscription/export.csv?q=acme&amp;status=active"' in page.content.decode()
+
+
+def test_gunicorn_lets_a_long_export_finish(monkeypatch):
+    """A sync worker sends no heartbeat while it streams: the timeout is WEB_TIMEOUT (300 s by default), not
+    gunicorn's 30 s, which would cut a large export mid-file."""
+    import runpy
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"
+    monkeypatch.delenv("WEB_TIMEOUT", raising=False)
+    assert runpy.run_path(str(conf))["timeout"] == 300
+    monkeypatch.setenv("WEB_TIMEOUT", "900")
+    assert runpy.run_path(str(conf))["timeout"] == 900
