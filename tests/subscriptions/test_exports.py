@@ -14,7 +14,7 @@ from config.admin_export import CsvExportAdmin, csv_cell, refused_paths
 from subscriptions import services
 from subscriptions.models import Instance
 from tests.factories import SubscriptionFactory
-from tests.helpers import mint_token, role
+from tests.helpers import mint_token, postgres_only, role
 
 pytestmark = pytest.mark.django_db
 
@@ -135,3 +135,22 @@ def test_gunicorn_lets_a_long_export_finish(monkeypatch):
     assert runpy.run_path(str(conf))["timeout"] == 300
     monkeypatch.setenv("WEB_TIMEOUT", "900")
     assert runpy.run_path(str(conf))["timeout"] == 900
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)  # autocommit, as a request runs: where Django would hold the cursor
+def test_the_export_streams_from_a_cursor_postgresql_does_not_materialise(activated):
+    """Outside a transaction Django declares its cursor WITH HOLD, and PostgreSQL computes the whole result before
+    the first row: the export reads inside one, so its cursor is not holdable and rows come as fetched."""
+    from django.db import connection
+
+    SubscriptionFactory.create_batch(3)
+    response = _client("viewer").get(EXPORTS["subscriptions"])
+    lines = iter(response.streaming_content)
+    next(lines)
+    next(lines)  # the first row: the cursor is open
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT is_holdable FROM pg_cursors WHERE name LIKE '_django_curs_%%'")
+        assert [holdable for (holdable,) in cursor.fetchall()] == [False]
+    assert len(list(lines)) == 3
+    response.close()
