@@ -139,11 +139,12 @@ def test_gunicorn_lets_a_long_export_finish(monkeypatch):
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)  # autocommit, as a request runs: where Django would hold the cursor
-def test_the_export_streams_from_a_cursor_postgresql_does_not_materialise(activated):
+def test_the_export_streams_from_a_cursor_postgresql_does_not_materialise(activated, monkeypatch):
     """Outside a transaction Django declares its cursor WITH HOLD, and PostgreSQL computes the whole result before
     the first row: the export reads inside one, so its cursor is not holdable and rows come as fetched."""
     from django.db import connection
 
+    monkeypatch.setattr("config.admin_export.EXPORT_LINES_PER_PIECE", 1)  # a piece a row: the cursor stays open
     SubscriptionFactory.create_batch(3)
     response = _client("viewer").get(EXPORTS["subscriptions"])
     lines = iter(response.streaming_content)
