@@ -11,8 +11,26 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 NAV = {
     "no role": {"Dashboard", "Catalog"},
-    "viewer": {"Dashboard", "Subscriptions", "Instances", "Catalog", "Keys", "Inspect token", "Audit trail"},
-    "key operator": {"Dashboard", "Subscriptions", "Instances", "Catalog", "Keys", "Inspect token", "Audit trail"},
+    "viewer": {
+        "Dashboard",
+        "Customers",
+        "Subscriptions",
+        "Instances",
+        "Catalog",
+        "Keys",
+        "Inspect token",
+        "Audit trail",
+    },
+    "key operator": {
+        "Dashboard",
+        "Customers",
+        "Subscriptions",
+        "Instances",
+        "Catalog",
+        "Keys",
+        "Inspect token",
+        "Audit trail",
+    },
 }
 
 
