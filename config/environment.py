@@ -213,9 +213,10 @@ VARIABLES = [
         "DATABASE_URL",
         DATABASE_URL,
         _database_url(f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        "The database: `postgres://user:password@host:5432/issuer` (psycopg 3) in production.",
+        "The database: `postgres://user:password@host:5432/issuer` (psycopg 3) in production; by default the SQLite "
+        "file `db.sqlite3` in the project folder.",
         WHERE,
-        shown_default="sqlite:///db.sqlite3 (in the project)",
+        shown_default="sqlite:///db.sqlite3",
         example="sqlite:///db.sqlite3",
         fallback={"ENGINE": "django.db.backends.dummy"},
     ),
