@@ -1,6 +1,5 @@
 import datetime as dt
 import os
-import uuid
 
 import pytest
 import time_machine
@@ -10,8 +9,8 @@ from credits.views import _credentials_verified as credentials_verified
 from issuer.keys.selectors import keyset_invalidate
 from issuer.keys.services import _validators_written as validators_written
 from issuer.keys.services import signing_key_ensure_active
-from subscriptions.services import instance_activate
 from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
+from tests.helpers import instance_activated
 from tests.requirements import need
 
 # `TEST_CLOCK_SHIFT_DAYS=730 make test` (a CI step) runs the suite with Python's clock that far ahead, so a date
@@ -182,10 +181,7 @@ def pro_subscription(db):
 @pytest.fixture
 def activated(enterprise_subscription, signing_key):
     """(instance, license_key) of an instance bound to an ultimate + Duo Enterprise subscription."""
-    activation = instance_activate(
-        activation_code=enterprise_subscription.activation_code,
-        instance_identifier=str(uuid.uuid4()),
-        hostname="gitlab.example.test",
-        gitlab_version="17.11.0",
+    activation = instance_activated(
+        enterprise_subscription.activation_code, hostname="gitlab.example.test", gitlab_version="17.11.0"
     )
     return activation.instance, activation.license_key

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import uuid
 
 import pytest
 from django.db import connection
@@ -44,6 +45,48 @@ GITLAB_19_HEADERS = {
     "X-Gitlab-User-Id": "",
     "X-Gitlab-Global-User-Id": "",
 }
+
+
+ACTIVATION_TEXTS = {"17.x": ACTIVATE_MUTATION, "19.x": ACTIVATE_MUTATION_19}
+UNIQUE_INSTANCE_ID = "b5bd1e66-6fd8-4a4f-9d49-c0a0b0ee0e11"
+
+
+def activation_post(client, code, *, text="17.x", instance_id=None, unique_instance_id=UNIQUE_INSTANCE_ID):
+    """GitLab's activation through /graphql in the words of its version: 17.x, or 18.x-19.x (with the unique
+    instance id and GitLab's headers). A new instance unless `instance_id`. Returns the response and its body."""
+    variables = {
+        "gitlabVersion": "19.1.0-ee" if text == "19.x" else "17.11.0",
+        "activationCode": code,
+        "automated": True,
+        "instanceIdentifier": instance_id or str(uuid.uuid4()),
+        "hostname": "gitlab.example.test",
+    }
+    headers = {}
+    if text == "19.x":
+        variables["uniqueInstanceId"] = unique_instance_id
+        headers = GITLAB_19_HEADERS
+    return graphql_post(client, ACTIVATION_TEXTS[text], variables, **headers)
+
+
+def activate(client, code, **options):
+    """An activation the resolver answered (HTTP 200, no GraphQL errors); returns its payload, whose own `errors`
+    say whether the code was taken. Options as `activation_post`."""
+    response, body = activation_post(client, code, **options)
+    assert response.status_code == 200, body
+    assert "errors" not in body, body
+    return body["data"]["cloudActivationActivate"]
+
+
+def instance_activated(code, instance_id=None, **fields):
+    """The activation service itself (no request): the Activation (instance, license key) of a new instance unless
+    `instance_id`; `fields` as `instance_activate` takes them (hostname, gitlab_version, ...)."""
+    from subscriptions.services import instance_activate
+
+    return instance_activate(activation_code=code, instance_identifier=instance_id or str(uuid.uuid4()), **fields)
+
+
+# pytest-django's `admin_user` (a superuser named "admin", the tests' one superuser): its password, for a browser login.
+ADMIN_PASSWORD = "password"
 
 
 def graphql_post(client, query, variables=None, **headers):
@@ -122,6 +165,21 @@ def role(name: str):
     if not Group.objects.filter(name=name).exists():
         roles_sync(apps)
     return Group.objects.get(name=name)
+
+
+def user_in(role_name: str):
+    """The staff user of a role (subscriptions/roles.py), named after it, made once per test; "superuser" is the
+    tests' one superuser, pytest-django's `admin_user` ("admin"), and "no role" a staff user without a group."""
+    from django.contrib.auth.models import User
+
+    if role_name == "superuser":
+        return User.objects.filter(username="admin").first() or User.objects.create_superuser(
+            "admin", "admin@example.com", ADMIN_PASSWORD
+        )
+    user, created = User.objects.get_or_create(username=role_name.replace(" ", "-"), defaults={"is_staff": True})
+    if created and role_name != "no role":
+        user.groups.add(role(role_name))
+    return user
 
 
 def analyze_as_owner(table: str) -> None:

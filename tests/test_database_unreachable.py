@@ -4,7 +4,6 @@ syncs keep being served from the cache (PROTOCOL §2.1)."""
 import datetime as dt
 import json
 import socket
-import uuid
 from unittest import mock
 
 import pytest
@@ -13,7 +12,7 @@ from django.db import OperationalError, connection, connections
 from django.utils import timezone
 
 from subscriptions.models import Instance
-from tests.helpers import ACTIVATE_MUTATION_19, graphql_post, sync
+from tests.helpers import activation_post, sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,23 +44,8 @@ def database_down():
         yield
 
 
-def activate(client, code):
-    return graphql_post(
-        client,
-        ACTIVATE_MUTATION_19,
-        {
-            "activationCode": code,
-            "instanceIdentifier": str(uuid.uuid4()),
-            "uniqueInstanceId": "anon",
-            "automated": True,
-            "gitlabVersion": "19.1.0-ee",
-            "hostname": "gitlab.example.test",
-        },
-    )
-
-
 def test_activation_answers_503_retry_and_writes_nothing(client, enterprise_subscription, database_down):
-    response, body = activate(client, enterprise_subscription.activation_code)
+    response, body = activation_post(client, enterprise_subscription.activation_code, text="19.x")
     assert response.status_code == 503
     assert response["Retry-After"]
     assert "retry" in body["errors"][0]["message"].lower()
@@ -70,9 +54,9 @@ def test_activation_answers_503_retry_and_writes_nothing(client, enterprise_subs
 
 def test_activation_works_again_once_the_database_is_back(client, enterprise_subscription):
     with _connect_fails(side_effect=OperationalError("down")):
-        failed, _ = activate(client, enterprise_subscription.activation_code)
+        failed, _ = activation_post(client, enterprise_subscription.activation_code, text="19.x")
     assert failed.status_code == 503 and not Instance.objects.exists()
-    response, body = activate(client, enterprise_subscription.activation_code)
+    response, body = activation_post(client, enterprise_subscription.activation_code, text="19.x")
     assert response.status_code == 200 and body["data"]["cloudActivationActivate"]["licenseKey"]
 
 

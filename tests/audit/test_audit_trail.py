@@ -76,9 +76,9 @@ def test_an_api_token_user_is_the_actor_though_drf_authenticates_after_the_middl
     assert event.changes == {"seats": [10, 11]}
 
 
-def test_a_form_save_in_django_admin_is_recorded(client):
+def test_a_form_save_in_django_admin_is_recorded(client, admin_user):
     subscription = SubscriptionFactory(seats=10)
-    client.force_login(User.objects.create_superuser("root-admin", password="pw-root-123"))
+    client.force_login(admin_user)
     page = client.get(f"/admin/subscriptions/subscription/{subscription.pk}/change/")
     form = page.context["adminform"].form
     data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
@@ -94,7 +94,7 @@ def test_a_form_save_in_django_admin_is_recorded(client):
     response = client.post(f"/admin/subscriptions/subscription/{subscription.pk}/change/", data)
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
     event = AuditEvent.objects.get(action="subscription.update")
-    assert event.actor_name == "root-admin" and event.changes == {"seats": [10, 25]}
+    assert event.actor_name == "admin" and event.changes == {"seats": [10, 25]}
 
 
 def test_a_command_acts_as_the_operating_system_user_whatever_the_environment_says(monkeypatch):
@@ -161,10 +161,10 @@ def test_the_command_and_the_api_refuse_a_revoke_without_a_reason():
     assert not AuditEvent.objects.filter(action="signingkey.revoke").exists()
 
 
-def test_no_one_can_change_or_delete_an_event_through_the_admin(client):
+def test_no_one_can_change_or_delete_an_event_through_the_admin(client, admin_user):
     with transaction.atomic():
         event = audit_record("customer.create", object_type="customer", object_id="1")
-    client.force_login(User.objects.create_superuser("root-admin", password="pw-root-123"))
+    client.force_login(admin_user)
     assert client.get("/admin/audit/auditevent/").status_code == 200
     assert client.get("/admin/audit/auditevent/add/").status_code == 403
     assert client.post(f"/admin/audit/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
@@ -211,10 +211,10 @@ def test_an_address_that_is_not_an_ip_is_not_kept_and_fails_nothing(client):
     assert AuditEvent.objects.get(action="subscription.regenerate_activation_code").client_address is None
 
 
-def test_deleting_a_subscription_records_its_purchases_too(client):
+def test_deleting_a_subscription_records_its_purchases_too(client, admin_user):
     purchase = AddOnPurchaseFactory()
     subscription = purchase.subscription
-    client.force_login(User.objects.create_superuser("root-admin", password="pw-root-123"))
+    client.force_login(admin_user)
     response = client.post(f"/admin/subscriptions/subscription/{subscription.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     deleted = {(e.action, e.object_id) for e in AuditEvent.objects.filter(action__endswith=".delete")}
@@ -269,11 +269,11 @@ def test_the_api_filters_and_pages_with_a_cursor():
     assert api.get("/api/v1/admin/audit-events", {"since": "yesterday"}).status_code == 400
 
 
-def test_the_api_is_for_roles_only():
+def test_the_api_is_for_roles_only(admin_user):
     no_role = User.objects.create_user("nobody", password="pw-nobody-123", is_staff=True)
     assert _api(no_role).get("/api/v1/admin/audit-events").status_code == 403
     assert APIClient().get("/api/v1/admin/audit-events").status_code == 401
-    superuser = _api(User.objects.create_superuser("root-admin", password="pw-root-123"))
+    superuser = _api(admin_user)
     assert superuser.post("/api/v1/admin/audit-events", {}).status_code == 405
     assert superuser.delete("/api/v1/admin/audit-events").status_code == 405
 
@@ -312,9 +312,8 @@ def test_pages_show_their_objects_recent_changes(client, activated):
     assert "signingkey.activate" in keys_page
 
 
-def test_roles_users_and_api_tokens_changed_through_django_pages_are_recorded(client):
-    root = User.objects.create_superuser("root-admin", password="pw-root-123")
-    client.force_login(root)
+def test_roles_users_and_api_tokens_changed_through_django_pages_are_recorded(client, admin_user):
+    client.force_login(admin_user)
     kim = User.objects.create_user("kim", password="pw-kim-12345", is_staff=True)
     page = client.get(f"/admin/auth/user/{kim.pk}/change/")
     form = page.context["adminform"].form
@@ -325,7 +324,7 @@ def test_roles_users_and_api_tokens_changed_through_django_pages_are_recorded(cl
     response = client.post(f"/admin/auth/user/{kim.pk}/change/", data)
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
     roles = AuditEvent.objects.filter(action="user.roles", object_id=str(kim.pk)).latest("id")
-    assert roles.changes["roles"][1] == ["key operator"] and roles.actor_name == "root-admin"
+    assert roles.changes["roles"][1] == ["key operator"] and roles.actor_name == "admin"
     update = AuditEvent.objects.get(action="user.update", object_id=str(kim.pk))
     assert update.changes["is_superuser"] == [False, True]
     _, token = AuthToken.objects.create(kim)

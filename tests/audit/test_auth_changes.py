@@ -75,15 +75,15 @@ def test_a_role_created_renamed_and_deleted_is_recorded():
     assert actions[-3:] == ["group.create", "group.rename", "group.delete"]
 
 
-def test_granting_a_permission_to_a_role_through_the_admin_page_is_recorded(client):
+def test_granting_a_permission_to_a_role_through_the_admin_page_is_recorded(client, admin_user):
     """The reported case: "can see activation codes" added to viewer on the role's page."""
     from tests.helpers import role
 
     viewer = role("viewer")
-    client.force_login(User.objects.create_superuser("root", "root@example.test", "pw"))
+    client.force_login(admin_user)
     wanted = [*viewer.permissions.values_list("pk", flat=True), _permission().pk]
     answer = client.post(f"/admin/auth/group/{viewer.pk}/change/", {"name": "viewer", "permissions": wanted})
     assert answer.status_code == 302
     event = AuditEvent.objects.filter(action="group.permissions").latest("id")
     assert event.object_id == str(viewer.pk) and "subscriptions.view_activation_code" in event.changes["permissions"][0]
-    assert event.actor_name == "root"
+    assert event.actor_name == "admin"

@@ -2,7 +2,6 @@
 alone are refused by every door that asks for one (the keys page, the admin API, `manage.py signing_keys`)."""
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
@@ -32,9 +31,9 @@ def test_reason_text_keeps_what_is_visible(given, kept):
 
 
 @pytest.mark.parametrize("reason", INVISIBLE)
-def test_the_admin_api_refuses_an_invisible_revoke_reason(signing_key, reason):
+def test_the_admin_api_refuses_an_invisible_revoke_reason(signing_key, reason, admin_user):
     api = APIClient()
-    api.force_authenticate(User.objects.create_superuser("root", "r@example.test", "pw"))
+    api.force_authenticate(admin_user)
     response = api.post(f"/api/v1/admin/signing_keys/{signing_key.kid}/revoke/", {"reason": reason}, format="json")
     assert response.status_code == 400 and "reason" in response.json()
     assert SigningKey.objects.get(kid=signing_key.kid).state == SigningKey.State.ACTIVE
@@ -48,8 +47,8 @@ def test_the_command_refuses_an_invisible_revoke_reason(signing_key, reason):
 
 
 @pytest.mark.parametrize("reason", INVISIBLE)
-def test_the_keys_page_refuses_an_invisible_revoke_reason(client, signing_key, reason):
-    client.force_login(User.objects.create_superuser("root", "r@example.test", "pw"))
+def test_the_keys_page_refuses_an_invisible_revoke_reason(client, signing_key, reason, admin_user):
+    client.force_login(admin_user)
     response = client.post(f"/admin/keys/{signing_key.kid}/revoke/", {"reason": reason})
     assert response.status_code == 200 and "Say why" in response.content.decode()
     assert SigningKey.objects.get(kid=signing_key.kid).state == SigningKey.State.ACTIVE

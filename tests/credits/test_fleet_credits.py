@@ -5,7 +5,6 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 
 from credits.collector import billable_event
@@ -32,7 +31,7 @@ def spend(instance, count):
     usage_events_record(events, at=now, report=IngestReport())
 
 
-def test_subscriptions_are_counted_per_band_and_the_most_used_listed(client):
+def test_subscriptions_are_counted_per_band_and_the_most_used_listed(client, admin_user):
     half, most, all_of_it, none = premium_instance(), premium_instance(), premium_instance(), premium_instance()
     spend(half, 330)  # 6.6 of 12 credits: 55%
     spend(most, 500)  # 10 of 12: 83%
@@ -45,7 +44,7 @@ def test_subscriptions_are_counted_per_band_and_the_most_used_listed(client):
     assert none.subscription_id not in dict(nearly_out)
 
     fleet_rollup_run()
-    client.force_login(User.objects.create_superuser("root", "root@example.test", "pw"))
+    client.force_login(admin_user)
     metrics = client.get("/metrics").content.decode()
     assert 'issuer_credits_subscriptions{band="exhausted"} 1.0' in metrics
     assert 'issuer_credits_subscriptions{band="80_to_100"} 1.0' in metrics

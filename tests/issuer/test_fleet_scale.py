@@ -80,8 +80,8 @@ def _queries(client) -> dict[str, int]:
     return counts
 
 
-def test_no_page_or_api_list_makes_more_queries_for_a_larger_fleet(client):
-    client.force_login(User.objects.create_superuser("root-admin", password="pw-root-123"))
+def test_no_page_or_api_list_makes_more_queries_for_a_larger_fleet(client, admin_user):
+    client.force_login(admin_user)
     _grow_fleet(3)
     fleet_rollup_run()
     small = _queries(client)
@@ -92,9 +92,9 @@ def test_no_page_or_api_list_makes_more_queries_for_a_larger_fleet(client):
     assert max(small.values()) <= 17, small  # the dashboard: 16, and one for its lapsed add-ons (issue 27)
 
 
-def test_searches_go_by_shape_to_one_exact_lookup(client):
+def test_searches_go_by_shape_to_one_exact_lookup(client, admin_user):
     _grow_fleet(3)
-    client.force_login(User.objects.create_superuser("root-admin", password="pw-root-123"))
+    client.force_login(admin_user)
     instance = Instance.objects.get(hostname="gitlab-1.example.test")
     token = IssuedToken.objects.filter(instance=instance).first()
 
@@ -125,20 +125,20 @@ def test_a_viewer_cannot_find_a_subscription_by_its_activation_code(client):
 
 
 @pytest.mark.django_db(transaction=True)  # committed rows: ANALYZE may run on the owner's connection
-def test_counts_above_the_threshold_are_the_planners_estimate(client, monkeypatch):
+def test_counts_above_the_threshold_are_the_planners_estimate(client, monkeypatch, admin_user):
     need("postgresql")  # the planner's estimate is PostgreSQL's
     _grow_fleet(3)
     analyze_as_owner("issuer_issuedtoken")
     monkeypatch.setattr(pagination, "EXACT_COUNT_BELOW", 1)
-    client.force_login(User.objects.create_superuser("root-admin", password="pw-root-123"))
+    client.force_login(admin_user)
     changelist = client.get("/admin/issuer/issuedtoken/").context["cl"]
     assert changelist.paginator.estimated
     assert changelist.result_count == pagination.planner_estimate(IssuedToken.objects.all())
 
 
-def test_the_dashboard_reads_the_rollup_and_says_how_fresh_it_is(client):
+def test_the_dashboard_reads_the_rollup_and_says_how_fresh_it_is(client, admin_user):
     _grow_fleet(2)
-    client.force_login(User.objects.create_superuser("root-admin", password="pw-root-123"))
+    client.force_login(admin_user)
     assert "the rollup job has not run yet" in client.get("/admin/").content.decode()
     at = timezone.now()
     fleet_rollup_run(at=at)

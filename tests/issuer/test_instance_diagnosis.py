@@ -77,13 +77,12 @@ def test_clones_and_the_last_error_are_shown_and_counted(client, activated):
     assert fleet_summary(now).cloned_instances == 1, "instances are counted, not ids"
 
 
-def test_instance_page_shows_the_diagnosis_ids_and_unique_id(client, activated, django_user_model):
+def test_instance_page_shows_the_diagnosis_ids_and_unique_id(client, activated, admin_user):
     instance, key = activated
     instance.unique_instance_id = "anon-7"
     instance.save(update_fields=["unique_instance_id"])
     sync(client, key, **{"X-Gitlab-Instance-Id": "clone-id"})
-    admin = django_user_model.objects.create_superuser("root", "r@example.test", "pw")
-    client.force_login(admin)
+    client.force_login(admin_user)
     page = client.get(f"/admin/instances/{instance.pk}/overview/").content.decode()
     assert "anon-7" in page and "clone-id" in page and "another instance (clone?)" in page
     assert 'data-ok="no"' in page

@@ -6,7 +6,6 @@ import json
 from unittest import mock
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import call_command
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from rest_framework.test import APIClient
@@ -54,9 +53,9 @@ def test_command_revoke_says_queued_when_the_broker_answers(activated, signing_k
     assert json.loads(out.getvalue())["remint"] == "queued"
 
 
-def test_admin_api_revoke_is_not_a_500_without_a_broker(activated, signing_key):
+def test_admin_api_revoke_is_not_a_500_without_a_broker(activated, signing_key, admin_user):
     api = APIClient()
-    api.force_authenticate(User.objects.create_superuser("root", "r@example.test", "pw"))
+    api.force_authenticate(admin_user)
     with BROKER_DOWN:
         response = api.post(
             f"/api/v1/admin/signing_keys/{signing_key.kid}/revoke/", {"reason": "test: revoke"}, format="json"

@@ -7,7 +7,6 @@ import io
 
 import pytest
 import time_machine
-from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
@@ -45,7 +44,7 @@ def confirm(*labels):
             validator_confirm(validator, True)
 
 
-def test_activation_waits_for_the_confirmed_validator_that_has_not_fetched_the_new_key(client):
+def test_activation_waits_for_the_confirmed_validator_that_has_not_fetched_the_new_key(client, admin_user):
     active = signing_key_ensure_active(at=T0)
     due = T0 + dt.timedelta(days=90)
     fetch(client, GATEWAY, due - dt.timedelta(days=3))
@@ -68,7 +67,7 @@ def test_activation_waits_for_the_confirmed_validator_that_has_not_fetched_the_n
     later = due + dt.timedelta(days=1, hours=1)
     assert [str(v) for v in validators_blocking(later)] == ["duo-workflow/0.9 from 10.0.0.6"]
 
-    client.force_login(User.objects.create_superuser("root-admin", password="pw-root-123"))
+    client.force_login(admin_user)
     with time_machine.travel(later, tick=False):
         page = client.get("/admin/").content.decode()
         assert "Key rotation is held back" in page and "duo-workflow/0.9" in page
@@ -128,9 +127,9 @@ def test_the_migration_confirms_validators_that_fetched_a_key_set():
     assert dict(Validator.objects.values_list("user_agent", "confirmed")) == {"gw": True, "": False}
 
 
-def test_the_dashboard_warns_when_no_validator_is_confirmed(client):
+def test_the_dashboard_warns_when_no_validator_is_confirmed(client, admin_user):
     signing_key_ensure_active()
-    client.force_login(User.objects.create_superuser("root-admin", password="pw-root-123"))
+    client.force_login(admin_user)
     assert 'id="no-confirmed-validator"' in client.get("/admin/").content.decode()
     client.get("/oauth/discovery/keys", **GATEWAY)
     confirm("ai-gateway/1.2 from 10.0.0.5")

@@ -13,30 +13,14 @@ from subscriptions.services import (
     subscription_set_suspended,
 )
 from tests.factories import SubscriptionFactory
-from tests.helpers import ACTIVATE_MUTATION, graphql_post, postgres_only, run_at_once, sync
+from tests.helpers import activate, postgres_only, run_at_once, sync
 
 pytestmark = pytest.mark.django_db
 
 
-def activate(client, code, instance_id=None, version="17.11.0"):
-    response, body = graphql_post(
-        client,
-        ACTIVATE_MUTATION,
-        {
-            "gitlabVersion": version,
-            "activationCode": code,
-            "automated": True,
-            "instanceIdentifier": instance_id or str(uuid.uuid4()),
-            "hostname": "gitlab.example.test",
-        },
-    )
-    assert response.status_code == 200
-    return body["data"]["cloudActivationActivate"]
-
-
 def test_activation_returns_a_license_key_stored_only_as_a_digest(client, enterprise_subscription):
     instance_id = str(uuid.uuid4())
-    payload = activate(client, enterprise_subscription.activation_code, instance_id)
+    payload = activate(client, enterprise_subscription.activation_code, instance_id=instance_id)
     assert payload["errors"] == [] and payload["futureSubscriptions"] == []
     key = payload["licenseKey"]
     instance = Instance.objects.get(instance_identifier=instance_id)
@@ -93,8 +77,8 @@ def test_future_subscription_is_reported(client):
 
 def test_reactivation_replaces_the_key_and_another_instance_is_refused(client, enterprise_subscription, signing_key):
     instance_id = str(uuid.uuid4())
-    first = activate(client, enterprise_subscription.activation_code, instance_id)["licenseKey"]
-    second = activate(client, enterprise_subscription.activation_code, instance_id)["licenseKey"]
+    first = activate(client, enterprise_subscription.activation_code, instance_id=instance_id)["licenseKey"]
+    second = activate(client, enterprise_subscription.activation_code, instance_id=instance_id)["licenseKey"]
     assert first != second
     assert instance_by_license_key(first) is None
     assert instance_by_license_key(second).instance_identifier == uuid.UUID(instance_id)

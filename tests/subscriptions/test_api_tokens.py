@@ -45,9 +45,8 @@ def test_a_deleted_token_is_refused_at_once(viewer):
     assert call(token).status_code == 401
 
 
-def test_tokens_are_shown_once_and_listed_by_prefix_and_owner(client, viewer):
-    admin = User.objects.create_superuser("root", "root@example.test", "pw")
-    client.force_login(admin)
+def test_tokens_are_shown_once_and_listed_by_prefix_and_owner(client, viewer, admin_user):
+    client.force_login(admin_user)
     expiry = (timezone.now() + dt.timedelta(days=10)).date().isoformat()
     created = client.post(
         "/admin/knox/authtoken/add/", {"user": viewer.pk, "expiry_0": expiry, "expiry_1": "00:00:00"}, follow=True

@@ -15,23 +15,16 @@ from subscriptions.models import ACTIVATION_CODE_ALPHABET, AddOnPurchase, Subscr
 from subscriptions.selectors import SUBSCRIPTION_STATUSES, subscription_status, subscriptions_in_status
 from subscriptions.terms import one_year_after
 from tests.factories import AddOnPurchaseFactory, CustomerFactory, SubscriptionFactory, today
-from tests.ui.test_roles import user_in
+from tests.helpers import user_in
 
 pytestmark = pytest.mark.django_db
 
 CODE = re.compile(rf"[{ACTIVATION_CODE_ALPHABET}]{{24}}")
 
 
-def _user(role: str):
-    from django.contrib.auth.models import User
-
-    name = "root" if role == "superuser" else role.replace(" ", "-")
-    return User.objects.filter(username=name).first() or user_in(role)
-
-
 def as_role(role: str) -> Client:
     client = Client()
-    client.force_login(_user(role))
+    client.force_login(user_in(role))
     return client
 
 
@@ -67,7 +60,7 @@ def test_the_add_page_shows_no_activation_code_and_the_saved_page_shows_the_save
 def test_the_api_regenerate_action_returns_the_new_code():
     subscription = SubscriptionFactory()
     api = APIClient()
-    api.force_authenticate(_user("support"))
+    api.force_authenticate(user_in("support"))
     answer = api.post(f"/api/v1/admin/subscriptions/{subscription.pk}/regenerate_activation_code/")
     assert answer.status_code == 200
     subscription.refresh_from_db()
@@ -346,7 +339,7 @@ def test_billing_suspends_and_resumes_an_add_on_from_the_list_and_the_api():
         in billing.get(url, {"suspended__exact": "1"}).content.decode()
     )
     api = APIClient()
-    api.force_authenticate(_user("billing"))
+    api.force_authenticate(user_in("billing"))
     answer = api.post(f"/api/v1/admin/add_on_purchases/{purchase.pk}/suspend/", {"suspended": False}, format="json")
     assert answer.status_code == 200, answer.content
     assert answer.json()["suspended"] is False and answer.json()["active"] is True

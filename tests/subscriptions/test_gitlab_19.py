@@ -10,29 +10,16 @@ import pytest
 from subscriptions.models import Instance
 from subscriptions.services import instance_release
 from tests.factories import CustomerFactory, SubscriptionFactory, today
-from tests.helpers import ACTIVATE_MUTATION, ACTIVATE_MUTATION_19, GITLAB_19_HEADERS, graphql_post, sync
+from tests.helpers import (
+    ACTIVATE_MUTATION_19,
+    ACTIVATION_TEXTS,
+    GITLAB_19_HEADERS,
+    activate,
+    graphql_post,
+    sync,
+)
 
 pytestmark = pytest.mark.django_db
-
-TEXTS = {"17.x": ACTIVATE_MUTATION, "19.x": ACTIVATE_MUTATION_19}
-
-
-def activate(client, text, code, instance_id=None, unique_instance_id="b5bd1e66-6fd8-4a4f-9d49-c0a0b0ee0e11"):
-    variables = {
-        "gitlabVersion": "19.1.0-ee" if text == "19.x" else "17.11.0",
-        "activationCode": code,
-        "automated": False,
-        "instanceIdentifier": instance_id or str(uuid.uuid4()),
-        "hostname": "gitlab.example.test",
-    }
-    headers = {}
-    if text == "19.x":
-        variables["uniqueInstanceId"] = unique_instance_id
-        headers = GITLAB_19_HEADERS
-    response, body = graphql_post(client, TEXTS[text], variables, **headers)
-    assert response.status_code == 200, body
-    assert "errors" not in body, body
-    return body["data"]["cloudActivationActivate"]
 
 
 @pytest.fixture
@@ -48,10 +35,10 @@ def renewal(enterprise_subscription):
     )
 
 
-@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("text", ACTIVATION_TEXTS)
 def test_activation_lists_the_customers_future_subscriptions(client, text, enterprise_subscription, renewal):
     SubscriptionFactory(starts_on=today() + dt.timedelta(days=5))  # another customer's: never listed
-    payload = activate(client, text, enterprise_subscription.activation_code)
+    payload = activate(client, enterprise_subscription.activation_code, text=text)
     assert payload["licenseKey"] and payload["errors"] == []
     expected = {
         "cloudLicenseEnabled": True,
@@ -67,28 +54,28 @@ def test_activation_lists_the_customers_future_subscriptions(client, text, enter
     assert payload["futureSubscriptions"] == [expected]
 
 
-@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("text", ACTIVATION_TEXTS)
 def test_no_future_subscription_is_an_empty_list(client, text, enterprise_subscription):
-    assert activate(client, text, enterprise_subscription.activation_code)["futureSubscriptions"] == []
+    assert activate(client, enterprise_subscription.activation_code, text=text)["futureSubscriptions"] == []
 
 
 def test_new_subscription_is_true_only_on_the_first_binding(client, enterprise_subscription):
     code = enterprise_subscription.activation_code
     instance_id = str(uuid.uuid4())
-    assert activate(client, "19.x", code, instance_id)["newSubscription"] is True
-    assert activate(client, "19.x", code, instance_id)["newSubscription"] is False  # re-activation
+    assert activate(client, code, text="19.x", instance_id=instance_id)["newSubscription"] is True
+    assert activate(client, code, text="19.x", instance_id=instance_id)["newSubscription"] is False  # re-activation
     instance_release(Instance.objects.get(instance_identifier=instance_id))
-    assert activate(client, "19.x", code)["newSubscription"] is False  # another instance, after a release
+    assert activate(client, code, text="19.x")["newSubscription"] is False  # another instance, after a release
 
 
 def test_the_17x_text_also_sets_new_subscription(client, enterprise_subscription):
-    assert activate(client, "17.x", enterprise_subscription.activation_code)["licenseKey"]
+    assert activate(client, enterprise_subscription.activation_code, text="17.x")["licenseKey"]
     enterprise_subscription.refresh_from_db()
     assert enterprise_subscription.first_activated_at is not None
 
 
 def test_a_refused_activation_is_not_a_new_subscription(client):
-    payload = activate(client, "19.x", "NOT-A-CODE")
+    payload = activate(client, "NOT-A-CODE", text="19.x")
     assert payload == {
         "licenseKey": None,
         "futureSubscriptions": [],
@@ -99,10 +86,16 @@ def test_a_refused_activation_is_not_a_new_subscription(client):
 
 def test_unique_instance_id_is_stored_and_kept_when_17x_reactivates(client, enterprise_subscription):
     instance_id = str(uuid.uuid4())
-    activate(client, "19.x", enterprise_subscription.activation_code, instance_id, unique_instance_id="anon-42")
+    activate(
+        client,
+        enterprise_subscription.activation_code,
+        text="19.x",
+        instance_id=instance_id,
+        unique_instance_id="anon-42",
+    )
     instance = Instance.objects.get(instance_identifier=instance_id)
     assert instance.unique_instance_id == "anon-42"
-    activate(client, "17.x", enterprise_subscription.activation_code, instance_id)
+    activate(client, enterprise_subscription.activation_code, text="17.x", instance_id=instance_id)
     instance.refresh_from_db()
     assert instance.unique_instance_id == "anon-42"
 
@@ -112,16 +105,18 @@ def test_unique_instance_id_is_stored_and_kept_when_17x_reactivates(client, ente
     [("x" * 65, "longer than 64 characters"), ("abc\x07def", "control characters"), ("abc\ndef", "control")],
 )
 def test_bad_unique_instance_ids_are_refused_and_nothing_is_written(client, enterprise_subscription, value, reason):
-    payload = activate(client, "19.x", enterprise_subscription.activation_code, unique_instance_id=value)
+    payload = activate(client, enterprise_subscription.activation_code, text="19.x", unique_instance_id=value)
     assert payload["licenseKey"] is None and reason in payload["errors"][0]
     assert not Instance.objects.exists()
     enterprise_subscription.refresh_from_db()
     assert enterprise_subscription.first_activated_at is None
 
 
-@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("text", ACTIVATION_TEXTS)
 def test_an_unknown_input_field_is_a_validation_error_naming_it(client, text, enterprise_subscription):
-    query = TEXTS[text].replace("hostname: $hostname}", "hostname: $hostname, uniqueInstanceUuid: $hostname}")
+    query = ACTIVATION_TEXTS[text].replace(
+        "hostname: $hostname}", "hostname: $hostname, uniqueInstanceUuid: $hostname}"
+    )
     response, body = graphql_post(client, query, {})
     assert response.status_code == 400
     assert any("uniqueInstanceUuid" in error["message"] for error in body["errors"])
@@ -191,4 +186,4 @@ def test_a_suspended_future_subscription_is_not_listed(client, enterprise_subscr
         customer=enterprise_subscription.customer, starts_on=today() + dt.timedelta(days=3), suspended=True
     )
     CustomerFactory()
-    assert activate(client, "19.x", enterprise_subscription.activation_code)["futureSubscriptions"] == []
+    assert activate(client, enterprise_subscription.activation_code, text="19.x")["futureSubscriptions"] == []

@@ -7,23 +7,19 @@ import pytest
 from audit.models import AuditEvent
 from subscriptions.models import Instance
 from subscriptions.selectors import instance_by_license_key
-from subscriptions.services import ActivationError, instance_activate, instance_release, instance_release_clear
+from subscriptions.services import ActivationError, instance_release, instance_release_clear
 from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
-from tests.helpers import sync
+from tests.helpers import instance_activated, sync
 
 pytestmark = pytest.mark.django_db
 
 
-def activate(code, instance_id):
-    return instance_activate(activation_code=code, instance_identifier=instance_id)
-
-
 def test_another_customers_code_cannot_take_a_bound_instance(client, enterprise_subscription, signing_key):
     victim_uuid = str(uuid.uuid4())
-    victim = activate(enterprise_subscription.activation_code, victim_uuid)
+    victim = instance_activated(enterprise_subscription.activation_code, victim_uuid)
     attacker_trial = SubscriptionFactory(trial=True)
     with pytest.raises(ActivationError, match="another customer's subscription"):
-        activate(attacker_trial.activation_code, victim_uuid)
+        instance_activated(attacker_trial.activation_code, victim_uuid)
     instance = Instance.objects.get(instance_identifier=victim_uuid)
     assert instance.subscription == enterprise_subscription
     assert instance_by_license_key(victim.license_key) is not None
@@ -36,57 +32,59 @@ def test_a_released_uuid_is_kept_for_its_own_customer(enterprise_subscription):
     """Issue 22, finding 2: after a release, customer B's code cannot bind a UUID released from customer A; A's
     code can; a transfer target the admin named can; every refusal is audited and names no customer to the caller."""
     instance_id = str(uuid.uuid4())
-    activate(enterprise_subscription.activation_code, instance_id)
+    instance_activated(enterprise_subscription.activation_code, instance_id)
     instance_release(Instance.objects.get(instance_identifier=instance_id))
     stranger = SubscriptionFactory()
     with pytest.raises(ActivationError) as refused:
-        activate(stranger.activation_code, instance_id)
+        instance_activated(stranger.activation_code, instance_id)
     assert enterprise_subscription.customer.name not in str(refused.value)
     assert Instance.objects.get(instance_identifier=instance_id).subscription is None
     event = AuditEvent.objects.filter(action="instance.rebind_refused").get()
     assert event.actor_name == instance_id
     same_customer = SubscriptionFactory(customer=enterprise_subscription.customer)
-    assert activate(same_customer.activation_code, instance_id).instance.subscription == same_customer
+    assert instance_activated(same_customer.activation_code, instance_id).instance.subscription == same_customer
 
 
 def test_a_release_may_name_a_transfer_target(enterprise_subscription):
     instance_id = str(uuid.uuid4())
-    activate(enterprise_subscription.activation_code, instance_id)
+    instance_activated(enterprise_subscription.activation_code, instance_id)
     target = SubscriptionFactory()
     instance_release(Instance.objects.get(instance_identifier=instance_id), transfer_to=target.customer)
     with pytest.raises(ActivationError):
-        activate(SubscriptionFactory().activation_code, instance_id)
-    assert activate(target.activation_code, instance_id).instance.subscription == target
+        instance_activated(SubscriptionFactory().activation_code, instance_id)
+    assert instance_activated(target.activation_code, instance_id).instance.subscription == target
     bound = Instance.objects.get(instance_identifier=instance_id)
     assert bound.released_from is None and bound.release_transfer_to is None  # the reservation is spent
 
 
 def test_an_admin_clears_the_reservation(enterprise_subscription):
     instance_id = str(uuid.uuid4())
-    activate(enterprise_subscription.activation_code, instance_id)
+    instance_activated(enterprise_subscription.activation_code, instance_id)
     instance_release(Instance.objects.get(instance_identifier=instance_id))
     instance_release_clear(Instance.objects.get(instance_identifier=instance_id))
     other = SubscriptionFactory()
-    assert activate(other.activation_code, instance_id).instance.subscription == other
+    assert instance_activated(other.activation_code, instance_id).instance.subscription == other
 
 
 def test_a_never_activated_uuid_is_first_come_first_served():
-    assert activate(SubscriptionFactory().activation_code, str(uuid.uuid4())).instance.subscription is not None
+    assert (
+        instance_activated(SubscriptionFactory().activation_code, str(uuid.uuid4())).instance.subscription is not None
+    )
 
 
 def test_the_same_customers_renewal_code_moves_the_instance(enterprise_subscription):
     instance_id = str(uuid.uuid4())
-    old = activate(enterprise_subscription.activation_code, instance_id)
+    old = instance_activated(enterprise_subscription.activation_code, instance_id)
     renewal = SubscriptionFactory(customer=enterprise_subscription.customer)
-    moved = activate(renewal.activation_code, instance_id)
+    moved = instance_activated(renewal.activation_code, instance_id)
     assert moved.instance.subscription == renewal
     assert instance_by_license_key(old.license_key) is None
 
 
 def test_reactivating_its_own_subscription_keeps_working(enterprise_subscription):
     instance_id = str(uuid.uuid4())
-    first = activate(enterprise_subscription.activation_code, instance_id)
-    second = activate(enterprise_subscription.activation_code, instance_id)
+    first = instance_activated(enterprise_subscription.activation_code, instance_id)
+    second = instance_activated(enterprise_subscription.activation_code, instance_id)
     assert instance_by_license_key(first.license_key) is None
     assert instance_by_license_key(second.license_key).subscription == enterprise_subscription
 
@@ -95,12 +93,12 @@ def test_a_released_instance_activated_by_another_customer_never_gets_the_old_to
     client, enterprise_subscription, signing_key
 ):
     instance_id = str(uuid.uuid4())
-    first = activate(enterprise_subscription.activation_code, instance_id)
+    first = instance_activated(enterprise_subscription.activation_code, instance_id)
     _, body = sync(client, first.license_key)
     old_token = body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
     other_customer = AddOnPurchaseFactory(add_on="duo_enterprise", quantity=50).subscription  # the same entitlements
     instance_release(Instance.objects.get(instance_identifier=instance_id), transfer_to=other_customer.customer)
-    second = activate(other_customer.activation_code, instance_id)
+    second = instance_activated(other_customer.activation_code, instance_id)
     _, body = sync(client, second.license_key)
     assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"] != old_token
 
@@ -111,7 +109,7 @@ def test_the_back_office_names_a_transfer_target_on_release(client, enterprise_s
     from tests.helpers import role
 
     instance_id = str(uuid.uuid4())
-    activate(enterprise_subscription.activation_code, instance_id)
+    instance_activated(enterprise_subscription.activation_code, instance_id)
     instance = Instance.objects.get(instance_identifier=instance_id)
     target = SubscriptionFactory()
     support = User.objects.create_user("sam", password="pw-sam-12345", is_staff=True)
@@ -144,4 +142,4 @@ def test_the_back_office_names_a_transfer_target_on_release(client, enterprise_s
     assert done.status_code == 302
     released = Instance.objects.get(pk=instance.pk)
     assert released.subscription is None and released.release_transfer_to_id == target.customer_id
-    assert activate(target.activation_code, instance_id).instance.subscription == target
+    assert instance_activated(target.activation_code, instance_id).instance.subscription == target

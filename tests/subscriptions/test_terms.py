@@ -44,8 +44,8 @@ def test_the_command_without_dates_on_a_leap_day(today, expires):
 
 
 @pytest.mark.django_db
-def test_the_admin_form_defaults_a_blank_expiry_to_a_year_later(client):
-    client.force_login(User.objects.create_superuser("root", "root@example.test", "pw"))
+def test_the_admin_form_defaults_a_blank_expiry_to_a_year_later(client, admin_user):
+    client.force_login(admin_user)
     form = {
         "customer": CustomerFactory().pk,
         "license_type": "premium",

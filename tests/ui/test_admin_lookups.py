@@ -14,8 +14,8 @@ from django.urls import reverse
 from config.admin_base import REFUSED_LOOKUP_FIELDS
 from issuer.keys.services import signing_key_create
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import mint_token
-from tests.ui.test_roles import ROLES, user_in
+from tests.helpers import mint_token, user_in
+from tests.ui.test_roles import ROLES
 
 pytestmark = pytest.mark.django_db
 

@@ -6,12 +6,11 @@ import uuid
 
 import pytest
 import requests
-from django.contrib.auth.models import User
 
 from issuer.keys.services import signing_key_ensure_active
 from issuer.models import SigningKey
 from subscriptions.models import Subscription
-from tests.helpers import ACTIVATE_MUTATION, SYNC_QUERY
+from tests.helpers import ACTIVATE_MUTATION, ADMIN_PASSWORD, SYNC_QUERY
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def login(page, base):
     page.goto(f"{base}/admin/login/")
     page.fill("#id_username", "admin")
-    page.fill("#id_password", "correct-horse-battery")
+    page.fill("#id_password", ADMIN_PASSWORD)
     page.keyboard.press("Enter")  # keyboard works: no mouse needed to log in
     page.wait_for_selector("#at-a-glance")
 
@@ -32,11 +31,6 @@ def graphql(base, query, variables):
         timeout=30,
     )
     return response.json()
-
-
-@pytest.fixture
-def admin_user(db):
-    return User.objects.create_superuser("admin", "admin@example.test", "correct-horse-battery")
 
 
 def test_subscription_to_scopes_to_key_rotation(page, live_server, admin_user, shot, settings):

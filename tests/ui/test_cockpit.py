@@ -5,7 +5,6 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 
 from issuer.fleet.services import fleet_rollup_run
@@ -13,14 +12,14 @@ from issuer.keys.services import signing_key_create, signing_key_ensure_active, 
 from subscriptions.models import Instance
 from subscriptions.services import AddOnMetric, instance_activate, seat_report_record
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import mint_token
+from tests.helpers import ADMIN_PASSWORD, mint_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 VIEWPORTS = {"desktop": (1280, 900), "phone": (390, 844)}
 
 
 @pytest.fixture
-def cockpit(db):
+def cockpit(admin_user):
     """A small fleet with a week of rollups, a retired, an active and a pending key, and two validators."""
     now = timezone.now()
     old = signing_key_ensure_active(at=now - dt.timedelta(days=100))
@@ -54,7 +53,6 @@ def cockpit(db):
         for instance in Instance.objects.all()[: 1 + days % 4]:
             mint_token(instance, at=now - dt.timedelta(days=days))
         fleet_rollup_run(at=now - dt.timedelta(days=days))
-    User.objects.create_superuser("admin", "admin@example.test", "correct-horse-battery")
     return Instance.objects.order_by("pk").first()
 
 
@@ -68,7 +66,7 @@ def test_the_cockpit_fits_and_shows_its_pictures(browser, live_server, shot, coc
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "admin")
-    page.fill("#id_password", "correct-horse-battery")
+    page.fill("#id_password", ADMIN_PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_selector("#at-a-glance")
 

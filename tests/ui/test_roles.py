@@ -1,14 +1,13 @@
 """Every back-office door against every role (subscriptions/roles.py): staff status alone opens nothing."""
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.test import APIClient
 
 from issuer.keys.services import signing_key_create
 from issuer.models import SigningKey
 from subscriptions.models import Instance
-from tests.helpers import role as role_group_named
+from tests.helpers import user_in
 
 pytestmark = pytest.mark.django_db
 
@@ -17,15 +16,6 @@ READERS = {"viewer", "support", "billing", "key operator", "superuser"}
 SUPPORT = {"support", "billing", "superuser"}
 BILLING = {"billing", "superuser"}
 KEYS = {"key operator", "superuser"}
-
-
-def user_in(role: str) -> User:
-    if role == "superuser":
-        return User.objects.create_superuser("root", "root@example.test", "pw")
-    user = User.objects.create_user(role.replace(" ", "-"), password="pw", is_staff=True)
-    if role != "no role":
-        user.groups.add(role_group_named(role))
-    return user
 
 
 @pytest.fixture
