@@ -50,13 +50,12 @@ def _operations() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def world(activated, signing_key):
+def world(activated, signing_key, admin_user):
     """One of everything a route can name, an admin, a staff account without a role, and their tokens."""
     instance, _ = activated
     subscription = instance.subscription
     purchase = subscription.add_on_purchases.first()
     pending = signing_key_create(reason="the next key")
-    root = User.objects.create_superuser("root", "root@example.test", "pw-root-123456")
     norole = User.objects.create_user("norole", password="pw-norole-123456", is_staff=True)
     return {
         "subscription": subscription,
@@ -65,7 +64,7 @@ def world(activated, signing_key):
         "customer": subscription.customer,
         "active": signing_key,
         "pending": pending,
-        "tokens": {"admin": AuthToken.objects.create(root)[1], "norole": AuthToken.objects.create(norole)[1]},
+        "tokens": {"admin": AuthToken.objects.create(admin_user)[1], "norole": AuthToken.objects.create(norole)[1]},
     }
 
 
