@@ -10,7 +10,7 @@ axes compares one number with one limit, the largest count of its lockout parame
 against its own limit and reports the username tier as "at the limit" once it has reached its own."""
 
 from axes.handlers.database import AxesDatabaseHandler
-from axes.helpers import get_failure_limit
+from axes.helpers import get_client_username, get_cool_off, get_failure_limit
 from django.conf import settings
 from django.db.models import Sum
 
@@ -27,3 +27,23 @@ class TieredLockoutHandler(AxesDatabaseHandler):
         pair, *username = (_failures(attempts) for attempts in self.get_user_attempts(request, credentials))
         username_locked = bool(username) and username[0] >= settings.AXES_USERNAME_FAILURE_LIMIT
         return max(pair, limit if username_locked else 0)
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """The page a locked-out login gets (AXES_LOCKOUT_CALLABLE): styled like the login page, saying how long the
+    lock holds (counted from the last failed attempt, so every further failure restarts it) and how an administrator
+    lifts it at once. Status 429, as axes answers by default."""
+    from django.contrib import admin
+    from django.template.response import TemplateResponse
+
+    cool_off = get_cool_off(request)
+    minutes = round(cool_off.total_seconds() / 60) if cool_off else None
+    context = {
+        **admin.site.each_context(request),
+        "title": "Signing in is locked",
+        "username": get_client_username(request, credentials) or "",
+        "cool_off_minutes": minutes,
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "username_failure_limit": settings.AXES_USERNAME_FAILURE_LIMIT,
+    }
+    return TemplateResponse(request, "admin/locked_out.html", context, status=settings.AXES_HTTP_RESPONSE_CODE).render()

@@ -181,6 +181,8 @@ AXES_USERNAME_FAILURE_LIMIT = 4 * AXES_FAILURE_LIMIT
 AXES_COOLOFF_TIME = 0.25
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
 AXES_HANDLER = "config.login_lockout.TieredLockoutHandler"
+# The lock-out page says how long the lock holds and how to lift it (templates/admin/locked_out.html).
+AXES_LOCKOUT_CALLABLE = "config.login_lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 # The address behind the TLS proxy, by the same rule as the rate limits (config/limits.py).
 AXES_CLIENT_IP_CALLABLE = "config.limits.client_ip"

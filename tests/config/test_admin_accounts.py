@@ -134,3 +134,15 @@ def test_an_admin_made_token_defaults_to_the_ttl_and_expires(admin_client, admin
     assert response.status_code == 302
     token = AuthToken.objects.get()
     assert token.expiry is not None and token.expiry <= timezone.now() + dt.timedelta(days=3)
+
+
+def test_the_lock_out_page_is_styled_and_says_how_long_and_how_to_unlock(settings):
+    User.objects.create_user("victim", password="the-right-password", is_staff=True)
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _login("203.0.113.7", "wrong")
+    response = _login("203.0.113.7", "the-right-password")[1]
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "issuer/backoffice.css" in page and "<html" in page, "the back office's own page, not axes' bare text"
+    assert "15 minutes" in page and "last failed attempt" in page
+    assert "manage.py axes_reset_username victim" in page
