@@ -113,8 +113,8 @@ def test_head_is_answered_like_get(client, signing_key):
 def test_api_schema_and_docs_are_for_staff_and_served_without_a_cdn(client, django_user_model, db):
     from tests.helpers import role
 
-    for path in ("/api/schema/", "/api/docs/"):
-        assert client.get(path).status_code in (401, 403), path
+    assert client.get("/api/schema/").status_code in (401, 403)
+    assert client.get("/api/docs/", HTTP_AUTHORIZATION="Token iss_wrong").status_code in (401, 403)
     staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
     staff.groups.add(role("viewer"))  # staff with a role: a staff account without one is refused
     client.force_login(staff)
@@ -122,3 +122,9 @@ def test_api_schema_and_docs_are_for_staff_and_served_without_a_cdn(client, djan
     docs = client.get("/api/docs/").content.decode()
     assert "drf_spectacular_sidecar/swagger-ui-dist" in docs
     assert "cdn" not in docs.lower() and "https://" not in docs
+
+
+def test_api_docs_send_a_browser_without_a_session_to_sign_in_and_back(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/api/docs/"
