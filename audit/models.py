@@ -46,7 +46,7 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_id}"
+        return f"{self.at:%Y-%m-%d %H:%M} UTC {self.actor} {self.action} {self.object_type} {self.object_id}"
 
     @property
     def actor(self) -> str:

@@ -118,7 +118,7 @@ class FleetCount(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.metric} {self.period_start:%Y-%m-%d %H:%M} = {self.value}"
+        return f"{self.metric} {self.period_start:%Y-%m-%d %H:%M} UTC = {self.value}"
 
 
 class Validator(models.Model):

@@ -259,7 +259,7 @@ class SeatReport(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.instance_id} @ {self.reported_at:%Y-%m-%d %H:%M}"
+        return f"{self.instance_id} @ {self.reported_at:%Y-%m-%d %H:%M} UTC"
 
 
 class InstanceIdSighting(models.Model):
