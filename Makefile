@@ -22,13 +22,10 @@ run: $(VENV)/.installed .env
 	$(PY) manage.py signing_keys ensure
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py check --database default
-	@echo ""
-	@echo "Issuer running at http://127.0.0.1:$(PORT)/  (back office: http://127.0.0.1:$(PORT)/admin/)"
-	@echo "First admin: $(PY) manage.py createsuperuser"
-	@echo "Ctrl-C stops web, worker and beat."
-	@echo ""
+	@$(PY) scripts/first_admin_hint.py $(PY)
+	@echo "Ctrl-C stops web, worker and beat. \"Issuer running at\" follows once the web server listens."
 	@trap 'trap - INT TERM EXIT; kill $$(jobs -p) 2>/dev/null; wait; exit 0' INT TERM EXIT; \
-	$(VENV)/bin/gunicorn -c config/gunicorn.conf.py config.wsgi --bind 127.0.0.1:$(PORT) & \
+	RUN_BANNER=1 $(VENV)/bin/gunicorn -c config/gunicorn.conf.py config.wsgi --bind 127.0.0.1:$(PORT) & \
 	$(VENV)/bin/celery -A config worker --loglevel INFO --concurrency 2 & \
 	$(VENV)/bin/celery -A config beat --loglevel INFO --schedule var/celerybeat-schedule & \
 	$(VENV)/bin/celery -A config call issuer.tasks.signing_key_policy >/dev/null; \

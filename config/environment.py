@@ -73,6 +73,12 @@ def _database_url(text: str) -> dict:
     return config
 
 
+def _log_format(text: str) -> str:
+    if text.strip().lower() not in ("json", "text", "auto"):
+        raise ValueError("use json, text or auto")
+    return text.strip().lower()
+
+
 def _rate(text: str) -> str:
     if not re.fullmatch(r"\d+/\d*[smhd]", text.strip()):
         raise ValueError("use N/s, N/m, N/h or N/d, e.g. 120/m")
@@ -89,6 +95,7 @@ URL = Kind("URL", str.strip, "a URL")
 DATABASE_URL = Kind("database URL", _database_url, "a database URL")
 PATH = Kind("path", lambda text: Path(text.strip()), "a path")
 RATE = Kind("rate (N/s, /m, /h, /d)", _rate, "a rate")
+LOG_FORMAT = Kind("json, text or auto", _log_format, "a log format")
 
 # Sections, in the order `.env.example` and the reference table show them.
 SECRETS = "secrets (required outside DEBUG: start-up stops with a clear message when one is missing)"
@@ -260,14 +267,34 @@ VARIABLES = [
         "LOG_LEVEL",
         TEXT,
         "INFO",
-        "Root log level; logs are JSON lines with a request id, secrets redacted.",
+        "Root log level; logs carry a request id, secrets redacted.",
         BEHAVIOUR,
+    ),
+    Variable(
+        "LOG_FORMAT",
+        LOG_FORMAT,
+        "auto",
+        "`json`, `text` or `auto`: readable lines (`2026-12-05 07:32:10 INFO  logger [request id] message "
+        "key=value`) when the logs go to a terminal (`make run`), JSON lines everywhere else (containers, systemd, "
+        "files, pipes); the same for Django, Celery and gunicorn.",
+        BEHAVIOUR,
+        read_by="config/settings.py, config/gunicorn.conf.py",
+    ),
+    Variable(
+        "RUN_BANNER",
+        BOOLEAN,
+        False,
+        "`1`: gunicorn prints `Issuer running at …` once it listens (`make run` sets it).",
+        BEHAVIOUR,
+        read_by="config/gunicorn.conf.py",
     ),
     Variable(
         "WEB_CONCURRENCY",
         INTEGER,
         2,
-        "gunicorn worker processes per web server or container (gunicorn's own variable).",
+        "gunicorn worker processes per web server or container (gunicorn's own variable). Its access lines end "
+        "with the `request_id` the application's lines carry (the response's `X-Request-Id`) and leave out "
+        "`/static/` files.",
         BEHAVIOUR,
         read_by="config/gunicorn.conf.py",
     ),

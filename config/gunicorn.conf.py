@@ -1,4 +1,5 @@
-"""gunicorn settings: JSON log lines with secrets redacted, like the application's own.
+"""gunicorn settings: log lines with secrets redacted, like the application's own (JSON, or readable text in a
+terminal: LOG_FORMAT), access lines with the request id and without static files.
 
 Used by `make run`, the Dockerfile and compose (`gunicorn -c config/gunicorn.conf.py config.wsgi`); the bind
 address comes from the command line, the worker count from WEB_CONCURRENCY (gunicorn's own variable, declared in
@@ -10,7 +11,7 @@ import os
 from gunicorn.http import wsgi
 
 from config.environment import dotenv_load, environment_read
-from config.logging import json_logging
+from config.logging import log_format_choose, logging_config
 
 dotenv_load()
 # A value that does not parse leaves the default here; the app's start-up check (config.E007) then refuses it.
@@ -23,10 +24,21 @@ timeout = _environment["WEB_TIMEOUT"]
 control_socket_disable = True
 accesslog = "-"
 # The path without its query string (%(U)s, not the request line %(r)s): a query may carry an activation code or a
-# license key (support searches by code); the redacting filter is the second line of defence.
-access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
+# license key (support searches by code); the redacting filter is the second line of defence. The last field is the
+# X-Request-Id the application answered with (config.logging.RequestIdMiddleware), the id its own lines carry.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s" request_id=%({x-request-id}o)s'
 _gunicorn_logger = {"handlers": ["console"], "level": "INFO", "propagate": False}
-logconfig_dict = json_logging(loggers={"gunicorn.error": _gunicorn_logger, "gunicorn.access": _gunicorn_logger})
+logconfig_dict = logging_config(
+    log_format=log_format_choose(_environment["LOG_FORMAT"]),
+    loggers={"gunicorn.error": _gunicorn_logger, "gunicorn.access": {**_gunicorn_logger, "filters": ["skip_static"]}},
+)
+
+
+def when_ready(server):
+    """`make run` (RUN_BANNER=1) says where the issuer answers once gunicorn listens, not before it does."""
+    if _environment["RUN_BANNER"]:
+        for listener in server.LISTENERS:
+            print(f"\nIssuer running at {listener}/  (back office: {listener}/admin/)\n", flush=True)
 
 
 def _without_server_header(default_headers):

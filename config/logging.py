@@ -1,9 +1,12 @@
-"""JSON logs with a request id, and a filter that keeps secrets out of every log line."""
+"""Logs with a request id, and a filter that keeps secrets out of every log line: JSON lines for machines (a
+container, a file, a pipe), readable lines in a terminal (LOG_FORMAT, `log_format_choose`)."""
 
 import contextvars
 import logging
 import re
+import sys
 import uuid
+from collections.abc import Mapping
 
 request_id_var = contextvars.ContextVar("request_id", default="-")
 
@@ -28,15 +31,30 @@ _SECRET_PATTERNS = [
 ]
 
 
-def json_logging(*, root_level: str | None = None, loggers: dict | None = None) -> dict:
-    """The one logging configuration (JSON lines, request id, secrets redacted), for Django's LOGGING and for
-    gunicorn's `logconfig_dict`."""
+LOG_FORMATS = ("json", "text")
+
+
+def log_format_choose(setting: str, stream=None) -> str:
+    """LOG_FORMAT (checked by config/environment.py): `json`, `text`, or `auto`, the default: readable text when the
+    logs go to a terminal (`make run`, a shell), JSON lines everywhere else (containers, systemd, files), where a
+    collector parses them."""
+    setting = (setting or "auto").strip().lower()
+    if setting in LOG_FORMATS:
+        return setting
+    stream = sys.stderr if stream is None else stream
+    return "text" if getattr(stream, "isatty", lambda: False)() else "json"
+
+
+def logging_config(*, log_format: str = "json", root_level: str | None = None, loggers: dict | None = None) -> dict:
+    """The one logging configuration (request id, secrets redacted; JSON lines or readable text), for Django's
+    LOGGING and for gunicorn's `logconfig_dict`."""
     config = {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {
             "redact_secrets": {"()": "config.logging.RedactSecretsFilter"},
             "request_id": {"()": "config.logging.RequestIdFilter"},
+            "skip_static": {"()": "config.logging.SkipStaticFilter"},
         },
         "formatters": {
             "json": {
@@ -44,11 +62,12 @@ def json_logging(*, root_level: str | None = None, loggers: dict | None = None) 
                 "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
             },
+            "text": {"()": "config.logging.ReadableFormatter"},
         },
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",
-                "formatter": "json",
+                "formatter": log_format,
                 "filters": ["request_id", "redact_secrets"],
             },
         },
@@ -62,6 +81,37 @@ def json_logging(*, root_level: str | None = None, loggers: dict | None = None) 
     if root_level:
         config["root"] = {"handlers": ["console"], "level": root_level}
     return config
+
+
+# What a LogRecord carries by itself; anything else was passed as `extra` and is shown after the message.
+_RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
+
+
+class ReadableFormatter(logging.Formatter):
+    """`2026-12-05 07:32:10 INFO  issuer.tasks [3f2a…] signing key policy acted actions=[...]`: one line a person
+    reads, with the request id and the `extra` fields the JSON lines carry."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)-5s %(name)s [%(request_id)s] %(message)s", "%Y-%m-%d %H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = " ".join(
+            f"{key}={value}" for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES and key[0] != "_"
+        )
+        if not extras:
+            return line
+        first, newline, rest = line.partition("\n")
+        return f"{first} {extras}{newline}{rest}"
+
+
+class SkipStaticFilter(logging.Filter):
+    """gunicorn's access lines for static files (the back office's CSS and scripts, hashed and cached by browsers)
+    say nothing an operator needs: dropped, so the requests that matter stand out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        atoms = record.args if isinstance(record.args, Mapping) else {}
+        return not str(atoms.get("U", "")).startswith("/static/")
 
 
 def redact(text: str) -> str:

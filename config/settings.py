@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from config.environment import dotenv_load, environment_read
-from config.logging import json_logging
+from config.logging import log_format_choose, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -331,6 +331,10 @@ CELERY_BEAT_SCHEDULE = {
 LOG_LEVEL = ENV["LOG_LEVEL"]
 # config/wsgi.py runs the system checks before serving unless this is set (tools that only import the app).
 SKIP_STARTUP_CHECKS = ENV["SKIP_STARTUP_CHECKS"]
-LOGGING = json_logging(
-    root_level=LOG_LEVEL, loggers={"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}}
+# `json`, `text` or `auto`: readable lines in a terminal, JSON lines elsewhere (config/logging.py).
+LOG_FORMAT = log_format_choose(ENV["LOG_FORMAT"])
+LOGGING = logging_config(
+    log_format=LOG_FORMAT,
+    root_level=LOG_LEVEL,
+    loggers={"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 )

@@ -121,11 +121,11 @@ def configured_output(logging_restored):
     """The project's real logging configuration (Django's and gunicorn's loggers), writing to a buffer."""
     import logging.config
 
-    from config.logging import json_logging
+    from config.logging import logging_config
 
     gunicorn = {"handlers": ["console"], "level": "INFO", "propagate": False}
     logging.config.dictConfig(
-        json_logging(root_level="INFO", loggers={"gunicorn.error": gunicorn, "gunicorn.access": gunicorn})
+        logging_config(root_level="INFO", loggers={"gunicorn.error": gunicorn, "gunicorn.access": gunicorn})
     )
     stream = io.StringIO()
     for handler in logging.getLogger().handlers + logging.getLogger("gunicorn.access").handlers:
