@@ -181,9 +181,15 @@ def signing_key_purge(kid: str, *, force: bool = False, at: dt.datetime | None =
     logger.info("signing key purged", extra={"kid": kid, "forced": force})
 
 
+@dataclass(frozen=True)
+class RewrapCount:
+    keys: int
+    tokens: int
+
+
 @transaction.atomic
-def signing_keys_rewrap() -> int:
-    """Re-encrypts every private key and stored token with the primary key-encryption key."""
+def signing_keys_rewrap() -> RewrapCount:
+    """Re-encrypts every private key and stored token with the primary key-encryption key; says how many of each."""
     count = 0
     for key in SigningKey.objects.select_for_update().only("pk", "private_key_encrypted"):
         SigningKey.objects.filter(pk=key.pk).update(private_key_encrypted=encryption.rewrap(key.private_key_encrypted))
@@ -198,7 +204,7 @@ def signing_keys_rewrap() -> int:
         object_id="*",
         changes={"keys_rewrapped": [None, count], "tokens_rewrapped": [None, tokens]},
     )
-    return count
+    return RewrapCount(keys=count, tokens=tokens)
 
 
 @transaction.atomic

@@ -3,6 +3,7 @@ import datetime as dt
 import io
 import json
 import logging
+import uuid
 
 import pytest
 import time_machine
@@ -12,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
 from issuer.keys import crypto, encryption
+from issuer.keys.selectors import signing_key_timeline
 from issuer.keys.services import (
     SigningKeyRefused,
     signing_key_activate,
@@ -23,7 +25,7 @@ from issuer.keys.services import (
     signing_key_revoke,
     signing_keys_rewrap,
 )
-from issuer.models import SigningKey
+from issuer.models import IssuedToken, SigningKey
 from tests.helpers import postgres_only, run_at_once
 
 pytestmark = pytest.mark.django_db
@@ -163,7 +165,7 @@ def test_rewrap_round_trips_with_a_new_primary_key(settings):
     old_kek = settings.KEY_ENCRYPTION_KEYS[0]
     new_kek = Fernet.generate_key().decode()
     settings.KEY_ENCRYPTION_KEYS = [new_kek, old_kek]
-    assert signing_keys_rewrap() == 1
+    assert signing_keys_rewrap().keys == 1
     settings.KEY_ENCRYPTION_KEYS = [new_kek]
     key.refresh_from_db()
     assert encryption.decrypt(key.private_key_encrypted).startswith(b"-----BEGIN PRIVATE KEY-----")
@@ -214,7 +216,7 @@ def test_command_lifecycle_with_json():
         "activated_at",
         "retired_at",
     }
-    with pytest.raises(CommandError, match="Use force"):
+    with pytest.raises(CommandError, match='To activate now anyway: --force --reason "why"'):
         _command("activate", "--kid", created["kid"])
     with pytest.raises(CommandError, match="needs a reason"):
         _command("activate", "--kid", created["kid"], "--force")
@@ -226,7 +228,53 @@ def test_command_lifecycle_with_json():
     assert [k["kid"] for k in listed] == [first["kid"], created["kid"]]
     with pytest.raises(CommandError, match="needs --kid"):
         _command("purge")
-    assert json.loads(_command("rewrap", "--json")) == {"rewrapped": 2}
+    assert json.loads(_command("rewrap", "--json")) == {"keys_rewrapped": 2, "tokens_rewrapped": 0}
+
+
+def test_command_list_shows_the_due_times_of_the_keys_page():
+    active = signing_key_ensure_active(at=T0)
+    pending = signing_key_create(at=T0 + dt.timedelta(days=1))
+    timeline = {entry.key.kid: entry for entry in signing_key_timeline()}
+    listed = {row["kid"]: row for row in json.loads(_command("list", "--json"))}
+    assert listed[pending.kid]["activation_due"] == timeline[pending.kid].activation_due.isoformat()
+    assert listed[active.kid]["activation_due"] is None and listed[active.kid]["purge_due"] is None
+    assert f"activation_due={timeline[pending.kid].activation_due.isoformat()}" in _command("list")
+
+
+def test_command_rewrap_says_how_many_keys_and_tokens(settings):
+    from subscriptions.services import instance_activate
+    from tests.factories import AddOnPurchaseFactory
+    from tests.helpers import mint_token
+
+    signing_key_ensure_active()
+    subscription = AddOnPurchaseFactory().subscription
+    instance = instance_activate(activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4()))
+    mint_token(instance.instance)
+    settings.KEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *settings.KEY_ENCRYPTION_KEYS]
+    assert _command("rewrap").strip() == "keys_rewrapped=1  tokens_rewrapped=1"
+
+
+def test_token_refresh_and_policy_commands_run_the_jobs_and_say_what_they_did():
+    from subscriptions.services import instance_activate
+    from tests.factories import AddOnPurchaseFactory
+
+    out = io.StringIO()
+    call_command("signing_key_policy", stdout=out)
+    active = SigningKey.objects.get(state=State.ACTIVE)
+    assert f"Signing-key policy: bootstrapped {active.kid}" in out.getvalue()
+    again = io.StringIO()
+    call_command("signing_key_policy", stdout=again)
+    assert "nothing was due" in again.getvalue()
+    for _ in range(2):
+        subscription = AddOnPurchaseFactory().subscription
+        instance_activate(activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4()))
+    out = io.StringIO()
+    call_command("token_refresh", stdout=out)
+    assert out.getvalue().startswith("Token refresh: 2 tokens minted in 1 chunk of instances")
+    assert IssuedToken.objects.count() == 2
+    out = io.StringIO()
+    call_command("token_refresh", stdout=out)
+    assert out.getvalue().startswith("Token refresh: 0 tokens minted"), "fresh tokens are not minted again"
 
 
 @postgres_only

@@ -9,8 +9,11 @@ from audit.reasons import reason_text
 from issuer.keys import services
 from issuer.keys.crypto import ALLOWED_KEY_SIZES
 from issuer.keys.encryption import KeyEncryptionError
-from issuer.keys.selectors import signing_key_describe, signing_key_revocation_outcome
-from issuer.models import SigningKey
+from issuer.keys.selectors import signing_key_describe, signing_key_revocation_outcome, signing_key_timeline
+
+
+def _iso(moment):
+    return moment.isoformat() if moment else None
 
 
 class Command(BaseCommand):
@@ -33,19 +36,31 @@ class Command(BaseCommand):
         reason = reason_text(reason)  # invisible characters alone are no reason (audit.reasons)
         try:
             result = self._run(action, kid, force, reason, key_size)
+        except services.SigningKeyTooEarly as error:
+            raise CommandError(
+                f'{error.reason} To {action} now anyway: --force --reason "why" (the reason goes to the audit trail).'
+            ) from None
         except (services.SigningKeyRefused, KeyEncryptionError) as error:
             raise CommandError(str(error)) from None
         self._print(result, json)
 
     def _run(self, action, kid, force, reason, key_size):
-        if action == "list":
-            return [signing_key_describe(key) for key in SigningKey.objects.order_by("created_at")]
+        if action == "list":  # with the due times the keys page shows
+            return [
+                {
+                    **signing_key_describe(entry.key),
+                    "activation_due": _iso(entry.activation_due),
+                    "purge_due": _iso(entry.purge_due),
+                }
+                for entry in signing_key_timeline()
+            ]
         if action == "create":
             return signing_key_describe(services.signing_key_create(key_size=key_size, reason=reason))
         if action == "ensure":
             return signing_key_describe(services.signing_key_ensure_active())
         if action == "rewrap":
-            return {"rewrapped": services.signing_keys_rewrap()}
+            rewrapped = services.signing_keys_rewrap()
+            return {"keys_rewrapped": rewrapped.keys, "tokens_rewrapped": rewrapped.tokens}
         key = services.signing_key_act(action, kid, force=force, reason=reason)
         if key is None:
             return {"kid": kid, "purged": True}
@@ -54,7 +69,7 @@ class Command(BaseCommand):
             if outcome["remint"] == "pending":
                 self.stderr.write(
                     "Warning: the token re-mint could not be queued (broker unreachable); the next refresh run does "
-                    "it, or run `celery -A config call issuer.tasks.token_refresh` once the broker is back."
+                    "it, or run `manage.py token_refresh` (no broker needed)."
                 )
             return {**signing_key_describe(key), **outcome}
         return signing_key_describe(key)
