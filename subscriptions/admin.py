@@ -30,11 +30,13 @@ from subscriptions.models import (
     Subscription,
 )
 from subscriptions.selectors import (
+    INSTANCE_STATES,
     SUBSCRIPTION_STATUSES,
     add_on_purchases_ending_early,
     add_on_purchases_renewing_with,
     customer_overview,
     customers_named,
+    instances_in_state,
     instances_matching_text,
     subscription_status,
     subscriptions_in_status,
@@ -301,6 +303,21 @@ class SubscriptionStatusFilter(admin.SimpleListFilter):
         if self.value() not in SUBSCRIPTION_STATUSES:
             return queryset
         return subscriptions_in_status(queryset, self.value(), timezone.now().date())
+
+
+class InstanceStateFilter(admin.SimpleListFilter):
+    """The dashboard's instance counts as lists: each card links here with its state."""
+
+    title = "sync state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return list(INSTANCE_STATES.items())
+
+    def queryset(self, request, queryset):
+        if self.value() not in INSTANCE_STATES:
+            return queryset
+        return instances_in_state(queryset, self.value(), timezone.now())
 
 
 class ExpiryFilter(admin.SimpleListFilter):
@@ -607,6 +624,7 @@ class InstanceAdmin(CsvExportAdmin, AuditedAdmin):
     ]
     list_select_related = ["subscription__customer"]
     list_filter = [
+        InstanceStateFilter,
         "suspended",
         fixed_choices_filter("subscription__license_type", "license type", lambda: get_catalog().license_types),
     ]

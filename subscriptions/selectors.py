@@ -17,6 +17,29 @@ from unit_primitives.scopes import Grant, granted_scopes
 DUO_SEAT_ADD_ONS = ("duo_pro", "duo_enterprise")
 # How far back a foreign instance id counts as a clone (the instance page and the dashboard).
 CLONE_WINDOW = dt.timedelta(days=7)
+# GitLab treats its Cloud Connector access data as stale after 3 days (its Duo health check says so too).
+STALE_AFTER = dt.timedelta(days=3)
+SYNCED_WITHIN = dt.timedelta(hours=24)
+# The dashboard's instance counts, each a filter of the instance list its card links to (`instances_in_state`).
+INSTANCE_STATES = {
+    "synced_24h": "synced in the last 24 hours",
+    "stale": "stale (no sync for 3 days)",
+    "cloned": "license key used from another instance id (7 days)",
+}
+
+
+def instances_in_state(instances: QuerySet, state: str, at: dt.datetime) -> QuerySet:
+    """Bound instances in one of INSTANCE_STATES at `at`: the one rule behind the dashboard's count and its list."""
+    bound = instances.filter(subscription__isnull=False)
+    if state == "synced_24h":
+        return bound.filter(last_sync_at__gte=at - SYNCED_WITHIN)
+    if state == "stale":  # no sync for 3 days, or never (activated earlier)
+        cutoff = at - STALE_AFTER
+        return bound.filter(Q(last_sync_at__lt=cutoff) | Q(last_sync_at__isnull=True, activated_at__lt=cutoff))
+    if state == "cloned":
+        seen = InstanceIdSighting.objects.filter(last_seen_at__gte=at - CLONE_WINDOW).values("instance_id")
+        return instances.filter(pk__in=seen)
+    raise ValueError(f"Unknown instance state {state!r}; known: {', '.join(INSTANCE_STATES)}")
 
 
 def instance_by_license_key(license_key: str | None, *, with_purchases: bool = False) -> Instance | None:

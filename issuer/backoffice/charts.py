@@ -1,6 +1,7 @@
-"""The back office's pictures, drawn on the server as SVG geometry the templates render: no JavaScript chart
-library, nothing inline for the Content-Security-Policy to refuse, and readable without colour (every bar carries
-its value as text, a second series is outlined instead of solid, markers differ by shape)."""
+"""The back office's pictures as data: each chart is a title, labels and series, handed to the page as JSON
+(`json_script`, no inline script) and drawn in the browser by Chart.js (static/vendor/chart.js-4.6.2, started by
+static/issuer/charts.js). Every chart also renders its numbers as a table, for screen readers and for anyone who
+wants the values; a second series is drawn outlined and markers differ by shape, so nothing depends on colour."""
 
 import datetime as dt
 from dataclasses import dataclass, field
@@ -9,210 +10,229 @@ from issuer.keys.selectors import KeyTimelineEntry, ValidatorRow
 
 
 @dataclass(frozen=True)
-class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
-    label: str  # under the bar (a day, an hour, a version)
-    value: int
-    hatched: bool = False  # the second series, drawn outlined (dashed) instead of solid
+class Series:
+    name: str
+    values: list[int]
+    outlined: bool = False  # the second series: drawn outlined instead of solid
 
 
 @dataclass(frozen=True)
-class BarChart:
-    """Vertical bars with their values; `title` and `description` are the SVG's accessible name."""
+class Chart:
+    """Bars or a line over labelled points (days, hours, versions, add-ons)."""
 
     slug: str
     title: str
-    description: str
-    width: int
-    height: int
-    bars: list[Bar]
-    top: int
-    legend: list[tuple[str, bool]] = field(default_factory=list)  # (series name, hatched)
-    baseline: float = 0
+    kind: str  # "bar" or "line"
+    labels: list[str]
+    series: list[Series]
+    x_title: str
+    y_title: str
+    note: str = ""  # where the numbers come from, when not from the newest rollup
 
     @property
     def empty(self) -> bool:
-        return not any(bar.value for bar in self.bars)
+        return not any(value for series in self.series for value in series.values)
+
+    @property
+    def summary(self) -> str:
+        """The canvas's accessible description: what a sighted reader takes in at a glance."""
+        parts = []
+        for series in self.series:
+            if not series.values:
+                continue
+            top = max(series.values)
+            at = self.labels[series.values.index(top)]
+            parts.append(f"{series.name}: total {sum(series.values)}, highest {top} at {at}")
+        points = f"{len(self.labels)} point{'s' if len(self.labels) != 1 else ''}"
+        return f"{points}; " + ("; ".join(parts) if parts else "no data") + ". Every value is in the table below."
+
+    @property
+    def rows(self) -> list[tuple[str, list[int]]]:
+        return [(label, [series.values[index] for series in self.series]) for index, label in enumerate(self.labels)]
+
+    def data(self) -> dict:
+        return {
+            "kind": self.kind,
+            "labels": self.labels,
+            "series": [{"name": s.name, "values": s.values, "outlined": s.outlined} for s in self.series],
+            "xTitle": self.x_title,
+            "yTitle": self.y_title,
+        }
 
 
-def bar_chart(slug, title, series, *, width=640, height=200, label_every=1, legend=()) -> BarChart:
-    """`series`: [(label, value)] or [(label, value, hatched)], one bar each, left to right."""
-    pad_top, pad_bottom, pad_side = 22, 28, 8
-    rows = [(row[0], row[1], row[2] if len(row) > 2 else False) for row in series]
-    top = max([value for _, value, _ in rows] + [1])
-    slot = (width - 2 * pad_side) / max(len(rows), 1)
-    plot = height - pad_top - pad_bottom
-    bars = []
-    for index, (label, value, hatched) in enumerate(rows):
-        bar_height = plot * value / top
-        bars.append(
-            Bar(
-                x=round(pad_side + index * slot + slot * 0.1, 1),
-                y=round(pad_top + plot - bar_height, 1),
-                width=round(slot * 0.8, 1),
-                height=round(bar_height, 1),
-                label=label if index % label_every == 0 else "",
-                value=value,
-                hatched=hatched,
-            )
-        )
-    total = sum(value for _, value, _ in rows)
-    description = f"{len(rows)} bars, total {total}, highest {max((v for _, v, _ in rows), default=0)}."
-    return BarChart(slug, title, description, width, height, bars, top, list(legend), baseline=pad_top + plot)
-
-
-def tokens_per_day_chart(series: list[tuple[dt.date, int]]) -> BarChart:
-    return bar_chart(
+def tokens_per_day_chart(series: list[tuple[dt.date, int]], note: str = "") -> Chart:
+    return Chart(
         "tokens-per-day",
         f"Tokens issued per day, last {len(series)} days",
-        [(f"{day:%m-%d}", value) for day, value in series],
-        label_every=5,
+        "bar",
+        [f"{day:%m-%d}" for day, _ in series],
+        [Series("tokens issued", [value for _, value in series])],
+        "day (UTC)",
+        "tokens",
+        note,
     )
 
 
-def syncs_per_hour_chart(series: list[tuple[dt.datetime, int]]) -> BarChart:
-    return bar_chart(
+def syncs_per_hour_chart(series: list[tuple[dt.datetime, int]], note: str = "") -> Chart:
+    return Chart(
         "syncs-per-hour",
         f"Instances synced per hour, last {len(series)} hours",
-        [(f"{hour:%H}h", value) for hour, value in series],
-        label_every=6,
+        "bar",
+        [f"{hour:%m-%d %H}h" for hour, _ in series],
+        [Series("instances synced", [value for _, value in series])],
+        "hour (UTC)",
+        "instances",
+        note,
     )
 
 
-def versions_chart(versions: dict[str, int]) -> BarChart:
+def versions_chart(versions: dict[str, int], note: str = "") -> Chart:
     ordered = sorted(versions.items(), key=lambda item: [int(p) if p.isdigit() else 0 for p in item[0].split(".")])
-    return bar_chart("instances-by-version", "Active instances by GitLab version (synced within 7 days)", ordered)
+    return Chart(
+        "instances-by-version",
+        "Active instances by GitLab version (synced within 7 days)",
+        "bar",
+        [version for version, _ in ordered],
+        [Series("instances", [count for _, count in ordered])],
+        "GitLab version",
+        "instances",
+        note,
+    )
 
 
-def seats_chart(seats: dict[str, tuple[int, int]]) -> BarChart:
-    """Per add-on: assigned (solid) next to purchased (hatched), from each instance's latest seat report."""
-    series = []
-    for add_on, (assigned, purchased) in sorted(seats.items()):
-        series.extend([(add_on, assigned, False), ("", purchased, True)])
-    return bar_chart(
+def seats_chart(seats: dict[str, tuple[int, int]], note: str = "") -> Chart:
+    """Per add-on: assigned (solid) next to purchased (outlined), from each instance's latest seat report."""
+    ordered = sorted(seats.items())
+    return Chart(
         "seat-utilisation",
         "Seat utilisation per add-on: assigned against purchased (latest seat reports)",
-        series,
-        legend=[("assigned", False), ("purchased", True)],
+        "bar",
+        [add_on for add_on, _ in ordered],
+        [
+            Series("assigned", [assigned for _, (assigned, _) in ordered]),
+            Series("purchased", [purchased for _, (_, purchased) in ordered], outlined=True),
+        ],
+        "add-on",
+        "seats",
+        note,
     )
 
 
-def stale_chart(series: list[tuple[dt.date, int]]) -> BarChart:
-    return bar_chart(
+def stale_chart(series: list[tuple[dt.date, int]], note: str = "") -> Chart:
+    return Chart(
         "stale-instances",
-        f"Stale instances (no sync for 3 days), last {len(series)} days",
-        [(f"{day:%m-%d}", value) for day, value in series],
-        label_every=5,
+        f"Stale instances (no sync for 3 days), last {len(series)} day{'s' if len(series) != 1 else ''}",
+        "line",
+        [f"{day:%m-%d}" for day, _ in series],
+        [Series("stale instances", [value for _, value in series])],
+        "day (UTC)",
+        "instances",
+        note,
     )
 
 
-@dataclass(frozen=True)
-class Segment:
-    x: float
-    width: float
-    phase: str  # "published", "signing", "retired", "purge-due"
+def seat_reports_chart(reports) -> Chart | None:
+    """One instance's seat reports over time: assigned against purchased add-on seats; None without a report."""
+    if not reports:
+        return None
+    return Chart(
+        "instance-seats",
+        "Add-on seats reported: assigned against purchased",
+        "line",
+        [f"{report.reported_at:%m-%d %H:%M}" for report in reports],
+        [
+            Series("assigned", [sum(m.get("assigned_seats", 0) for m in r.add_on_metrics) for r in reports]),
+            Series(
+                "purchased",
+                [sum(m.get("purchased_seats", 0) for m in r.add_on_metrics) for r in reports],
+                outlined=True,
+            ),
+        ],
+        "report (UTC)",
+        "seats",
+    )
+
+
+def _ms(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True)
-class Marker:
-    x: float
-    label: str
-    shape: str  # "circle" (has the pending key), "cross" (has not), "diamond" (the next policy action)
+class KeyTimelineChart:
+    """One lane per key: published (pending), signing, retired (still published) up to the purge; markers for due
+    policy actions and, on the pending key's lane, for each validator's last key-set fetch (has it / lacks it)."""
 
-
-@dataclass(frozen=True)
-class KeyLane:
-    kid: str
-    state: str
-    y: float
-    segments: list[Segment]
-    markers: list[Marker]
-
-
-@dataclass(frozen=True)
-class KeyTimelinePicture:
     title: str
-    description: str
-    width: int
-    height: int
-    now_x: float
-    lanes: list[KeyLane]
-    ticks: list[tuple[float, str]]
+    summary: str
     next_action: str
-    lane_height: int
+    lanes: list[str]
+    bars: list[dict] = field(default_factory=list)  # lane, phase, start, end (ms since the epoch, UTC)
+    markers: list[dict] = field(default_factory=list)  # lane, at (ms), shape ("due", "has-key", "lacks-key"), label
+    start: int = 0
+    end: int = 0
+    now: int = 0
+
+    def data(self) -> dict:
+        return {
+            "kind": "timeline",
+            "lanes": self.lanes,
+            "bars": self.bars,
+            "markers": self.markers,
+            "start": self.start,
+            "end": self.end,
+            "now": self.now,
+        }
 
 
-def key_timeline_picture(
-    timeline: list[KeyTimelineEntry],
-    validators: list[ValidatorRow],
-    now: dt.datetime,
-    *,
-    width: int = 900,
-    lane_height: int = 34,
-) -> KeyTimelinePicture:
-    """One lane per key: published (pending), signing, retired (still published), and the purge due; a "now" line;
-    the next policy action; on the pending key's lane, one marker per validator at its last key-set fetch (circle:
-    its set held the key; cross: not yet)."""
-    left, right, top = 150, 20, 24
+def key_timeline_chart(
+    timeline: list[KeyTimelineEntry], validators: list[ValidatorRow], now: dt.datetime
+) -> KeyTimelineChart:
     moments = [now - dt.timedelta(days=7), now + dt.timedelta(days=7)]
     for entry in timeline:
         key = entry.key
         moments += [m for m in (key.created_at, key.activated_at, key.retired_at, key.revoked_at) if m]
         moments += [m for m in (entry.activation_due, entry.purge_due) if m]
     start, end = min(moments), max(moments)
-    span = (end - start).total_seconds() or 1
-
-    def x(moment: dt.datetime) -> float:
-        return round(left + (width - left - right) * (moment - start).total_seconds() / span, 1)
-
-    lanes, next_actions = [], []
-    for index, entry in enumerate(timeline):
+    lanes, bars, markers, next_actions = [], [], [], []
+    for entry in timeline:
         key = entry.key
-        segments = []
+        lane = f"{key.kid[:10]}… {key.state}"
+        lanes.append(lane)
         signing_from = key.activated_at
         published_until = signing_from or key.revoked_at or key.retired_at or entry.activation_due or now
-        segments.append(Segment(x(key.created_at), x(published_until) - x(key.created_at), "published"))
+        bars.append({"lane": lane, "phase": "published", "start": _ms(key.created_at), "end": _ms(published_until)})
         if signing_from:
             signing_until = key.retired_at or key.revoked_at or end  # still signing: on past the picture's edge
-            segments.append(Segment(x(signing_from), x(signing_until) - x(signing_from), "signing"))
+            phase = "revoked" if key.revoked_at else "signing"
+            bars.append({"lane": lane, "phase": phase, "start": _ms(signing_from), "end": _ms(signing_until)})
         if key.retired_at and not key.revoked_at:
             until = entry.purge_due or now
-            segments.append(Segment(x(key.retired_at), x(until) - x(key.retired_at), "retired"))
-        markers = []
+            bars.append({"lane": lane, "phase": "retired", "start": _ms(key.retired_at), "end": _ms(until)})
         if entry.activation_due:
-            markers.append(
-                Marker(x(entry.activation_due), f"activation due {entry.activation_due:%Y-%m-%d %H:%M}", "diamond")
-            )
+            label = f"activation due {entry.activation_due:%Y-%m-%d %H:%M} UTC"
+            markers.append({"lane": lane, "at": _ms(entry.activation_due), "shape": "due", "label": label})
             next_actions.append((entry.activation_due, f"activate {key.kid[:12]}…"))
             for row in validators:
                 fetched = row.validator.last_jwks_at or row.validator.last_seen_at
                 has = key.kid in row.validator.kids
                 markers.append(
-                    Marker(x(fetched), f"{row.validator}: {'has' if has else 'lacks'} it", "circle" if has else "cross")
+                    {
+                        "lane": lane,
+                        "at": _ms(fetched),
+                        "shape": "has-key" if has else "lacks-key",
+                        "label": f"{row.validator}: {'has' if has else 'lacks'} it ({fetched:%Y-%m-%d %H:%M} UTC)",
+                    }
                 )
         if entry.purge_due:
-            markers.append(Marker(x(entry.purge_due), f"purge due {entry.purge_due:%Y-%m-%d %H:%M}", "diamond"))
+            label = f"purge due {entry.purge_due:%Y-%m-%d %H:%M} UTC"
+            markers.append({"lane": lane, "at": _ms(entry.purge_due), "shape": "due", "label": label})
             next_actions.append((entry.purge_due, f"purge {key.kid[:12]}…"))
-        lanes.append(KeyLane(key.kid, key.state, top + index * lane_height, segments, markers))
-    ticks = []
-    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    step = dt.timedelta(days=max(1, round(span / 86400 / 8)))
-    while day <= end:
-        if day >= start:
-            ticks.append((x(day), f"{day:%m-%d}"))
-        day += step
-    upcoming = sorted(next_actions)
     next_action = "Nothing due"
-    if upcoming:
-        when, what = upcoming[0]
+    if next_actions:
+        when, what = min(next_actions)
         next_action = f"{'Overdue' if when < now else 'Next'}: {what} at {when:%Y-%m-%d %H:%M} UTC"
-    height = top + max(len(lanes), 1) * lane_height + 24
-    description = (
-        f"{len(lanes)} keys from {start:%Y-%m-%d} to {end:%Y-%m-%d}; now is {now:%Y-%m-%d %H:%M} UTC. {next_action}."
-    )
-    return KeyTimelinePicture(
-        "Signing-key timeline", description, width, height, x(now), lanes, ticks, next_action, lane_height
+    key_count = f"{len(lanes)} key{'s' if len(lanes) != 1 else ''}"
+    summary = f"{key_count} from {start:%Y-%m-%d} to {end:%Y-%m-%d}; now is {now:%Y-%m-%d %H:%M} UTC. {next_action}."
+    return KeyTimelineChart(
+        "Signing-key timeline", summary, next_action, lanes, bars, markers, _ms(start), _ms(end), _ms(now)
     )

@@ -13,7 +13,7 @@ from django.utils import timezone
 from audit.reasons import reason_text
 from audit.selectors import audit_context, audit_events_of_type
 from issuer.backoffice import selectors
-from issuer.backoffice.charts import key_timeline_picture
+from issuer.backoffice.charts import key_timeline_chart
 from issuer.conf import issuer_settings
 from issuer.keys.selectors import (
     signing_key_refusal,
@@ -65,7 +65,7 @@ def keys_page(request):
         "admin/issuer/keys.html",
         "Signing keys",
         timeline=timeline,
-        timeline_picture=key_timeline_picture(timeline, validators, now),
+        timeline_chart=key_timeline_chart(timeline, validators, now),
         validators=validators,
         forget_days=issuer_settings.VALIDATOR_FORGET_DAYS,
         events=audit_events_of_type("signingkey"),

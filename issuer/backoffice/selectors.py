@@ -6,14 +6,20 @@ from dataclasses import dataclass
 
 from issuer.backoffice import charts
 from issuer.fleet.selectors import (
-    STALE_AFTER,
+    LIVE_COUNT_MAX_INSTANCES,
     credits_nearly_out,
     fleet_daily_series,
     fleet_hourly_series,
     fleet_seats_latest,
+    fleet_small_enough_to_count_live,
     fleet_snapshot,
     fleet_summary,
+    fleet_syncs_per_hour_live,
+    fleet_tokens_per_day_live,
     fleet_versions_latest,
+    fleet_versions_live,
+    seat_utilisation,
+    stale_instances,
 )
 from issuer.keys import encryption
 from issuer.keys.selectors import signing_key_timeline, validator_rows, validators_blocking
@@ -21,6 +27,7 @@ from issuer.models import Validator
 from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
 from subscriptions.models import Instance
 from subscriptions.selectors import (
+    STALE_AFTER,
     add_on_purchases_expiring,
     add_on_purchases_lapsed,
     instance_entitlements,
@@ -117,22 +124,44 @@ def _gateway_checks(instance, newest, now: dt.datetime) -> list[DiagnosisCheck]:
     ]
 
 
+def dashboard_charts(now: dt.datetime, snapshot: dict) -> list[charts.Chart]:
+    """The fleet's charts from the rollups; before the first rollup, counted now for a fleet small enough
+    (LIVE_COUNT_MAX_INSTANCES), else empty with a note saying the job will fill them."""
+    if not snapshot and fleet_small_enough_to_count_live():
+        note = "Counted now: the rollup job has not run yet."
+        return [
+            charts.tokens_per_day_chart(fleet_tokens_per_day_live(now, days=30), note),
+            charts.syncs_per_hour_chart(fleet_syncs_per_hour_live(now, hours=48), note),
+            charts.versions_chart(fleet_versions_live(now), note),
+            charts.seats_chart(seat_utilisation(), note),
+            charts.stale_chart([(now.date(), stale_instances(now).count())], note + " Earlier days need the job."),
+        ]
+    note = (
+        ""
+        if snapshot
+        else f"Waiting for the first rollup (every 5 minutes): with more than {LIVE_COUNT_MAX_INSTANCES} instances the "
+        "dashboard does not count on every view."
+    )
+    return [
+        charts.tokens_per_day_chart(fleet_daily_series("tokens_issued", now, days=30), note),
+        charts.syncs_per_hour_chart(fleet_hourly_series("instances_synced", now, hours=48), note),
+        charts.versions_chart(fleet_versions_latest(snapshot), note),
+        charts.seats_chart(fleet_seats_latest(snapshot), note),
+        charts.stale_chart(fleet_daily_series("stale_instances", now, days=30), note),
+    ]
+
+
 def dashboard(now: dt.datetime) -> dict:
     """Everything the dashboard shows, each list bounded, the counts and charts from the rollups."""
     timeline, snapshot = signing_key_timeline(), fleet_snapshot()
     return {
         "summary": fleet_summary(now, snapshot),
+        "tokens_since": now - dt.timedelta(hours=24),  # the tokens card's list: issued since then
         "validators_blocking": validators_blocking(now),
         "no_confirmed_validator": not Validator.objects.filter(confirmed=True).exists(),
         "credits_nearly_out": credits_nearly_out(),
-        "charts": [
-            charts.tokens_per_day_chart(fleet_daily_series("tokens_issued", now, days=30)),
-            charts.syncs_per_hour_chart(fleet_hourly_series("instances_synced", now, hours=48)),
-            charts.versions_chart(fleet_versions_latest(snapshot)),
-            charts.seats_chart(fleet_seats_latest(snapshot)),
-            charts.stale_chart(fleet_daily_series("stale_instances", now, days=30)),
-        ],
-        "timeline_picture": charts.key_timeline_picture(timeline, validator_rows(now), now, width=640),
+        "charts": dashboard_charts(now, snapshot),
+        "timeline_chart": charts.key_timeline_chart(timeline, validator_rows(now), now),
         "timeline": timeline,
         "expiring_subscriptions": subscriptions_expiring(30, now.date())[:20],
         "expiring_add_ons": add_on_purchases_expiring(30, now.date())[:20],
@@ -156,7 +185,7 @@ def instance_overview(instance: Instance, now: dt.datetime) -> dict:
         **_scope_comparison(granted, newest_scopes if tokens else None),
         "tokens": tokens,
         "reports": reports[::-1],
-        "chart": _seat_chart(reports),
+        "chart": charts.seat_reports_chart(reports),
     }
 
 
@@ -181,33 +210,6 @@ def _scope_comparison(granted: set[str], in_token: set[str] | None) -> dict:
         "scope_differences": [row for row in rows if not row["match"]],
         "scope_groups": sorted(groups.items()),
         "has_token": in_token is not None,
-    }
-
-
-def _seat_chart(reports, width=640, height=160, pad=24):
-    """Assigned vs purchased seats over time as two SVG polylines; None without at least one report."""
-    if not reports:
-        return None
-    assigned = [sum(m.get("assigned_seats", 0) for m in r.add_on_metrics) for r in reports]
-    purchased = [sum(m.get("purchased_seats", 0) for m in r.add_on_metrics) for r in reports]
-    top = max(assigned + purchased + [1])
-    step = (width - 2 * pad) / max(len(reports) - 1, 1)
-
-    def points(values):
-        return " ".join(
-            f"{pad + i * step:.1f},{height - pad - (v / top) * (height - 2 * pad):.1f}" for i, v in enumerate(values)
-        )
-
-    return {
-        "width": width,
-        "height": height,
-        "assigned": points(assigned),
-        "purchased": points(purchased),
-        "top": top,
-        "first": reports[0].reported_at,
-        "last": reports[-1].reported_at,
-        "latest_assigned": assigned[-1],
-        "latest_purchased": purchased[-1],
     }
 
 

@@ -5,17 +5,21 @@ from collections import Counter
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count
+from django.db.models.functions import TruncDate, TruncHour
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY
 
 from config.signed_cache import signed_cache_get
 from issuer.models import FleetCount, IssuedToken
 from subscriptions.models import Customer, Instance, Subscription
-from subscriptions.selectors import instances_cloned_count, seat_reports_latest, seat_reports_latest_with_overage
+from subscriptions.selectors import (
+    instances_cloned_count,
+    instances_in_state,
+    seat_reports_latest,
+    seat_reports_latest_with_overage,
+)
 
-# GitLab treats its Cloud Connector access data as stale after 3 days (its Duo health check says so too).
-STALE_AFTER = dt.timedelta(days=3)
 # An instance counts as active for the version chart when it synced within this window.
 ACTIVE_WITHIN = dt.timedelta(days=7)
 VERSION_METRIC = "instances_by_version:"
@@ -31,10 +35,7 @@ def hour_start(at: dt.datetime) -> dt.datetime:
 
 def stale_instances(at: dt.datetime):
     """Bound instances whose access data GitLab considers stale: no sync for 3 days (or never, activated earlier)."""
-    cutoff = at - STALE_AFTER
-    return Instance.objects.filter(subscription__isnull=False).filter(
-        Q(last_sync_at__lt=cutoff) | Q(last_sync_at__isnull=True, activated_at__lt=cutoff)
-    )
+    return instances_in_state(Instance.objects.all(), "stale", at)
 
 
 def fleet_gauges(at: dt.datetime) -> dict[str, int]:
@@ -44,7 +45,7 @@ def fleet_gauges(at: dt.datetime) -> dict[str, int]:
     return {
         "customers": Customer.objects.count(),
         "active_subscriptions": Subscription.objects.active_on(at.date()).count(),
-        "instances_synced_24h": bound.filter(last_sync_at__gte=at - dt.timedelta(hours=24)).count(),
+        "instances_synced_24h": instances_in_state(bound, "synced_24h", at).count(),
         "stale_instances": stale_instances(at).count(),
         "tokens_issued_24h": IssuedToken.objects.filter(issued_at__gte=at - dt.timedelta(hours=24)).count(),
         "cloned_instances": instances_cloned_count(at),
@@ -245,3 +246,47 @@ def fleet_hourly_series(metric: str, at: dt.datetime, hours: int = 48) -> list[t
         row.period_start: row.value for row in FleetCount.objects.filter(metric=metric, period_start__gte=start)
     }
     return [(hour, recorded.get(hour, 0)) for hour in (start + dt.timedelta(hours=n) for n in range(hours))]
+
+
+# Until the rollup job has run once (a fresh install, `make run` before beat's first tick), a fleet of at most this
+# many instances is counted on each dashboard view: a few grouped counts over a thousand instances and their recent
+# token records take milliseconds. A larger fleet waits for the job (every 5 minutes): counting it on every page
+# view is the work the rollups exist to avoid.
+LIVE_COUNT_MAX_INSTANCES = 1000
+
+
+def fleet_small_enough_to_count_live() -> bool:
+    """One bounded count (it stops after LIVE_COUNT_MAX_INSTANCES + 1 rows), whatever the fleet's size."""
+    return Instance.objects.order_by()[: LIVE_COUNT_MAX_INSTANCES + 1].count() <= LIVE_COUNT_MAX_INSTANCES
+
+
+def fleet_tokens_per_day_live(at: dt.datetime, days: int = 30) -> list[tuple[dt.date, int]]:
+    """What the rollups' `tokens_issued` would say, counted now from the token records."""
+    end = at.astimezone(dt.UTC).date()
+    start = end - dt.timedelta(days=days - 1)
+    counted = dict(
+        IssuedToken.objects.filter(issued_at__gte=day_start(at) - dt.timedelta(days=days - 1))
+        .annotate(day=TruncDate("issued_at", tzinfo=dt.UTC))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    )
+    return [(day, counted.get(day, 0)) for day in (start + dt.timedelta(days=n) for n in range(days))]
+
+
+def fleet_syncs_per_hour_live(at: dt.datetime, hours: int = 48) -> list[tuple[dt.datetime, int]]:
+    """Bound instances by the hour of their last sync (what each hour's rollup row records when the job runs)."""
+    end = hour_start(at)
+    start = end - dt.timedelta(hours=hours - 1)
+    counted = dict(
+        Instance.objects.filter(subscription__isnull=False, last_sync_at__gte=start)
+        .annotate(hour=TruncHour("last_sync_at", tzinfo=dt.UTC))
+        .values("hour")
+        .annotate(n=Count("pk"))
+        .values_list("hour", "n")
+    )
+    return [(hour, counted.get(hour, 0)) for hour in (start + dt.timedelta(hours=n) for n in range(hours))]
+
+
+def fleet_versions_live(at: dt.datetime) -> dict[str, int]:
+    return {metric.removeprefix(VERSION_METRIC): count for metric, count in fleet_versions(at).items()}
