@@ -29,7 +29,6 @@ from issuer.keys.services import (
     signing_key_create,
 )
 from issuer.models import SigningKey
-from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
 from subscriptions.models import Instance
 
 
@@ -153,13 +152,10 @@ class InspectTokenForm(forms.Form):
 @permission_required("issuer.view_issuedtoken", raise_exception=True)
 def inspect_token(request):
     form = InspectTokenForm(request.POST or None)
-    claims = error = None
+    inspection = None
     if request.method == "POST" and form.is_valid():
-        try:
-            claims = verify_service_access_token(
-                form.cleaned_data["token"].strip(), audience=form.cleaned_data["audience"] or None
-            )
-        except TokenInvalid as invalid:
-            error = str(invalid)
+        inspection = selectors.token_inspect(
+            form.cleaned_data["token"].strip(), form.cleaned_data["audience"] or None, timezone.now()
+        )
         form = InspectTokenForm(initial={"audience": form.cleaned_data["audience"]})  # never echo the token
-    return _page(request, "admin/issuer/inspect_token.html", "Inspect a token", form=form, claims=claims, error=error)
+    return _page(request, "admin/issuer/inspect_token.html", "Inspect a token", form=form, inspection=inspection)

@@ -2,8 +2,13 @@
 here so the pages only render."""
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
+import jwt
+
+from audit.models import AuditEvent
+from audit.selectors import audit_events_filtered
 from issuer.backoffice import charts
 from issuer.fleet.selectors import (
     LIVE_COUNT_MAX_INSTANCES,
@@ -23,7 +28,7 @@ from issuer.fleet.selectors import (
 )
 from issuer.keys import encryption
 from issuer.keys.selectors import signing_key_timeline, validator_rows, validators_blocking
-from issuer.models import Validator
+from issuer.models import SigningKey, Validator
 from issuer.tokens.selectors import TokenInvalid, verify_service_access_token
 from subscriptions.models import Instance
 from subscriptions.selectors import (
@@ -234,3 +239,81 @@ def catalog_overview(now: dt.datetime) -> dict:
         "backend_services": catalog.backend_services,
         "digest": catalog.digest,
     }
+
+
+TOKEN_TIME_CLAIMS = ("iat", "nbf", "exp")
+
+
+def duration_words(delta: dt.timedelta) -> str:
+    """`in 2 d 23 h`, `5 h 10 min ago`, `in 12 min`: days and hours, or hours and minutes, or minutes."""
+    seconds = abs(int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        words = f"{days} d {hours} h"
+    elif hours:
+        words = f"{hours} h {minutes} min"
+    else:
+        words = f"{minutes} min"
+    return f"in {words}" if delta.total_seconds() >= 0 else f"{words} ago"
+
+
+@dataclass(frozen=True)
+class TokenInspection:
+    """What the inspect page shows of a pasted token: its JOSE header, its claims (verified, or else as they read,
+    marked unverified), the time claims in UTC and relative to now, the instance its `sub` names, and the key its
+    `kid` names, with who revoked it, when and why."""
+
+    header: dict | None
+    claims: dict | None
+    verified: bool
+    error: str
+    times: dict[str, tuple[dt.datetime, str]]
+    instance: Instance | None
+    key: SigningKey | None  # the key the header names, when this issuer knows it
+    revocation: AuditEvent | None  # its `signingkey.revoke` event
+
+    @property
+    def claim_rows(self) -> list[tuple[str, object, tuple[dt.datetime, str] | None]]:
+        """(name, value, (moment, "in 2 d 23 h") for a time claim)."""
+        return [(name, value, self.times.get(name)) for name, value in (self.claims or {}).items()]
+
+
+def token_inspect(token: str, audience: str | None, now: dt.datetime) -> TokenInspection:
+    error, verified = "", True
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as invalid:
+        return TokenInspection(None, None, False, f"Not a JWT: {invalid}", {}, None, None, None)
+    try:
+        claims = verify_service_access_token(token, audience=audience)
+    except TokenInvalid as invalid:
+        error, verified = str(invalid), False
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            claims = None
+    times = {}
+    for name in TOKEN_TIME_CLAIMS:
+        value = (claims or {}).get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            moment = dt.datetime.fromtimestamp(value, dt.UTC)
+            times[name] = (moment, duration_words(moment - now))
+    sub = (claims or {}).get("sub")
+    instance = Instance.objects.filter(instance_identifier=sub).first() if _is_uuid(sub) else None
+    key = SigningKey.objects.filter(kid=str(header.get("kid", ""))[:64]).first()
+    revocation = None
+    if key is not None and key.state == SigningKey.State.REVOKED:
+        revocation = audit_events_filtered(
+            action="signingkey.revoke", object_type="signingkey", object_id=str(key.pk)
+        ).first()
+    return TokenInspection(header, claims, verified, error, times, instance, key, revocation)
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

@@ -84,7 +84,7 @@ def test_inspect_token_shows_claims_not_the_token(staff_client, world):
     instance, _, token, _ = world
     response = staff_client.post("/admin/inspect-token/", {"token": token, "audience": "gitlab-ai-gateway"})
     body = response.content.decode()
-    assert "Valid. Claims" in body and str(instance.instance_identifier) in body
+    assert "Valid:" in body and str(instance.instance_identifier) in body
     assert token not in body
     header, payload, signature = token.split(".")
     tampered = ".".join([header, payload, signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]])
