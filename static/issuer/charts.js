@@ -79,7 +79,7 @@
         plugins: {
           legend: {
             display: datasets.length > 1,
-            labels: { color: colours.text, font: { size: fontSize() }, usePointStyle: data.kind === "line" },
+            labels: { color: colours.text, font: { size: fontSize() }, usePointStyle: data.kind === "line", boxHeight: 10 },
           },
           tooltip: { titleFont: { size: fontSize() }, bodyFont: { size: fontSize() } },
         },
@@ -164,7 +164,7 @@
         maintainAspectRatio: false,
         animation: false,
         plugins: {
-          legend: { labels: { color: colours.text, font: { size: fontSize() }, usePointStyle: true } },
+          legend: { labels: { color: colours.text, font: { size: fontSize() }, usePointStyle: true, boxHeight: 10 } },
           tooltip: {
             titleFont: { size: fontSize() },
             bodyFont: { size: fontSize() },
