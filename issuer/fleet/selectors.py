@@ -249,9 +249,9 @@ def fleet_hourly_series(metric: str, at: dt.datetime, hours: int = 48) -> list[t
 
 
 # Until the rollup job has run once (a fresh install, `make run` before beat's first tick), a fleet of at most this
-# many instances is counted on each dashboard view: a few grouped counts over a thousand instances and their recent
-# token records take milliseconds. A larger fleet waits for the job (every 5 minutes): counting it on every page
-# view is the work the rollups exist to avoid.
+# many instances is counted on each dashboard view: five grouped counts over a thousand instances and their last 30
+# days of token records. A larger fleet waits for the job (every 5 minutes): counting it on every page view is the
+# work the rollups exist to avoid.
 LIVE_COUNT_MAX_INSTANCES = 1000
 
 
