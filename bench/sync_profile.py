@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Where a token sync's time goes: the stages of `POST /graphql` timed in-process (Django's test client, the same
-database and Redis as the HTTP benchmark), for a warm sync (stored token) or a cold one (signs and records).
+database and Redis as the HTTP benchmark), for a warm sync (stored token), a cold one (signs and records) or a
+fleet sync (a stored token, the sync state not cached: each key synced once, as an hourly instance does).
 
-    .venv/bin/python -m bench.sync_profile KEYS_JSON --mode warm|cold [--requests 2000] [--verify-cost]
+    .venv/bin/python -m bench.sync_profile KEYS_JSON --mode warm|cold|fleet [--requests 2000] [--verify-cost]
 
 `bench/http_bench.py` runs it for each sync target it finds not met, with its own environment (for cold: a refresh
 threshold no stored token meets). Each stage is timed by wrapping the function that does it; nested stages are
@@ -29,10 +30,13 @@ SYNC = (
 )
 
 
+FLEET_WARM_UP = 50
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("keys")
-    parser.add_argument("--mode", choices=["warm", "cold"], required=True)
+    parser.add_argument("--mode", choices=["warm", "cold", "fleet"], required=True)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--verify-cost", action="store_true", help="verified vs unverified cached-state reads")
     args = parser.parse_args()
@@ -43,6 +47,7 @@ def main():
 
     import config.limits
     import issuer.api.graphql
+    import issuer.sync_state.store
     import issuer.tokens.services
 
     spent = defaultdict(float)
@@ -63,7 +68,11 @@ def main():
     stages = [
         (config.limits, "rate_limit_address", "per-address rate limit (Redis round trip 1)", 1),
         (issuer.api.graphql, "sync_state_counted", "per-key count + cached state (Redis round trip 2)", 1),
+        (issuer.sync_state.store, "instance_by_license_key", "instance + purchases read (PostgreSQL)", 2),
+        (issuer.sync_state.store, "_newest_token", "newest token read (PostgreSQL)", 2),
+        (issuer.sync_state.store, "_store", "state stored (Redis)", 2),
         (issuer.api.graphql, "service_access_token_sync", "sync service", 1),
+        (issuer.tokens.services, "instance_sync_record", "sync bookkeeping written (PostgreSQL)", 2),
         (issuer.tokens.services, "_stored_token", "decrypt the stored token (Fernet)", 2),
         (issuer.tokens.services, "instance_entitlements", "entitlements and fingerprint", 2),
         (issuer.tokens.services, "service_access_token_sign", "sign (RS256) and encrypt", 2),
@@ -78,15 +87,21 @@ def main():
     bodies = [json.dumps({"query": SYNC, "variables": {"licenseKey": k, "gitlabVersion": "17.11.0"}}) for k in keys]
     client = Client()
 
-    def run(count):
-        for index in range(count):
+    def run(count, first=0):
+        for index in range(first, first + count):
             response = client.post("/graphql", bodies[index % len(bodies)], content_type="application/json")
             assert response.status_code == 200 and b'"errors"' not in response.content, response.content[:200]
 
-    run(len(bodies) * 2)  # every instance holds a stored token, every document is parsed and cached
+    if args.mode == "fleet":  # each key synced once, its state never cached before; a few to warm the process up
+        warm_up = FLEET_WARM_UP
+        run(warm_up)
+        args.requests = min(args.requests, len(bodies) - warm_up)
+    else:
+        warm_up = 0
+        run(len(bodies) * 2)  # every instance holds a stored token, every document is parsed and cached
     spent.clear()
     start = time.perf_counter()
-    run(args.requests)
+    run(args.requests, warm_up)
     total = (time.perf_counter() - start) / args.requests * 1000
     bare_start = time.perf_counter()
     for _ in range(args.requests):
