@@ -75,23 +75,27 @@ INSTALLED_APPS = [
     "credits",
 ]
 
+# The machine doors (config/machine_doors.py: MACHINE_PATHS) pass by the `PagesOnly…` entries: no session, CSRF,
+# authentication, messages, X-Frame-Options, login lockout or content security policy; pages run them all.
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "config.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.machine_doors.PagesOnlySessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.machine_doors.PagesOnlyCsrfViewMiddleware",
+    "config.machine_doors.PagesOnlyAuthenticationMiddleware",
     "audit.context.AuditRequestMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.csp.PagesOnlyCSPMiddleware",
-    "axes.middleware.AxesMiddleware",
+    "config.machine_doors.PagesOnlyMessageMiddleware",
+    "config.machine_doors.PagesOnlyXFrameOptionsMiddleware",
+    "config.machine_doors.PagesOnlyCSPMiddleware",
+    "config.machine_doors.PagesOnlyAxesMiddleware",
     "config.unavailable.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+# django-axes looks for its middleware by name; PagesOnlyAxesMiddleware is that class, run for pages only.
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
