@@ -36,7 +36,7 @@ from credits.readback import MAX_USER_IDS, ReadbackError, UsageReadback, flow_ti
 from issuer.api.graphql_limits import MAX_BODY_BYTES, document_prepared
 from issuer.api.http import header, instance_headers
 from issuer.keys.services import SigningKeyRefused
-from issuer.sync_state.store import sync_state_counted
+from issuer.sync_state.store import sync_state_counted, sync_state_settle
 from issuer.tokens.services import InstanceIdMismatch, service_access_token_sync
 from subscriptions.selectors import subscriptions_future
 from subscriptions.services import ActivationError, instance_activate
@@ -362,6 +362,7 @@ class Query:
         _raise_if_limited(counting and counting.refusal(count))
         if state is None:
             raise GraphQLError(INVALID_LICENSE_KEY)
+        sync_state_settle(state)
         return {"gitlabCreditsUsage": functools.partial(_credits_usage, state.instance.subscription)}
 
 

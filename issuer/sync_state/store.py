@@ -72,6 +72,7 @@ class SyncState:
     instance: Instance  # subscription attached, add-on purchases prefetched
     newest: NewestToken | None
     generation: int | None  # None: not to be cached (no shared cache, a writer is at work, or Redis is away)
+    cached: bool = False  # read from the shared cache as it is: storing it again would write the same
 
 
 def sync_state_cache_keys(digest: str) -> SyncStateCacheKeys:
@@ -126,7 +127,7 @@ def sync_state_from_plain(plain, generation: int) -> SyncState | None:
             tuple(scopes),
             tuple(audiences),
         )
-    return SyncState(instance=instance, newest=newest, generation=generation)
+    return SyncState(instance=instance, newest=newest, generation=generation, cached=True)
 
 
 def sync_state_enabled() -> bool:
@@ -147,7 +148,8 @@ def _newest_token(instance: Instance) -> NewestToken | None:
 
 
 def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
-    """The sync inputs of the instance holding `license_key`; None for an unknown or wrong key (same answer)."""
+    """The sync inputs of the instance holding `license_key`; None for an unknown or wrong key (same answer). A
+    state read from the database is not stored here: the request stores it once, at its end (`sync_state_settle`)."""
     return _state(license_key, None)[0]
 
 
@@ -196,9 +198,7 @@ def _state(license_key: str | None, counting: RateCount | None) -> tuple[SyncSta
     instance = instance_by_license_key(license_key, with_purchases=True)
     if instance is None:
         return None, count
-    state = SyncState(instance=instance, newest=_newest_token(instance), generation=generation)
-    _store(state)
-    return state, count
+    return SyncState(instance=instance, newest=_newest_token(instance), generation=generation), count
 
 
 def _count_alone(counting: RateCount | None) -> int | None:
@@ -232,23 +232,24 @@ def _store(state: SyncState) -> None:
         )
 
 
-def sync_state_touch(state: SyncState) -> None:
-    """Re-stores a state whose instance changed in a way that is not an entitlement input (last sync time)."""
+def sync_state_settle(state: SyncState, *, changed: bool = False, minted: IssuedToken | None = None) -> None:
+    """The one cache write of a request that read a state: stores it when the cache did not hold it (read from the
+    database), when the request `changed` it in a way that is not an entitlement input (the last sync, the last
+    error), or with the token it `minted` as the newest; nothing when the cache already holds it as it is. Stored
+    with the generation it was read under, so a write to an input since then still wins."""
+    if minted is not None:
+        newest = NewestToken(
+            kid=minted.kid,
+            fingerprint=minted.fingerprint,
+            expires_at=minted.expires_at,
+            ciphertext=bytes(minted.token_encrypted),
+            scopes=tuple(minted.scopes),
+            audiences=tuple(minted.audiences),
+        )
+        state = SyncState(instance=state.instance, newest=newest, generation=state.generation)
+    elif state.cached and not changed:
+        return
     _store(state)
-
-
-def sync_state_replace_token(state: SyncState, record: IssuedToken) -> None:
-    """After a sync minted: the same inputs with the new newest token (same generation, so a concurrent write to
-    an input still wins)."""
-    newest = NewestToken(
-        kid=record.kid,
-        fingerprint=record.fingerprint,
-        expires_at=record.expires_at,
-        ciphertext=bytes(record.token_encrypted),
-        scopes=tuple(record.scopes),
-        audiences=tuple(record.audiences),
-    )
-    _store(SyncState(instance=state.instance, newest=newest, generation=state.generation))
 
 
 def sync_state_forget(digests: Iterable[str | None]) -> None:

@@ -21,13 +21,19 @@ from issuer.keys.selectors import keyset, keyset_invalidate
 from issuer.keys.services import SigningKeyRefused
 from issuer.keys.signers import Signer, signer_for, signer_loaded
 from issuer.models import IssuedToken, SigningKey
-from issuer.sync_state.store import SyncState, sync_state_replace_token, sync_state_touch
+from issuer.sync_state.store import SyncState, sync_state_settle
 from issuer.tokens.jws import jws_compact
 from issuer.tokens.selectors import token_is_fresh
 from subscriptions.instance_ids import instance_id_matches
 from subscriptions.models import Instance
 from subscriptions.selectors import Entitlements, instance_entitlements
-from subscriptions.services import SyncRecord, instance_error_record, instance_foreign_id_record, instance_sync_record
+from subscriptions.services import (
+    SyncObservation,
+    SyncRecord,
+    instance_foreign_id_record,
+    instance_sync_observed,
+    sync_observation_start,
+)
 
 
 class InstanceIdMismatch(Exception):
@@ -163,11 +169,6 @@ def _token_record_insert(minted: MintedToken) -> None:
         cursor.execute(insert, values)
 
 
-def _refusal_note(state: SyncState, message: str, at: dt.datetime) -> None:
-    if instance_error_record(state.instance, message, at=at):
-        sync_state_touch(state)
-
-
 @not_audited("every minted token is its own record (IssuedToken); the rest is an instance's bookkeeping")
 def service_access_token_sync(
     state: SyncState,
@@ -183,28 +184,30 @@ def service_access_token_sync(
     `claimed_instance_id` (X-Gitlab-Instance-Id), when sent, must be the bound instance: the AI gateway requires
     `sub` to equal it, so a token for another id would be refused there anyway (InstanceIdMismatch, and the
     foreign id is noted as a sign of a clone).
+    What the sync saw (the instance's version, host name and headers, a refusal) is gathered as it goes and written
+    once at the end, in one statement and only when something changed or is due (`instance_sync_observed`); the
+    cached state likewise once, when the cache did not hold it as it now is (`sync_state_settle`).
     Warm path: the sync state (cached, or three reads), no signing, and at most one write a minute.
     """
     at = at or timezone.now()
     instance = state.instance
-    if claimed_instance_id and not instance_id_matches(claimed_instance_id, instance.instance_identifier):
-        instance_foreign_id_record(instance, claimed_instance_id, at=at)
-        _refusal_note(state, INSTANCE_ID_MISMATCH, at)
-        metrics.syncs.labels(result="instance_mismatch").inc()
-        raise InstanceIdMismatch(INSTANCE_ID_MISMATCH)
-    recorded = instance_sync_record(
+    observation = sync_observation_start(
         instance,
         gitlab_version=gitlab_version,
         hostname=hostname,
         deployment_type=deployment_type,
         seen_instance_id=claimed_instance_id,
-        at=at,
     )
-    if recorded is SyncRecord.TOUCHED:
-        sync_state_touch(state)
+    if claimed_instance_id and not instance_id_matches(claimed_instance_id, instance.instance_identifier):
+        instance_foreign_id_record(instance, claimed_instance_id, at=at)
+        observation.refused(INSTANCE_ID_MISMATCH)
+        _observed(state, observation, at, synced=False)
+        metrics.syncs.labels(result="instance_mismatch").inc()
+        raise InstanceIdMismatch(INSTANCE_ID_MISMATCH)
     entitlements = instance_entitlements(instance, at)
     if not entitlements.access:
-        _refusal_note(state, NO_ACCESS, at)
+        observation.refused(NO_ACCESS)
+        _observed(state, observation, at)
         metrics.syncs.labels(result="no_access").inc()
         return SyncResult(token=None, expires_at=None)
     newest = state.newest
@@ -218,13 +221,14 @@ def service_access_token_sync(
     )
     stored = _stored_token(newest) if fresh else None  # decrypted only when it would be handed out
     if stored is not None:
+        _observed(state, observation, at)
         metrics.syncs.labels(result="stored").inc()
         return SyncResult(
             token=stored, expires_at=newest.expires_at, scopes=newest.scopes, audiences=newest.audiences, kid=newest.kid
         )
     minted = service_access_token_sign(instance, entitlements, at=at, reason="sync", signer=signer_active())
     _token_record_insert(minted)
-    sync_state_replace_token(state, minted.record)  # the next sync finds this token without a query
+    _observed(state, observation, at, minted=minted.record)  # the next sync finds this token without a query
     metrics.syncs.labels(result="minted").inc()
     record = minted.record
     return SyncResult(
@@ -234,3 +238,13 @@ def service_access_token_sync(
         audiences=tuple(record.audiences),
         kid=record.kid,
     )
+
+
+def _observed(
+    state: SyncState, observation: SyncObservation, at: dt.datetime, *, synced: bool = True, minted=None
+) -> None:
+    """The end of a sync: what it saw recorded (one statement, when due), then the cached state settled (one
+    write, when the cache does not hold it as it now is)."""
+    recorded = instance_sync_observed(state.instance, observation, at=at, synced=synced)
+    if recorded is not SyncRecord.CHANGED:  # a change started a new generation: nothing of this state is served
+        sync_state_settle(state, changed=recorded is SyncRecord.TOUCHED, minted=minted)

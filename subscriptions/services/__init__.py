@@ -22,10 +22,12 @@ from subscriptions.services.activation import (
 from subscriptions.services.instance_reports import (
     SIGHTINGS_PER_INSTANCE,
     SYNC_RECORD_INTERVAL,
+    SyncObservation,
     SyncRecord,
     instance_error_record,
     instance_foreign_id_record,
-    instance_sync_record,
+    instance_sync_observed,
+    sync_observation_start,
 )
 from subscriptions.services.lifecycle import (
     AUDITED_MODELS,
@@ -54,6 +56,7 @@ __all__ = [
     "AddOnMetric",
     "SIGHTINGS_PER_INSTANCE",
     "SYNC_RECORD_INTERVAL",
+    "SyncObservation",
     "SyncRecord",
     "add_on_purchase_cancel",
     "add_on_purchase_create",
@@ -68,7 +71,7 @@ __all__ = [
     "instance_release",
     "instance_release_clear",
     "instance_set_suspended",
-    "instance_sync_record",
+    "instance_sync_observed",
     "object_delete_from_form",
     "object_save_from_form",
     "seat_report_record",
@@ -77,4 +80,5 @@ __all__ = [
     "subscription_regenerate_activation_code",
     "subscription_set_suspended",
     "subscription_update",
+    "sync_observation_start",
 ]

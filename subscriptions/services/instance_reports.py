@@ -3,8 +3,9 @@
 import datetime as dt
 import enum
 import logging
+from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from audit.services import not_audited
 from config.unavailable import TRANSIENT_FAILURES
@@ -26,49 +27,105 @@ class SyncRecord(enum.Enum):
     CHANGED = "changed"  # version or host name changed: saved, listeners notified
 
 
-@not_audited("what an instance reports about itself: kept on the instance row, no one's decision")
-def instance_sync_record(
+@dataclass
+class SyncObservation:
+    """What one sync saw, gathered while it runs and recorded once at its end (`instance_sync_observed`).
+
+    Made by `sync_observation_start`, which also shows the instance's reported version and host name to the rest of
+    the sync (the version is an entitlement input), and remembers what they were."""
+
+    recorded_version: str  # as the instance row has them
+    recorded_hostname: str
+    deployment_type: str
+    seen_instance_id: str
+    refusal: str = ""  # the refusal the sync answered with, if any (kept as the instance's last error)
+
+    def refused(self, message: str) -> None:
+        self.refusal = field_clip(Instance, "last_error", message)
+
+
+def sync_observation_start(
     instance: Instance,
     *,
     gitlab_version: str,
     hostname: str = "",
     deployment_type: str = "",
     seen_instance_id: str = "",
-    at: dt.datetime,
-) -> SyncRecord:
-    """Notes what a sync told us. A version change is written at once (it changes scopes); otherwise the row is
-    touched at most once per SYNC_RECORD_INTERVAL, with a bare update (no entitlement input changes).
-
-    Bookkeeping never fails a sync: with the database unreachable a warm sync is still served from the cache.
-    """
-    gitlab_version = field_clip(Instance, "gitlab_version", gitlab_version or instance.gitlab_version)
-    hostname = field_clip(Instance, "hostname", hostname or instance.hostname)
-    changed = gitlab_version != instance.gitlab_version or hostname != instance.hostname
-    due = instance.last_sync_at is None or at - instance.last_sync_at >= SYNC_RECORD_INTERVAL
-    if not (changed or due):
-        return SyncRecord.NOTHING
-    bookkeeping = {
-        "last_sync_at": at,
-        "deployment_type": field_clip(Instance, "deployment_type", deployment_type or instance.deployment_type),
-        "last_seen_instance_id": field_clip(
+) -> SyncObservation:
+    observation = SyncObservation(
+        recorded_version=instance.gitlab_version,
+        recorded_hostname=instance.hostname,
+        deployment_type=field_clip(Instance, "deployment_type", deployment_type or instance.deployment_type),
+        seen_instance_id=field_clip(
             Instance, "last_seen_instance_id", seen_instance_id or instance.last_seen_instance_id
         ),
-    }
+    )
+    instance.gitlab_version = field_clip(Instance, "gitlab_version", gitlab_version or instance.gitlab_version)
+    instance.hostname = field_clip(Instance, "hostname", hostname or instance.hostname)
+    return observation
+
+
+@not_audited("what an instance reports about itself: kept on the instance row, no one's decision")
+def instance_sync_observed(
+    instance: Instance, observation: SyncObservation, *, at: dt.datetime, synced: bool = True
+) -> SyncRecord:
+    """Records what a sync saw, in one statement, only when something changed or is due: a version or host-name
+    change at once (it changes scopes: saved, listeners notified); otherwise the last sync (`synced`: the sync was
+    the bound instance's) at most once per SYNC_RECORD_INTERVAL, and a refusal when its message changed or is due.
+
+    The bare update commits without waiting for the write-ahead log's flush (PostgreSQL's synchronous_commit off,
+    for this statement's own transaction): it is the instance's bookkeeping, and a crash that loses the last
+    moments' only shows an older last sync. Bookkeeping never fails a sync: with the database unreachable a warm
+    sync is still served from the cache."""
+    changed = (
+        instance.gitlab_version != observation.recorded_version or instance.hostname != observation.recorded_hostname
+    )
+    values = {}
+    if synced and (changed or instance.last_sync_at is None or at - instance.last_sync_at >= SYNC_RECORD_INTERVAL):
+        values.update(
+            last_sync_at=at,
+            deployment_type=observation.deployment_type,
+            last_seen_instance_id=observation.seen_instance_id,
+        )
+    if observation.refusal and (
+        observation.refusal != instance.last_error
+        or instance.last_error_at is None
+        or at - instance.last_error_at >= SYNC_RECORD_INTERVAL
+    ):
+        values.update(last_error=observation.refusal, last_error_at=at)
+    if not (changed or values):
+        return SyncRecord.NOTHING
     try:
-        with transaction.atomic():
-            if changed:
-                instance.gitlab_version, instance.hostname = gitlab_version, hostname
-                assign(instance, bookkeeping)
-                instance.save(update_fields=["gitlab_version", "hostname", *bookkeeping])
-                return SyncRecord.CHANGED
-            Instance.objects.filter(pk=instance.pk).update(**bookkeeping)
+        if changed:
+            with transaction.atomic():
+                assign(instance, values)
+                instance.save(update_fields=["gitlab_version", "hostname", *values])
+            return SyncRecord.CHANGED
+        _bookkeeping_update(instance.pk, values)
     except TRANSIENT_FAILURES:
         logger.warning(
             "sync bookkeeping skipped: the database or cache is unavailable", extra={"instance": instance.pk}
         )
         return SyncRecord.NOTHING
-    assign(instance, bookkeeping)
+    assign(instance, values)
     return SyncRecord.TOUCHED
+
+
+def _bookkeeping_update(instance_id: int, values: dict) -> None:
+    """A bare update of bookkeeping columns (no entitlement input: no listener to tell). On PostgreSQL one
+    statement, its own transaction, also turns synchronous_commit off for itself."""
+    if connection.vendor != "postgresql":
+        Instance.objects.filter(pk=instance_id).update(**values)
+        return
+    fields = [Instance._meta.get_field(name) for name in values]
+    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
+    table = connection.ops.quote_name(Instance._meta.db_table)
+    update = (  # the model's own names; the values are parameters
+        "WITH asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)) "  # noqa: S608
+        f"UPDATE {table} SET {assignments} FROM asynchronous WHERE {table}.id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(update, [*values.values(), instance_id])
 
 
 @not_audited("the last refusal an instance was given: diagnosis, no one's decision")
