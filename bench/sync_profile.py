@@ -53,7 +53,9 @@ def main():
     spent = defaultdict(float)
 
     def timed(module, name, label):
-        function = getattr(module, name)
+        owner, _, name = name.rpartition(".")
+        owner = getattr(module, owner) if owner else module
+        function = getattr(owner, name)
 
         def wrapper(*args, **kwargs):
             start = time.perf_counter()
@@ -62,22 +64,23 @@ def main():
             finally:
                 spent[label] += time.perf_counter() - start
 
-        setattr(module, name, wrapper)
+        setattr(owner, name, wrapper)
 
-    # (module, function, label, depth): depth 1 stages add up to the request; depth 2 lie inside the one above.
+    # (module, function, label, depth): depth 1 stages add up to the request; deeper ones lie inside the one above.
     stages = [
-        (config.limits, "rate_limit_address", "per-address rate limit (Redis round trip 1)", 1),
-        (issuer.api.graphql, "sync_state_counted", "per-key count + cached state (Redis round trip 2)", 1),
-        (issuer.sync_state.store, "instance_by_license_key", "instance + purchases read (PostgreSQL)", 2),
-        (issuer.sync_state.store, "_newest_token", "newest token read (PostgreSQL)", 2),
-        (issuer.sync_state.store, "_store", "state stored (Redis)", 2),
-        (issuer.api.graphql, "service_access_token_sync", "sync service", 1),
-        (issuer.tokens.services, "instance_sync_record", "sync bookkeeping written (PostgreSQL)", 2),
-        (issuer.tokens.services, "_stored_token", "decrypt the stored token (Fernet)", 2),
-        (issuer.tokens.services, "instance_entitlements", "entitlements and fingerprint", 2),
-        (issuer.tokens.services, "service_access_token_sign", "sign (RS256) and encrypt", 2),
-        (issuer.tokens.services, "_token_record_insert", "record insert (PostgreSQL round trip)", 2),
-        (issuer.tokens.services, "sync_state_replace_token", "cached state replaced (Redis round trip 3)", 2),
+        (config.limits, "RateCount.count_alone", "a rate-limit count alone (a Redis round trip)", 1),
+        (issuer.api.graphql, "document_cached", "GraphQL: the parsed, validated document (cache)", 1),
+        (issuer.api.graphql, "execute", "GraphQL: execution (graphql-core)", 1),
+        (issuer.api.graphql, "sync_state_counted", "address + key counts + cached state (one Redis round trip)", 2),
+        (issuer.sync_state.store, "instance_by_license_key", "instance + purchases read (PostgreSQL)", 3),
+        (issuer.sync_state.store, "_newest_token", "newest token read (PostgreSQL)", 3),
+        (issuer.api.graphql, "service_access_token_sync", "sync service", 2),
+        (issuer.tokens.services, "instance_sync_observed", "what the sync saw, recorded (PostgreSQL)", 3),
+        (issuer.tokens.services, "_stored_token", "decrypt the stored token (Fernet)", 3),
+        (issuer.tokens.services, "instance_entitlements", "entitlements and fingerprint", 3),
+        (issuer.tokens.services, "service_access_token_sign", "sign (RS256) and encrypt", 3),
+        (issuer.tokens.services, "_token_record_insert", "record insert (PostgreSQL round trip)", 3),
+        (issuer.tokens.services, "sync_state_settle", "cached state stored, once (Redis)", 3),
         (issuer.api.graphql, "_json", "response encoded (orjson, ~22 kB)", 1),
     ]
     for module, name, label, _depth in stages:
@@ -122,10 +125,10 @@ def main():
             continue
         ms = spent[label] / args.requests * 1000
         top += ms if depth == 1 else 0
-        indent = "" if depth == 1 else "  ↳ "
+        indent = "" if depth == 1 else "  " * (depth - 1) + "↳ "
         print(f"| {indent}{label} | {ms:.3f} | {ms / total:.0%} |")
     rest = total - top
-    print(f"| the rest (middleware, test client, GraphQL around the resolver) | {rest:.3f} | {rest / total:.0%} |")
+    print(f"| the rest (middleware, test client, the view around GraphQL) | {rest:.3f} | {rest / total:.0%} |")
     if args.verify_cost and args.mode == "warm":
         verify_cost(run, spent, args.requests)
 
@@ -156,7 +159,7 @@ def verify_cost(run, spent, requests: int) -> None:
         return orjson.loads(blob[HEADER_SIZE:])
 
     modes = {"verified": timed_open("verified", verified_open), "unverified": timed_open("unverified", unverified)}
-    stage = "per-key count + cached state (Redis round trip 2)"
+    stage = "address + key counts + cached state (one Redis round trip)"
     totals = defaultdict(float)
     done = defaultdict(int)
     turn = 200

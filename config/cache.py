@@ -80,6 +80,20 @@ _COUNT = (
     "local count = redis.call('INCRBY', KEYS[1], ARGV[1]) "
     "if count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end return count"
 )
+# Counters counted in order, stopping at the first over its limit, then the other keys read: KEYS are the n counters
+# and then the keys to read; ARGV is n, then each counter's limit and lifetime. Returns {counts} or {counts, values}.
+_COUNT_AND_GET = """
+local n = tonumber(ARGV[1])
+local counts = {}
+for i = 1, n do
+  local count = redis.call('INCR', KEYS[i])
+  if count == 1 then redis.call('EXPIRE', KEYS[i], ARGV[2 * i + 1]) end
+  counts[i] = count
+  if count > tonumber(ARGV[2 * i]) then return {counts} end
+end
+if #KEYS == n then return {counts, {}} end
+return {counts, redis.call('MGET', unpack(KEYS, n + 1))}
+"""
 # django-ratelimit's counters (RATELIMIT_CACHE_PREFIX), as they appear in a made cache key.
 RATE_LIMIT_KEY_MARK = ":rl:"
 
@@ -126,17 +140,25 @@ class ReusingRedisCacheClient(RedisCacheClient):
         _counted.value = (key, count)
         return False
 
-    @_degrade(lambda: (None, {}))
-    def count_and_get_many(self, counter_key, amount, timeout, keys):
-        """A rate-limit counter counted (as `add` counts it) and `keys` read, in one round trip: a pipeline of the
-        counting script (sent as EVAL: a pipeline's EVALSHA would first ask whether the script exists, one more
-        round trip) and an MGET. (None, {}) with Redis away: the limit fails open, the reads miss."""
-        client = self.get_client(counter_key, write=True)
-        pipeline = client.pipeline(transaction=False)
-        pipeline.eval(_COUNT, 1, counter_key, amount, max(int(timeout or 0), 1))
-        pipeline.mget(keys)
-        count, values = pipeline.execute()
-        return count, self._readable(zip(keys, values, strict=True))
+    def count_and_get_many(self, counters, keys):
+        """Rate-limit counters counted in order (each as `add` counts it), and `keys` read, in one round trip: one
+        script, which stops at the first counter over its limit and then reads nothing. ([count or None, …], {key:
+        value}): the counts made (None for those not reached), and the values found and readable. With Redis away:
+        all None, nothing found (the limits fail open, the reads miss)."""
+        try:
+            client = self.get_client(counters[0][0] if counters else None, write=True)
+            arguments = [len(counters)]
+            for _key, limit, timeout in counters:
+                arguments += [limit, max(int(timeout or 0), 1)]
+            reply = self._script(client, _COUNT_AND_GET)(keys=[key for key, _, _ in counters] + keys, args=arguments)
+        except RedisError as error:
+            if _strict.get():
+                raise CacheUnavailable(f"Redis is unavailable: {error}") from error
+            _warn(error)
+            return [None] * len(counters), {}
+        counts, values = reply[0], reply[1] if len(reply) > 1 else []
+        counts = [*counts, *[None] * (len(counters) - len(counts))]
+        return counts, self._readable(zip(keys, values, strict=False))
 
     def _readable(self, pairs) -> dict:
         """{key: value} of the values found and readable: one this cache did not write is a miss (counted)."""
@@ -187,11 +209,12 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
 
-    def count_and_get_many(self, counter_key: str, amount: int, timeout: int, keys: list[str]):
-        """(count, {key: value}) as `add(counter_key, amount, timeout)` then `incr` count it and `get_many(keys)`
-        reads them, in one round trip (the token sync's rate limit and cached state)."""
+    def count_and_get_many(self, counters: list[tuple[str, int, int]], keys: list[str]):
+        """([count, …], {key: value}): each (counter key, limit, lifetime) counted in order as `add` then `incr`
+        count it, stopping at the first over its limit, and `keys` read as `get_many` reads them (only when every
+        count is within its limit), in one round trip (the token sync's address and license-key limits and its
+        cached state)."""
         made = {self.make_and_validate_key(key): key for key in keys}
-        count, found = self._cache.count_and_get_many(
-            self.make_and_validate_key(counter_key), amount, timeout, list(made)
-        )
-        return count, {made[key]: value for key, value in found.items()}
+        counted = [(self.make_and_validate_key(key), limit, timeout) for key, limit, timeout in counters]
+        counts, found = self._cache.count_and_get_many(counted, list(made))
+        return counts, {made[key]: value for key, value in found.items()}

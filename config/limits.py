@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import orjson
 from django.conf import settings
+from django.core.cache import cache
 from django_ratelimit import ALL
 from django_ratelimit import core as ratelimit_core
 from django_ratelimit.core import get_usage
@@ -127,10 +128,11 @@ def json_content_type(request) -> bool:
     return request.content_type.strip().lower() == JSON_MEDIA_TYPE
 
 
-def json_body_admitted(request, max_bytes: int):
+def json_body_admitted(request, max_bytes: int, *, count_address: bool = True):
     """(payload, None), or (None, Refusal): the checks every instance-facing JSON door makes first, cheapest first
-    (the per-address rate limit, the declared size, valid JSON, the nesting depth)."""
-    limited = rate_limit_address(request)
+    (the per-address rate limit, the declared size, valid JSON, the nesting depth). `count_address=False`: the
+    caller counts the address itself (GraphQL, in the round trip of its other reads: `address_rate_count`)."""
+    limited = rate_limit_address(request) if count_address else None
     if limited is not None:
         return None, limited
     if declared_body_length(request) > max_bytes:
@@ -177,7 +179,8 @@ def _too_many(label: str, rate: str, time_left: int) -> Refusal:
 @dataclass(frozen=True)
 class RateCount:
     """One request's count against one limit, keyed exactly as django-ratelimit keys it (same counter, same window),
-    for a door that counts it in the same round trip as its other cache reads (`cache.count_and_get_many`)."""
+    for a door that counts it in the same round trip as its other cache reads (`cache.count_and_get_many`), or alone
+    (`count_alone`)."""
 
     key: str
     limit: int
@@ -195,19 +198,39 @@ class RateCount:
             return None
         return _too_many(self.label, self.rate, self.window - int(time.time()))
 
+    def count_alone(self) -> int | None:
+        """This count in a round trip of its own (django-ratelimit's `add` then `incr`, one round trip on Redis:
+        config/cache.py); None with the cache away."""
+        if cache.add(self.key, 1, self.timeout):
+            return 1
+        try:
+            return cache.incr(self.key)
+        except ValueError:  # expired in between, or Redis away: fail open
+            return None
+
 
 def license_key_rate_count(license_key: str, *, readback: bool = False) -> RateCount | None:
     """The per-license-key count of a request, as `rate_limit_license_key` counts it (a usage read-back on its own
     counter, at READBACK_RATE_FACTOR times the rate); None when limits are off."""
+    kind = "license_key_readback" if readback else "license_key"
+    return _rate_count(kind, _license_key_bucket(license_key), READBACK_RATE_FACTOR if readback else 1)
+
+
+def address_rate_count(request) -> RateCount | None:
+    """The per-address count of a request, as `rate_limit_address` counts it (the same counter); None when limits
+    are off."""
+    return _rate_count("address", client_address(request))
+
+
+def _rate_count(kind: str, value: str, factor: int = 1) -> RateCount | None:
     if not getattr(settings, "RATELIMIT_ENABLE", True):
         return None
-    group, setting, label = _RATE_LIMITS["license_key_readback" if readback else "license_key"]
+    group, setting, label = _RATE_LIMITS[kind]
     rate = getattr(settings, setting)
     limit, period = ratelimit_core._split_rate(rate)
-    if readback:
-        limit *= READBACK_RATE_FACTOR
+    if factor != 1:
+        limit *= factor
         rate = f"{limit}/{period}s"
-    value = _license_key_bucket(license_key)
     window = ratelimit_core._get_window(value, period)
     key = ratelimit_core._make_cache_key(group, window, rate, value, ALL)
     return RateCount(key, limit, period + ratelimit_core.EXPIRATION_FUDGE, window, label, rate)

@@ -25,7 +25,9 @@ from graphql import GraphQLError, build_schema, execute
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 
 from config.limits import (
+    RateCount,
     Refusal,
+    address_rate_count,
     json_body_admitted,
     json_has_nul,
     license_key_rate_count,
@@ -33,7 +35,7 @@ from config.limits import (
 )
 from config.unavailable import RETRY_AFTER_SECONDS, RETRY_LATER, TRANSIENT_FAILURES
 from credits.readback import MAX_USER_IDS, ReadbackError, UsageReadback, flow_title, usage_period
-from issuer.api.graphql_limits import MAX_BODY_BYTES, document_prepared
+from issuer.api.graphql_limits import MAX_BODY_BYTES, document_cached, document_prepared, root_field
 from issuer.api.http import header, instance_headers
 from issuer.keys.services import SigningKeyRefused
 from issuer.sync_state.store import sync_state_counted, sync_state_settle
@@ -301,10 +303,17 @@ class StaticValue:
         self.value = value
 
 
-@dataclass(frozen=True)
+@dataclass
 class RequestContext:
     request: object
     memo: dict  # the document's memo of completed static values; lives and dies with the cached document
+    # The per-address count, left to the resolver that reads the cache anyway (one round trip for both); None once
+    # counted.
+    address: RateCount | None = None
+
+    def address_to_count(self) -> list[RateCount]:
+        address, self.address = self.address, None
+        return [address] if address is not None else []
 
 
 class _MemoizingExecutor(ExecutorThrowingOnIncremental):
@@ -334,11 +343,7 @@ def _raise_if_limited(limited: Refusal | None) -> None:
 class Query:
     @staticmethod
     def cloudConnectorAccess(info, licenseKey: str, gitlabVersion: str):  # noqa: N802, N803 (GraphQL names)
-        counting = license_key_rate_count(licenseKey)
-        state, count = sync_state_counted(licenseKey, counting)
-        _raise_if_limited(counting and counting.refusal(count))
-        if state is None:
-            raise GraphQLError(INVALID_LICENSE_KEY)
+        state = _state_counted(info, licenseKey, license_key_rate_count(licenseKey))
         request = info.context.request
         try:
             result = service_access_token_sync(
@@ -357,13 +362,21 @@ class Query:
         """GitLab's usage read-back: the license key authenticates as in a sync, on its own per-key counter."""
         if not licenseKey:
             raise GraphQLError(NO_LICENSE_KEY)
-        counting = license_key_rate_count(licenseKey, readback=True)
-        state, count = sync_state_counted(licenseKey, counting)
-        _raise_if_limited(counting and counting.refusal(count))
-        if state is None:
-            raise GraphQLError(INVALID_LICENSE_KEY)
+        state = _state_counted(info, licenseKey, license_key_rate_count(licenseKey, readback=True))
         sync_state_settle(state)
         return {"gitlabCreditsUsage": functools.partial(_credits_usage, state.instance.subscription)}
+
+
+def _state_counted(info, license_key: str, per_key: RateCount | None):
+    """The license key's sync state, counted against the address limit (when the view left it to this resolver)
+    and the key's, in one round trip with the cached state's read."""
+    counters = [*info.context.address_to_count(), *([per_key] if per_key is not None else [])]
+    state, counts = sync_state_counted(license_key, counters)
+    for counter, count in zip(counters, counts, strict=True):
+        _raise_if_limited(counter.refusal(count))
+    if state is None:
+        raise GraphQLError(INVALID_LICENSE_KEY)
+    return state
 
 
 INVALID_LICENSE_KEY = "The license key is not valid (unknown, replaced or released)."
@@ -581,34 +594,49 @@ def _refused(refusal: Refusal) -> HttpResponse:
     return _errors([GraphQLError(refusal.message)], status=refusal.status, headers=refusal.headers)
 
 
+# Root fields whose resolver reads the cache anyway: with a cached document the view leaves the address count to
+# them (`RequestContext.address`), one round trip for the address, the license key and the cached state.
+COUNTED_WITH_THE_STATE = frozenset({"cloudConnectorAccess", "subscription"})
+
+
 @csrf_exempt
 @require_POST
 def graphql_view(request):
-    payload, refusal = json_body_admitted(request, MAX_BODY_BYTES)
+    """Bounded before anything is parsed (the declared size); the address is counted before any work that costs
+    more than its round trip: at once for an unknown document (parsing and validating it is that work), in the
+    resolver's own round trip for the sync's cached document, and before any refusal is answered."""
+    address = address_rate_count(request)
+    payload, refusal = json_body_admitted(request, MAX_BODY_BYTES, count_address=False)
     if refusal is not None:
-        return _refused(refusal)
-    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-        return _errors([GraphQLError("The body must be a JSON object with a `query` string.")], status=400)
-    variables = payload.get("variables")
-    variables = {} if variables is None else variables
-    if not isinstance(variables, dict):
-        return _errors([GraphQLError("`variables` must be a JSON object.")], status=400)
-    if json_has_nul(variables):
-        return _errors([GraphQLError("Strings must not contain NUL characters.")], status=400)
-    document, errors, memo = document_prepared(payload["query"], SCHEMA)
+        return _refused(_address_over(address) or refusal)
+    refusal = _request_shape_refusal(payload)
+    if refusal is not None:
+        return _refused(_address_over(address) or refusal)
+    operation = payload.get("operationName")
+    operation = operation if isinstance(operation, str) else None
+    cached = document_cached(payload["query"])
+    if cached is None or root_field(cached[0], operation) not in COUNTED_WITH_THE_STATE:
+        limited = _address_over(address)
+        if limited is not None:
+            return _refused(limited)
+        address = None
+    document, errors, memo = cached or document_prepared(payload["query"], SCHEMA)
     if errors:
         return _errors(errors, status=400)
-    operation = payload.get("operationName")
+    context = RequestContext(request=request, memo=memo, address=address)
     result = execute(
         SCHEMA,
         document,
         root_value=Root,
-        context_value=RequestContext(request=request, memo=memo),
-        variable_values=variables,
-        operation_name=operation if isinstance(operation, str) else None,
+        context_value=context,
+        variable_values=payload["variables"],
+        operation_name=operation,
         executor_class=_MemoizingExecutor,
         middleware=[_arguments_without_nul],
     )
+    limited = _address_over(context.address)  # left to a resolver that never ran (bad variables): counted now
+    if limited is not None:
+        return _refused(limited)
     failures = [error.original_error for error in result.errors or ()]
     limited = next((failure.limited for failure in failures if isinstance(failure, RateLimitedError)), None)
     if limited is not None:
@@ -624,6 +652,24 @@ def graphql_view(request):
                 logger.error("GraphQL resolver failed", exc_info=error.original_error)
         body["errors"] = [_public_error(error) for error in result.errors]
     return _json(body)
+
+
+def _address_over(address: RateCount | None) -> Refusal | None:
+    """The address counted in a round trip of its own; its refusal when over the limit."""
+    return None if address is None else address.refusal(address.count_alone())
+
+
+def _request_shape_refusal(payload) -> Refusal | None:
+    """A GraphQL request is a JSON object with a `query` string and optional `variables` (normalised to a dict)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        return Refusal(400, "The body must be a JSON object with a `query` string.")
+    variables = payload.get("variables")
+    payload["variables"] = {} if variables is None else variables
+    if not isinstance(payload["variables"], dict):
+        return Refusal(400, "`variables` must be a JSON object.")
+    if json_has_nul(payload["variables"]):
+        return Refusal(400, "Strings must not contain NUL characters.")
+    return None
 
 
 def _public_error(error: GraphQLError) -> dict:

@@ -16,7 +16,15 @@ fills nothing, and distinct valid ones cost a re-parse of GitLab's (about a mill
 import threading
 
 from cachetools import LRUCache
-from graphql import GraphQLError, ValidationRule, parse, specified_rules, validate
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    ValidationRule,
+    parse,
+    specified_rules,
+    validate,
+)
 
 MAX_BODY_BYTES = 8 * 1024
 MAX_TOKENS = 300
@@ -82,6 +90,24 @@ class _ParseCache:
 
 
 parse_cache = _ParseCache()
+
+
+def document_cached(query: str):
+    """(document, (), memo) of a text that validated before, or None."""
+    cached = parse_cache.get(query)
+    return None if cached is None else (cached[0], (), cached[1])
+
+
+def root_field(document, operation_name: str | None) -> str | None:
+    """The one root field of the operation `operation_name` names (or of the only one), or None when the document
+    does not say (no such operation, several without a name). Valid documents select exactly one root field."""
+    operations = [node for node in document.definitions if isinstance(node, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [node for node in operations if node.name is not None and node.name.value == operation_name]
+    if len(operations) != 1:
+        return None
+    selection = operations[0].selection_set.selections[0]
+    return selection.name.value if isinstance(selection, FieldNode) else None
 
 
 def document_prepared(query: str, schema):

@@ -153,33 +153,49 @@ def sync_state_by_license_key(license_key: str | None) -> SyncState | None:
     return _state(license_key, None)[0]
 
 
-def sync_state_counted(license_key: str | None, counting: RateCount | None) -> tuple[SyncState | None, int | None]:
-    """The state and the request's count against the per-license-key limit, read in one round trip to Redis
-    (the count would otherwise be one more, on every sync). Over the limit, the database is not read: the state is
-    then None, and the caller refuses by the count."""
-    if counting is None:
-        return sync_state_by_license_key(license_key), None
-    return _state(license_key, counting)
+def sync_state_counted(license_key: str | None, counters: list[RateCount]) -> tuple[SyncState | None, list[int | None]]:
+    """The state and the request's counts against its rate limits (`counters`, in order: the client address, then the
+    license key), made in one round trip with the state's read on Redis (the counts would otherwise be a round trip
+    each, on every sync). Counting stops at the first count over its limit, and then nothing is read: the state is
+    None, and the caller refuses by the counts."""
+    if not counters:
+        return sync_state_by_license_key(license_key), []
+    return _state(license_key, counters)
 
 
-def _state(license_key: str | None, counting: RateCount | None) -> tuple[SyncState | None, int | None]:
-    count = None
+def _over(counters: list[RateCount], counts: list[int | None]) -> bool:
+    return any(counter.refusal(count) is not None for counter, count in zip(counters, counts, strict=True))
+
+
+def _counted_alone(counters: list[RateCount]) -> list[int | None]:
+    """The counts in a round trip each (nothing to read with them, or no Redis), stopping at the first over."""
+    counts = [None] * len(counters)
+    for index, counter in enumerate(counters):
+        counts[index] = counter.count_alone()
+        if counter.refusal(counts[index]) is not None:
+            break
+    return counts
+
+
+def _state(license_key: str | None, counters: list[RateCount] | None) -> tuple[SyncState | None, list[int | None]]:
+    counters = counters or []
+    counts = [None] * len(counters)
     if not license_key_plausible(license_key):
-        return None, _count_alone(counting)
+        return None, _counted_alone(counters)
     generation = None
     # Redis (config.cache) counts and reads in one round trip; another shared cache counts first, then reads.
     counted_read = getattr(cache, "count_and_get_many", None) if sync_state_enabled() else None
-    if counting is not None and counted_read is None:
-        count = _count_alone(counting)
-        if counting.refusal(count) is not None:
-            return None, count
+    if counters and counted_read is None:
+        counts = _counted_alone(counters)
+        if _over(counters, counts):
+            return None, counts
     if sync_state_enabled():
         digest = license_key_digest(license_key)
         keys = sync_state_cache_keys(digest)
-        if counting is not None and counted_read is not None:
-            count, found = counted_read(counting.key, 1, counting.timeout, list(keys))
-            if counting.refusal(count) is not None:
-                return None, count
+        if counters and counted_read is not None:
+            counts, found = counted_read([(c.key, c.limit, c.timeout) for c in counters], list(keys))
+            if _over(counters, counts):
+                return None, counts
         else:
             found = cache.get_many(list(keys))
         sealed, generation, writers = found.get(keys.state), found.get(keys.generation), found.get(keys.writers, 0)
@@ -194,23 +210,11 @@ def _state(license_key: str | None, counting: RateCount | None) -> tuple[SyncSta
             plain = signed_value_open(keys.state, sealed, generation=generation)
             state = None if plain is None else sync_state_from_plain(plain, generation)
         if state is not None and hmac.compare_digest(state.instance.license_key_digest or "", digest):
-            return state, count
+            return state, counts
     instance = instance_by_license_key(license_key, with_purchases=True)
     if instance is None:
-        return None, count
-    return SyncState(instance=instance, newest=_newest_token(instance), generation=generation), count
-
-
-def _count_alone(counting: RateCount | None) -> int | None:
-    """The count in a round trip of its own (no state to read with it: a key that cannot be one, no shared cache)."""
-    if counting is None:
-        return None
-    if cache.add(counting.key, 1, counting.timeout):
-        return 1
-    try:
-        return cache.incr(counting.key)
-    except ValueError:  # expired in between, or Redis away: fail open
-        return None
+        return None, counts
+    return SyncState(instance=instance, newest=_newest_token(instance), generation=generation), counts
 
 
 def _generation_started(generation_key: str):
