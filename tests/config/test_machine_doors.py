@@ -68,4 +68,3 @@ def test_a_machine_door_runs_none_of_the_people_only_middleware(ran, path, metho
     assert response["X-Request-Id"]
     assert "Set-Cookie" not in response and "Cookie" not in response.get("Vary", "")
     assert "X-Frame-Options" not in response and "Content-Security-Policy" not in response
-
