@@ -140,3 +140,24 @@ def deploy_settings(app_configs=None, **kwargs):
             )
         )
     return problems
+
+
+@register(Tags.security, deploy=False)
+def people_middleware(app_configs=None, **kwargs):
+    """Each middleware the pages need (sessions, CSRF, authentication, messages, X-Frame-Options, the CSP, the login
+    lockout) is in MIDDLEWARE, as itself or its pages-only form (config/machine_doors.py): checked by class, where
+    the checks of Django and axes that look for them by name are silenced for those forms."""
+    from django.utils.module_loading import import_string
+
+    from config.machine_doors import PEOPLE_ONLY_MIDDLEWARE
+
+    present = [import_string(path) for path in settings.MIDDLEWARE]
+    return [
+        Error(
+            f"{required.__module__}.{required.__name__} is not in MIDDLEWARE: pages would go without it.",
+            hint=f"Name config.machine_doors.PagesOnly{required.__name__} there (it skips the machine doors only).",
+            id="config.E009",
+        )
+        for required in PEOPLE_ONLY_MIDDLEWARE
+        if not any(isinstance(entry, type) and issubclass(entry, required) for entry in present)
+    ]

@@ -69,6 +69,16 @@ def _pages_only_hook(hook):
     return pages_only_hook
 
 
+# What pages need and machine doors skip; config.E009 checks each is in MIDDLEWARE (as itself or its pages-only form).
+PEOPLE_ONLY_MIDDLEWARE = (
+    SessionMiddleware,
+    CsrfViewMiddleware,
+    AuthenticationMiddleware,
+    MessageMiddleware,
+    XFrameOptionsMiddleware,
+    CSPMiddleware,
+    AxesMiddleware,
+)
 PagesOnlySessionMiddleware = pages_only(SessionMiddleware)
 PagesOnlyCsrfViewMiddleware = pages_only(CsrfViewMiddleware)
 PagesOnlyAuthenticationMiddleware = pages_only(AuthenticationMiddleware)

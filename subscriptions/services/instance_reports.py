@@ -44,6 +44,7 @@ class SyncObservation:
         self.refusal = field_clip(Instance, "last_error", message)
 
 
+@not_audited("writes nothing: what a sync saw is recorded at its end by instance_sync_observed")
 def sync_observation_start(
     instance: Instance,
     *,

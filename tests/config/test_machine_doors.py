@@ -68,3 +68,13 @@ def test_a_machine_door_runs_none_of_the_people_only_middleware(ran, path, metho
     assert response["X-Request-Id"]
     assert "Set-Cookie" not in response and "Cookie" not in response.get("Vary", "")
     assert "X-Frame-Options" not in response and "Content-Security-Policy" not in response
+
+
+def test_a_people_only_middleware_missing_from_the_settings_stops_the_start(settings):
+    from config.checks import people_middleware
+
+    assert people_middleware() == []
+    settings.MIDDLEWARE = [path for path in settings.MIDDLEWARE if "Csrf" not in path]
+    problems = people_middleware()
+    assert [problem.id for problem in problems] == ["config.E009"]
+    assert "CsrfViewMiddleware" in problems[0].msg
