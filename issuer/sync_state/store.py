@@ -17,15 +17,17 @@ Redis integers; a count that is not one is read as "a writer is at work" (the da
 
 import contextlib
 import datetime as dt
+import functools
 import hmac
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 
 from config.cache import cache_strict
 from config.limits import RateCount
@@ -211,10 +213,61 @@ def _state(license_key: str | None, counters: list[RateCount] | None) -> tuple[S
             state = None if plain is None else sync_state_from_plain(plain, generation)
         if state is not None and hmac.compare_digest(state.instance.license_key_digest or "", digest):
             return state, counts
-    instance = instance_by_license_key(license_key, with_purchases=True)
-    if instance is None:
+    found = _inputs_read(license_key)
+    if found is None:
         return None, counts
-    return SyncState(instance=instance, newest=_newest_token(instance), generation=generation), counts
+    instance, newest = found
+    return SyncState(instance=instance, newest=newest, generation=generation), counts
+
+
+def _inputs_read(license_key: str) -> tuple[Instance, NewestToken | None] | None:
+    """The instance holding `license_key` (subscription attached, purchases prefetched) and its newest stored token,
+    from the database. On PostgreSQL in one query, the rows as the cache's plain data (`sync_state_from_plain`
+    rebuilds them): a sync whose state is not cached, the hourly sync of a fleet, makes one round trip for its
+    inputs where it made three."""
+    if connection.vendor != "postgresql":
+        instance = instance_by_license_key(license_key, with_purchases=True)
+        return None if instance is None else (instance, _newest_token(instance))
+    digest = license_key_digest(license_key)
+    with connection.cursor() as cursor:
+        cursor.execute(_inputs_query(), [digest])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    plain, kid, fingerprint, expires_at, ciphertext, scopes, audiences = row
+    plain = orjson.loads(plain) if isinstance(plain, str) else plain
+    state = sync_state_from_plain([SCHEMA, *plain, None], generation=None)
+    if not hmac.compare_digest(state.instance.license_key_digest or "", digest):
+        return None
+    newest = None
+    if kid is not None:
+        scopes, audiences = (orjson.loads(v) if isinstance(v, str) else v for v in (scopes, audiences))
+        newest = NewestToken(kid, fingerprint, expires_at, bytes(ciphertext), tuple(scopes), tuple(audiences))
+    return state.instance, newest
+
+
+def _columns(model, fields, alias: str) -> str:
+    """`fields` (plain.py's lists) of `model` as SQL, quoted, in their order: the model's own column names."""
+    columns = {field.attname: field.column for field in model._meta.concrete_fields}
+    return ", ".join(f"{alias}.{connection.ops.quote_name(columns[name])}" for name, _ in fields)
+
+
+@functools.cache
+def _inputs_query() -> str:
+    instance, subscription = Instance._meta.db_table, Subscription._meta.db_table
+    purchase, token = AddOnPurchase._meta.db_table, IssuedToken._meta.db_table
+    return (  # the models' own names; the digest is a parameter
+        "SELECT json_build_array("  # noqa: S608
+        f"json_build_array({_columns(Instance, INSTANCE_FIELDS, 'i')}), "
+        f"json_build_array({_columns(Subscription, SUBSCRIPTION_FIELDS, 's')}), "
+        f"(SELECT coalesce(json_agg(json_build_array({_columns(AddOnPurchase, PURCHASE_FIELDS, 'p')}) ORDER BY p.id),"
+        f" '[]') FROM {purchase} p WHERE p.subscription_id = s.id)), "
+        "t.kid, t.fingerprint, t.expires_at, t.token_encrypted, t.scopes, t.audiences "
+        f"FROM {instance} i JOIN {subscription} s ON s.id = i.subscription_id "
+        "LEFT JOIN LATERAL (SELECT kid, fingerprint, expires_at, token_encrypted, scopes, audiences "
+        f"FROM {token} WHERE instance_id = i.id AND token_encrypted IS NOT NULL ORDER BY issued_at DESC LIMIT 1) t "
+        "ON true WHERE i.license_key_digest = %s"
+    )
 
 
 def _generation_started(generation_key: str):
