@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """HTTP benchmark: warm sync, cold sync, fleet sync and JWKS against two baselines, on PostgreSQL with gunicorn
-(2 workers).
+(2 gthread workers of 4 threads, as config/gunicorn.conf.py serves).
 
     .venv/bin/python bench/http_bench.py [--duration 12] [--rounds 3] [--connections 8] [--instances 200]
                                          [--fleet 100000] [--only warm cold jwks fleet]
@@ -278,6 +278,11 @@ def serve(env: dict, port: int, workers: int = 2) -> subprocess.Popen:
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            # as config/gunicorn.conf.py serves (its access log left out)
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
             "--log-level",
             "warning",
         ],

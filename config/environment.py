@@ -299,6 +299,16 @@ VARIABLES = [
         read_by="config/gunicorn.conf.py",
     ),
     Variable(
+        "WEB_THREADS",
+        INTEGER,
+        4,
+        "Requests each gunicorn worker serves at once (gthread workers: a sync spends most of its time waiting on "
+        "PostgreSQL and Redis). Each thread holds its own database connection: size WEB_CONCURRENCY x WEB_THREADS "
+        "x web nodes, plus the Celery workers, below PostgreSQL's max_connections.",
+        BEHAVIOUR,
+        read_by="config/gunicorn.conf.py",
+    ),
+    Variable(
         "WEB_TIMEOUT",
         INTEGER,
         300,

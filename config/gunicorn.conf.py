@@ -2,8 +2,9 @@
 terminal: LOG_FORMAT), access lines with the request id and without static files.
 
 Used by `make run`, the Dockerfile and compose (`gunicorn -c config/gunicorn.conf.py config.wsgi`); the bind
-address comes from the command line, the worker count from WEB_CONCURRENCY (gunicorn's own variable, declared in
-`config/environment.py` and read, like the settings, from the environment or `.env`).
+address comes from the command line, the worker count from WEB_CONCURRENCY (gunicorn's own variable) and each
+worker's threads from WEB_THREADS (both declared in `config/environment.py` and read, like the settings, from the
+environment or `.env`).
 """
 
 import os
@@ -17,6 +18,10 @@ dotenv_load()
 # A value that does not parse leaves the default here; the app's start-up check (config.E007) then refuses it.
 _environment = environment_read(os.environ)
 workers = _environment["WEB_CONCURRENCY"]
+# Threaded workers: measured against sync workers on the sync hot path, 2-2.5x the warm syncs/s at 2 and 8
+# connections (docs/performance.md). Threads of a worker share its process state (each its own database connection).
+worker_class = "gthread"
+threads = _environment["WEB_THREADS"]
 # A CSV export streams for as long as its rows take, and a sync worker sends no heartbeat meanwhile: gunicorn's
 # 30 s default would kill a large one mid-file (docs/backoffice.md has the measured times).
 timeout = _environment["WEB_TIMEOUT"]
