@@ -1,12 +1,16 @@
-"""The back office's small things: one date format everywhere, one breadcrumb root."""
+"""The back office's small things: one date format everywhere, one breadcrumb root, dashboard cards that say "1
+instance" and link to their filtered lists."""
 
 import datetime as dt
 import re
+import uuid
 
 import pytest
 from django.utils import timezone
 
 from issuer.keys.services import signing_key_ensure_active
+from subscriptions.models import Instance
+from subscriptions.services import instance_activate
 from tests.factories import AddOnPurchaseFactory
 
 pytestmark = pytest.mark.django_db
@@ -50,3 +54,37 @@ def test_dates_read_as_iso_day_24_hour_time_and_utc_on_our_pages_and_django_admi
     assert "2026-12-05 07:32 UTC" in signing_key_list, "Django admin's change list uses the same format"
     assert "Dec. 5, 2026" not in signing_key_list and "a.m." not in signing_key_list
     assert key.created_at == WHEN and timezone.get_current_timezone_name() == "UTC"
+
+
+def test_dashboard_cards_say_one_in_the_singular_and_link_to_their_filtered_lists(admin_client):
+    signing_key_ensure_active()
+    now = timezone.now()
+    instances = []
+    for _ in range(2):
+        subscription = AddOnPurchaseFactory().subscription
+        activation = instance_activate(
+            activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4())
+        )
+        instances.append(activation.instance)
+    Instance.objects.filter(pk=instances[0].pk).update(last_sync_at=now, activated_at=now - dt.timedelta(days=10))
+    Instance.objects.filter(pk=instances[1].pk).update(last_sync_at=None, activated_at=now - dt.timedelta(days=10))
+    page = admin_client.get("/admin/").content.decode()
+    cards = re.findall(
+        r'<li><a href="([^"]+)"><span class="value" data-metric="(\w+)">(\d+)</span> ([^<]+)</a></li>', page
+    )
+    text = {metric: f"{value} {words}" for _, metric, value, words in cards}
+    assert text["stale_instances"].startswith("1 stale instance (") and text["customers"] == "2 customers"
+    assert text["instances_synced_24h"] == "1 instance synced in 24 h"
+    links = {metric: href.replace("&amp;", "&") for href, metric, _, _ in cards}
+    listed = {
+        "instances_synced_24h": instances[0].instance_identifier,
+        "stale_instances": instances[1].instance_identifier,
+    }
+    for metric, identifier in listed.items():
+        response = admin_client.get(links[metric])
+        assert response.status_code == 200, links[metric]
+        other = next(i.instance_identifier for i in instances if i.instance_identifier != identifier)
+        body = response.content.decode()
+        assert str(identifier) in body and str(other) not in body, metric
+    for metric in ("customers", "active_subscriptions", "tokens_issued_24h", "cloned_instances"):
+        assert admin_client.get(links[metric]).status_code == 200, links[metric]
