@@ -55,7 +55,9 @@ class AuditEventList(generics.ListAPIView):
     serializer_class = AuditEventSerializer
     pagination_class = NewestFirst
 
-    def get_queryset(self):
+    def filter_queryset(self, queryset):
+        """The filters are read here, not in get_queryset: the permission check reads the queryset for its model
+        before the method is dispatched, so a bad filter on a method the route lacks would be a 400, not a 405."""
         filters = AuditEventFilters(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         return audit_events_filtered(**filters.validated_data)

@@ -2,6 +2,8 @@
 
 import orjson
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, parsers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -38,3 +40,11 @@ class RequestTooLarge(exceptions.APIException):
     status_code = 413
     default_detail = "The request body is too large."
     default_code = "request_too_large"
+
+
+def page_not_found(request, exception):
+    """handler404: under /api/ a path no route matches (an id that is not a number) answers the JSON every API 404
+    has (`{"detail": …}`, as the schema documents), not Django's HTML page; elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView
 
 from config import api_docs, health, landing, metrics_access
 
+handler404 = "config.api.page_not_found"
+
 urlpatterns = [
     path("", landing.landing, name="landing"),
     path("healthz", health.healthz, name="healthz"),

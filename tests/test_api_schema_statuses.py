@@ -281,3 +281,14 @@ def test_every_admin_route_is_covered():
     operations = _operations()
     assert len(operations) >= 34
     assert ("POST", "/api/v1/admin/signing_keys/{kid}/revoke/") in operations
+
+
+def test_a_path_no_api_route_matches_is_the_documented_json_404(world, client):
+    """An id that is not a number matches no route: under /api/ still `{"detail": …}`, elsewhere Django's page."""
+    call = Caller(world)
+    response = call("POST", "/api/v1/admin/add_on_purchases/0.5/cancel/")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    operation = schema()["paths"]["/api/v1/admin/add_on_purchases/{id}/cancel/"]["post"]
+    _check_body(operation, 404, response)
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
