@@ -11,7 +11,9 @@ number where text is expected is taken as its text), which the API keeps."""
 import pytest
 import schemathesis
 from django.contrib.auth.models import User
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from knox.models import AuthToken
@@ -23,7 +25,17 @@ SCHEMA.app = get_wsgi_application()
 
 
 @pytest.fixture
-def token(db, activated):
+def in_the_test_transaction():
+    """As Django's test client does: a request must not close the test's connection (and its transaction)."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def token(db, activated, in_the_test_transaction):
     root = User.objects.create_superuser("root", "root@example.test", "pw-root-123456")
     return AuthToken.objects.create(root)[1]
 
