@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run test test-shifted-clock lint format browser promtool docs clean
+.PHONY: run test test-shifted-clock lint format browser promtool softhsm docs clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,12 +43,18 @@ promtool:
 		apt-get install -y -qq prometheus >/dev/null; } \
 		|| echo "Could not install prometheus (needs root): the promtool tests will be skipped (failed under CI=true)."
 
-test: $(VENV)/.installed browser promtool
+# SoftHSM2 for the PKCS#11 signing-key tests: Debian's softhsm2 package (each test run makes its own token).
+softhsm:
+	@command -v softhsm2-util >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq softhsm2 >/dev/null; } \
+		|| echo "Could not install softhsm2 (needs root): the PKCS#11 tests will be skipped (failed under CI=true)."
+
+test: $(VENV)/.installed browser promtool softhsm
 	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
 
 # The suite again with Python's clock two years ahead: a date that only holds until some day fails now, not then.
 # Tests marked wall_clock (they compare with PostgreSQL's now(), Redis TTLs or another process) are listed, not run.
-test-shifted-clock: $(VENV)/.installed browser promtool
+test-shifted-clock: $(VENV)/.installed browser promtool softhsm
 	TEST_CLOCK_SHIFT_DAYS=730 $(VENV)/bin/pytest -n 2 -p no:cacheprovider
 
 lint: $(VENV)/.installed

@@ -12,6 +12,7 @@ from issuer.keys.services import signing_key_ensure_active
 from tests.factories import AddOnPurchaseFactory, SubscriptionFactory
 from tests.helpers import instance_activated
 from tests.requirements import need
+from tests.softhsm import softhsm_token_init
 
 # `TEST_CLOCK_SHIFT_DAYS=730 make test` (a CI step) runs the suite with Python's clock that far ahead, so a date
 # written into a test, or computed by the code under test, that only holds until some day fails today, not then.
@@ -157,6 +158,37 @@ def _commit_hooks_run_as_in_production(request, monkeypatch):
     monkeypatch.setattr(transaction.Atomic, "__exit__", exit_and_commit)
     monkeypatch.setattr(type(connection), "on_commit", on_commit)
     yield
+
+
+@pytest.fixture(scope="session")
+def softhsm_token(tmp_path_factory):
+    """This run's (and xdist worker's) SoftHSM2 token: the PKCS#11 settings that point at it."""
+    need("softhsm2")
+    return softhsm_token_init(tmp_path_factory.mktemp("softhsm"))
+
+
+@pytest.fixture
+def pkcs11_token(softhsm_token, settings):
+    """The token configured; new keys are still made where the test's backend says."""
+    for name, value in softhsm_token.items():
+        setattr(settings, name, value)
+    return softhsm_token
+
+
+@pytest.fixture(params=["local", "pkcs11"])
+def signing_backend(request, settings):
+    """Runs the test once with each backend: new keys made locally, then in the SoftHSM2 token."""
+    if request.param == "pkcs11":
+        request.getfixturevalue("pkcs11_token")
+    settings.ISSUER_SIGNING_KEY_BACKEND = request.param
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _whole_suite_backend(request):
+    """`ISSUER_SIGNING_KEY_BACKEND=pkcs11 pytest`: every key the suite makes is made in the SoftHSM2 token."""
+    if os.environ.get("ISSUER_SIGNING_KEY_BACKEND") == "pkcs11" and "signing_backend" not in request.fixturenames:
+        request.getfixturevalue("pkcs11_token")
 
 
 @pytest.fixture

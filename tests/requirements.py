@@ -23,7 +23,9 @@ REQUIRED_ON_CI = {
     "chromium": "Debian's chromium is not installed (`make test` installs it: apt-get install chromium)",
     "promtool": "promtool is not installed (`make test` installs Debian's prometheus package)",
     "docker-compose": "docker-compose is not installed (.ci/run installs Debian's package)",
+    "softhsm2": "Debian's softhsm2 is not installed (`make test` installs it: apt-get install softhsm2)",
 }
+SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
 def on_ci() -> bool:
@@ -57,6 +59,8 @@ def present(name: str) -> bool:
         return chromium_path() is not None
     if name in ("promtool", "docker-compose"):
         return shutil.which(name) is not None
+    if name == "softhsm2":
+        return shutil.which("softhsm2-util") is not None and Path(SOFTHSM2_MODULE).exists()
     raise ValueError(f"Unknown requirement {name!r}; known: {', '.join(REQUIRED_ON_CI)}")
 
 
