@@ -17,3 +17,12 @@ def _refuse_to_start_misconfigured(**kwargs):
     from config.startup import run_startup_checks
 
     run_startup_checks()
+
+
+@signals.worker_process_init.connect
+def _open_signing_token(**kwargs):
+    """Each pool process opens its own PKCS#11 session after the fork (issuer/keys/hsm.py); the main process never
+    does."""
+    from issuer.keys.hsm import hsm_open_for_process
+
+    hsm_open_for_process()

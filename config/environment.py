@@ -85,6 +85,12 @@ def _rate(text: str) -> str:
     return text.strip()
 
 
+def _signing_key_backend(text: str) -> str:
+    if text.strip() not in ("local", "pkcs11"):
+        raise ValueError("use local or pkcs11")
+    return text.strip()
+
+
 TEXT = Kind("text", str.strip, "text")
 SECRET = Kind("secret", str.strip, "a secret")
 INTEGER = Kind("integer", _integer, "an integer")
@@ -96,6 +102,7 @@ DATABASE_URL = Kind("database URL", _database_url, "a database URL")
 PATH = Kind("path", lambda text: Path(text.strip()), "a path")
 RATE = Kind("rate (N/s, /m, /h, /d)", _rate, "a rate")
 LOG_FORMAT = Kind("json, text or auto", _log_format, "a log format")
+SIGNING_KEY_BACKEND = Kind("local or pkcs11", _signing_key_backend, "local or pkcs11")
 
 # Sections, in the order `.env.example` and the reference table show them.
 SECRETS = "secrets (required outside DEBUG: start-up stops with a clear message when one is missing)"
@@ -460,6 +467,48 @@ VARIABLES = [
         KNOBS,
         shown_default="(kept forever)",
         example="730",
+    ),
+    Variable(
+        "ISSUER_SIGNING_KEY_BACKEND",
+        SIGNING_KEY_BACKEND,
+        "local",
+        "Where NEW signing keys are made: `local` (encrypted in the database with `KEY_ENCRYPTION_KEYS`) or "
+        "`pkcs11` (inside the PKCS#11 token, never leaving it). Each key keeps the backend it was made in, so a "
+        "rotation moves from one to the other ([Keys](keys.md#where-the-private-keys-live-local-or-pkcs11)).",
+        BEHAVIOUR,
+    ),
+    Variable(
+        "ISSUER_PKCS11_MODULE",
+        TEXT,
+        "",
+        "The HSM's PKCS#11 library (Debian's SoftHSM2: `/usr/lib/softhsm/libsofthsm2.so`).",
+        WHERE,
+        example="/usr/lib/softhsm/libsofthsm2.so",
+    ),
+    Variable(
+        "ISSUER_PKCS11_TOKEN_LABEL",
+        TEXT,
+        "",
+        "The label of the token that holds the signing keys (found by label, never by slot number).",
+        WHERE,
+        example="issuer",
+    ),
+    Variable(
+        "ISSUER_PKCS11_PIN_FILE",
+        TEXT,
+        "",
+        "A file holding the token's user PIN, readable by the issuer's user alone (start-up refuses a looser "
+        "mode: `issuer.E008`).",
+        WHERE,
+        example="/etc/issuer/pkcs11-pin",
+    ),
+    Variable(
+        "ISSUER_PKCS11_PIN",
+        SECRET,
+        "",
+        "The token's user PIN itself, where no file can be mounted (`ISSUER_PKCS11_PIN_FILE` is preferred); never "
+        "logged.",
+        SECRETS,
     ),
     _knob("TOKEN_TTL_SECONDS", 3 * 86400, "Token lifetime (`exp - iat`)."),
     _knob("NBF_BACKDATE_SECONDS", 5, "`nbf = iat - this`."),

@@ -58,3 +58,11 @@ def _without_server_header(default_headers):
 
 if not getattr(wsgi.Response.default_headers, "without_server", False):
     wsgi.Response.default_headers = _without_server_header(wsgi.Response.default_headers)
+
+
+def post_worker_init(worker):
+    """In each worker, after the fork and the application's load: its own PKCS#11 session (issuer/keys/hsm.py),
+    never one opened in the master and inherited (PKCS#11 state does not survive a fork)."""
+    from issuer.keys.hsm import hsm_open_for_process
+
+    hsm_open_for_process()

@@ -52,6 +52,12 @@ ISSUER_COLLECTOR_ALLOWED_NETWORKS = ENV["ISSUER_COLLECTOR_ALLOWED_NETWORKS"]
 
 # Audit events older than this many days are purged daily (the purge is itself an event); unset: kept forever.
 ISSUER_AUDIT_RETENTION_DAYS = ENV["ISSUER_AUDIT_RETENTION_DAYS"]
+# Signing keys: where new ones are made, and the PKCS#11 token (issuer/keys/hsm.py, docs/keys.md).
+ISSUER_SIGNING_KEY_BACKEND = ENV["ISSUER_SIGNING_KEY_BACKEND"]
+ISSUER_PKCS11_MODULE = ENV["ISSUER_PKCS11_MODULE"]
+ISSUER_PKCS11_TOKEN_LABEL = ENV["ISSUER_PKCS11_TOKEN_LABEL"]
+ISSUER_PKCS11_PIN_FILE = ENV["ISSUER_PKCS11_PIN_FILE"]
+ISSUER_PKCS11_PIN = ENV["ISSUER_PKCS11_PIN"]
 
 INSTALLED_APPS = [
     "config.admin_app.IssuerAdminConfig",

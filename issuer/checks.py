@@ -1,10 +1,13 @@
-"""Start-up checks: keys that do not decrypt, and zero or two active keys."""
+"""Start-up checks: keys that do not decrypt, zero or two active keys, and an incomplete PKCS#11 configuration
+(checked without opening the token: checks also run in master processes, which must not)."""
 
+from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.db import DatabaseError, connection
 
 from issuer.conf import issuer_settings_load
 from issuer.keys import encryption
+from issuer.keys.hsm import pin_file_problem
 from issuer.models import SigningKey
 
 
@@ -16,12 +19,14 @@ def signing_keys_usable(app_configs=None, databases=None, **kwargs):
         if SigningKey._meta.db_table not in connection.introspection.table_names():
             return []  # not migrated yet (asked without a query that PostgreSQL would log as an ERROR)
         keys = list(
-            SigningKey.objects.exclude(state=SigningKey.State.REVOKED).only("kid", "state", "private_key_encrypted")
+            SigningKey.objects.exclude(state=SigningKey.State.REVOKED).only(
+                "kid", "state", "backend", "private_key_encrypted"
+            )
         )
     except DatabaseError:  # the database cannot be asked now: /readyz says so
         return []
     problems = []
-    for key in keys:
+    for key in (key for key in keys if key.backend == SigningKey.Backend.LOCAL):
         try:
             encryption.decrypt(key.private_key_encrypted)
         except encryption.KeyEncryptionError as error:
@@ -33,6 +38,7 @@ def signing_keys_usable(app_configs=None, databases=None, **kwargs):
                     id="issuer.E001",
                 )
             )
+    problems += _pkcs11_configuration(any(key.backend == SigningKey.Backend.PKCS11 for key in keys))
     active = [key for key in keys if key.state == SigningKey.State.ACTIVE]
     if len(active) > 1:
         problems.append(Error(f"{len(active)} signing keys are active; exactly one may be.", id="issuer.E002"))
@@ -43,6 +49,27 @@ def signing_keys_usable(app_configs=None, databases=None, **kwargs):
                 hint="Run `manage.py signing_keys ensure` (a first start creates and activates one at once).",
                 id="issuer.E003",
             )
+        )
+    return problems
+
+
+def _pkcs11_configuration(keys_in_token: bool) -> list[Error]:
+    """New keys made in the token, or keys already there, need its module, label and PIN (a PIN file readable by
+    its owner alone)."""
+    if not (keys_in_token or settings.ISSUER_SIGNING_KEY_BACKEND == SigningKey.Backend.PKCS11):
+        return []
+    why = "signing keys are kept in a PKCS#11 token" if keys_in_token else "ISSUER_SIGNING_KEY_BACKEND is pkcs11"
+    missing = [name for name in ("ISSUER_PKCS11_MODULE", "ISSUER_PKCS11_TOKEN_LABEL") if not getattr(settings, name)]
+    if not (settings.ISSUER_PKCS11_PIN_FILE or settings.ISSUER_PKCS11_PIN):
+        missing.append("ISSUER_PKCS11_PIN_FILE (or ISSUER_PKCS11_PIN)")
+    problems = [
+        Error(f"{name} is not set, and {why}.", hint="See docs/keys.md (PKCS#11).", id="issuer.E007")
+        for name in missing
+    ]
+    problem = settings.ISSUER_PKCS11_PIN_FILE and pin_file_problem(settings.ISSUER_PKCS11_PIN_FILE)
+    if problem:
+        problems.append(
+            Error(problem, hint="chmod 600 the file, owned by the user the issuer runs as.", id="issuer.E008")
         )
     return problems
 

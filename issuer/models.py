@@ -1,4 +1,5 @@
-"""Signing keys (private part encrypted at rest), the tokens minted with them, and the job locks."""
+"""Signing keys (private part encrypted at rest, or kept in a PKCS#11 token), the tokens minted with them, and the
+job locks."""
 
 import uuid
 
@@ -13,13 +14,22 @@ class SigningKey(models.Model):
         RETIRED = "retired", "retired (published, not signing)"
         REVOKED = "revoked", "revoked (withdrawn)"
 
+    class Backend(models.TextChoices):
+        LOCAL = "local", "local (encrypted in the database)"
+        PKCS11 = "pkcs11", "PKCS#11 token (the private key never leaves it)"
+
     PUBLISHED_STATES = (State.PENDING, State.ACTIVE, State.RETIRED)
 
     kid = models.CharField(max_length=64, unique=True, editable=False, help_text="RFC 7638 SHA-256 thumbprint.")
     algorithm = models.CharField(max_length=8, default="RS256", editable=False)
     key_size = models.PositiveIntegerField(default=2048, editable=False)
     public_jwk = models.JSONField(editable=False)
-    private_key_encrypted = models.BinaryField(editable=False)
+    backend = models.CharField(max_length=8, choices=Backend.choices, default=Backend.LOCAL, editable=False)
+    # local: the PKCS#8 PEM, encrypted (issuer.keys.encryption); pkcs11: none, the private key is in the token.
+    private_key_encrypted = models.BinaryField(null=True, editable=False)
+    # pkcs11: the private key object's CKA_LABEL and CKA_ID (hex) in the token; empty for local keys.
+    token_key_label = models.CharField(max_length=64, blank=True, default="", editable=False)
+    token_key_id = models.CharField(max_length=64, blank=True, default="", editable=False)
     state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING, editable=False)
     created_at = models.DateTimeField(editable=False, help_text="Also the moment it was first published.")
     activated_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -37,6 +47,12 @@ class SigningKey(models.Model):
                 condition=Q(state="active"),
                 name="exactly_one_active_signing_key",
                 violation_error_message="Only one signing key can be active.",
+            ),
+            models.CheckConstraint(
+                condition=Q(backend="local", private_key_encrypted__isnull=False, token_key_id="")
+                | Q(backend="pkcs11", private_key_encrypted__isnull=True, token_key_id__gt=""),
+                name="signing_key_private_part_where_its_backend_keeps_it",
+                violation_error_message="A local key holds its encrypted private key; a PKCS#11 key only its id.",
             ),
             models.CheckConstraint(
                 condition=Q(key_size__gte=2048),

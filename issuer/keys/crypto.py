@@ -23,10 +23,15 @@ def rfc7638_thumbprint(jwk: dict) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
+def rsa_public_jwk(modulus: int, exponent: int) -> dict:
+    """The published JWK of an RSA public key, its kid the RFC 7638 thumbprint (whichever backend holds the key)."""
+    jwk = {"kty": "RSA", "n": _b64url_uint(modulus), "e": _b64url_uint(exponent)}
+    return {**jwk, "kid": rfc7638_thumbprint(jwk), "use": "sig", "alg": "RS256"}
+
+
 def public_jwk(private_key: rsa.RSAPrivateKey) -> dict:
     numbers = private_key.public_key().public_numbers()
-    jwk = {"kty": "RSA", "n": _b64url_uint(numbers.n), "e": _b64url_uint(numbers.e)}
-    return {**jwk, "kid": rfc7638_thumbprint(jwk), "use": "sig", "alg": "RS256"}
+    return rsa_public_jwk(numbers.n, numbers.e)
 
 
 def rsa_key_generate(key_size: int) -> tuple[dict, bytes]:

@@ -18,6 +18,7 @@ from config.health import readiness_probe
 from config.signed_cache import signed_cache_get, signed_cache_set
 from issuer.conf import issuer_settings
 from issuer.jobs import job_pending_since
+from issuer.keys.hsm import hsm_reachable
 from issuer.keys.policy import signing_key_activation_due_at, signing_key_purge_due_at, signing_key_too_early
 from issuer.models import SigningKey, Validator
 
@@ -172,6 +173,22 @@ def signing_key_readiness():
     except Exception as error:
         return "signing_key", False, type(error).__name__
     return "signing_key", ok, "ok" if ok else "no active signing key"
+
+
+@readiness_probe
+def signing_token_readiness():
+    """/readyz: the PKCS#11 token, where new keys are made there or a published key lives there (a round trip to
+    it: a session lost shows here, and the probe's own call re-opens it once the token is back)."""
+    try:
+        in_token = SigningKey.objects.filter(
+            backend=SigningKey.Backend.PKCS11, state__in=SigningKey.PUBLISHED_STATES
+        ).exists()
+    except Exception as error:
+        return "signing_token", False, type(error).__name__
+    if not in_token and settings.ISSUER_SIGNING_KEY_BACKEND != SigningKey.Backend.PKCS11:
+        return "signing_token", True, "not used"
+    ok, detail = hsm_reachable()
+    return "signing_token", ok, detail
 
 
 def signing_key_refusal(key: SigningKey, action: str, at) -> str | None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cachetools import TTLCache
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -17,8 +18,8 @@ from audit.reasons import reason_text
 from audit.services import audit_record, audit_record_change, audit_snapshot, not_audited
 from config.unavailable import TRANSIENT_FAILURES
 from issuer.conf import issuer_settings
-from issuer.jobs import job_lock
-from issuer.keys import crypto, encryption
+from issuer.jobs import job_lock, job_record_pending
+from issuer.keys import crypto, encryption, hsm
 from issuer.keys.policy import (
     signing_key_activation_due_at,
     signing_key_purge_due_at,
@@ -32,6 +33,7 @@ from issuer.models import IssuedToken, SigningKey, Validator
 
 logger = logging.getLogger(__name__)
 State = SigningKey.State
+Backend = SigningKey.Backend
 
 
 class SigningKeyRefused(Exception):
@@ -45,6 +47,10 @@ class SigningKeyTooEarly(SigningKeyRefused):
     def __init__(self, reason: str, advice: str):
         super().__init__(f"{reason} {advice}")
         self.reason = reason
+
+
+class SigningKeyBackendUnavailable(SigningKeyRefused):
+    """The step needs the PKCS#11 token (to make or destroy a key) and the token cannot be reached now."""
 
 
 def _validators_behind(key: SigningKey, at: dt.datetime, signing: bool) -> str | None:
@@ -72,21 +78,48 @@ def _locked_key(kid: str) -> SigningKey:
     return key
 
 
-@transaction.atomic
-def signing_key_create(*, key_size: int | None = None, at: dt.datetime | None = None, reason: str = "") -> SigningKey:
-    """A new pending key: published in the JWKS at once, signing nothing until activated."""
-    key_size = key_size or issuer_settings.RSA_KEY_SIZE
+def _key_material(key_size: int, backend: str) -> dict:
+    """A new key pair where `backend` keeps it, as the model's fields: the token makes and keeps a PKCS#11 key (the
+    database gets its label, id and public part); a local key is made here and stored encrypted."""
+    if backend == Backend.PKCS11:
+        try:
+            made = hsm.hsm_key_generate(key_size)
+        except hsm.TokenUnavailable as error:
+            raise SigningKeyBackendUnavailable(f"No key can be made in the PKCS#11 token now: {error}") from None
+        return {
+            "public_jwk": made.public_jwk,
+            "private_key_encrypted": None,
+            "token_key_label": made.label,
+            "token_key_id": made.key_id,
+        }
     public_jwk, ciphertext = crypto.rsa_key_generate(key_size)
-    key = SigningKey.objects.create(
-        kid=public_jwk["kid"],
-        key_size=key_size,
-        public_jwk=public_jwk,
-        private_key_encrypted=ciphertext,
-        state=State.PENDING,
-        created_at=at or timezone.now(),
-    )
+    return {"public_jwk": public_jwk, "private_key_encrypted": ciphertext}
+
+
+@transaction.atomic
+def signing_key_create(
+    *, key_size: int | None = None, at: dt.datetime | None = None, reason: str = "", backend: str | None = None
+) -> SigningKey:
+    """A new pending key: published in the JWKS at once, signing nothing until activated. Made where
+    ISSUER_SIGNING_KEY_BACKEND says, unless `backend` is given."""
+    key_size = key_size or issuer_settings.RSA_KEY_SIZE
+    backend = backend or settings.ISSUER_SIGNING_KEY_BACKEND
+    material = _key_material(key_size, backend)
+    try:
+        key = SigningKey.objects.create(
+            kid=material["public_jwk"]["kid"],
+            key_size=key_size,
+            backend=backend,
+            state=State.PENDING,
+            created_at=at or timezone.now(),
+            **material,
+        )
+    except Exception:  # no row, no object: a key the database does not know would stay in the token for good
+        if backend == Backend.PKCS11:
+            hsm.hsm_key_destroy(material["token_key_id"])
+        raise
     audit_record_change("signingkey.create", key, {}, reason=reason, at=key.created_at)
-    logger.info("signing key created", extra={"kid": key.kid, "key_size": key.key_size})
+    logger.info("signing key created", extra={"kid": key.kid, "key_size": key.key_size, "backend": backend})
     return key
 
 
@@ -147,10 +180,24 @@ def signing_key_revoke(kid: str, *, at: dt.datetime | None = None, reason: str =
     if was_active:
         why = f"successor of the revoked key {kid}"
         successor = SigningKey.objects.filter(state=State.PENDING).order_by("created_at").first()
-        successor = successor or signing_key_create(at=at, reason=why)
-        signing_key_activate(successor.kid, force=True, at=at, reason=why)
+        if successor is None:
+            successor = _successor_create(at, why)
+        if successor is not None:
+            signing_key_activate(successor.kid, force=True, at=at, reason=why)
     transaction.on_commit(lambda: signing_key_revoked.send(sender=SigningKey, kid=kid))
     return key
+
+
+def _successor_create(at: dt.datetime, why: str) -> SigningKey | None:
+    """A new key to sign after a revoke; None when the token that must make it is unreachable. The revoke stands
+    all the same (a compromised key is withdrawn first): nothing signs until the policy job makes a key, and the
+    re-mint is recorded as pending for the refresh run after it."""
+    try:
+        return signing_key_create(at=at, reason=why)
+    except SigningKeyBackendUnavailable as error:
+        logger.warning("no successor for a revoked key: the token is unreachable", extra={"error": str(error)})
+        job_record_pending("token_refresh", at=at)
+        return None
 
 
 @transaction.atomic
@@ -178,7 +225,21 @@ def signing_key_purge(kid: str, *, force: bool = False, at: dt.datetime | None =
     )
     key.delete()
     signer_forget(kid)
+    if key.backend == Backend.PKCS11:
+        _token_object_destroy(key)
     logger.info("signing key purged", extra={"kid": kid, "forced": force})
+
+
+def _token_object_destroy(key: SigningKey) -> None:
+    """The purged key's private object goes from the token with its row: if the token cannot be reached, the purge
+    is refused (the row stays), so no object is left in the token that nothing refers to."""
+    try:
+        hsm.hsm_key_destroy(key.token_key_id)
+    except hsm.TokenUnavailable as error:
+        raise SigningKeyBackendUnavailable(
+            f"Key {key.kid} is kept: its object in the PKCS#11 token cannot be destroyed now ({error}). "
+            "Purge it again once the token is reachable."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -189,9 +250,11 @@ class RewrapCount:
 
 @transaction.atomic
 def signing_keys_rewrap() -> RewrapCount:
-    """Re-encrypts every private key and stored token with the primary key-encryption key; says how many of each."""
+    """Re-encrypts every local private key and stored token with the primary key-encryption key; says how many of
+    each (a PKCS#11 key has no ciphertext here: the token keeps it)."""
     count = 0
-    for key in SigningKey.objects.select_for_update().only("pk", "private_key_encrypted"):
+    local_keys = SigningKey.objects.select_for_update().filter(backend=Backend.LOCAL)
+    for key in local_keys.only("pk", "private_key_encrypted"):
         SigningKey.objects.filter(pk=key.pk).update(private_key_encrypted=encryption.rewrap(key.private_key_encrypted))
         count += 1
     tokens = 0
@@ -341,8 +404,11 @@ def signing_key_policy_run(*, at: dt.datetime | None = None) -> PolicyReport:
         report.actions.append(f"bootstrapped {active.kid}")
     pending = SigningKey.objects.filter(state=State.PENDING).order_by("created_at").first()
     if pending is None and at >= signing_key_successor_due_at(active):
-        pending = signing_key_create(at=at)
-        report.actions.append(f"created {pending.kid}")
+        try:
+            pending = signing_key_create(at=at)
+            report.actions.append(f"created {pending.kid}")
+        except SigningKeyBackendUnavailable as waiting:
+            report.actions.append(f"waiting to create a key: {waiting}")
     if pending is not None and at >= signing_key_activation_due_at(pending, active):
         try:
             signing_key_activate(pending.kid, at=at)
@@ -352,8 +418,11 @@ def signing_key_policy_run(*, at: dt.datetime | None = None) -> PolicyReport:
     validators_forget_stale(at)
     for key in SigningKey.objects.filter(state=State.RETIRED).order_by("retired_at"):
         if at >= signing_key_purge_due_at(key):
-            signing_key_purge(key.kid, at=at)
-            report.actions.append(f"purged {key.kid}")
+            try:
+                signing_key_purge(key.kid, at=at)
+                report.actions.append(f"purged {key.kid}")
+            except SigningKeyBackendUnavailable as waiting:
+                report.actions.append(f"waiting to purge {key.kid}: {waiting}")
     lock.last_success_at = at
     lock.save(update_fields=["last_success_at"])
     return report

@@ -12,7 +12,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from issuer.keys import crypto
+from issuer.keys import crypto, hsm
 from issuer.models import SigningKey
 
 
@@ -34,6 +34,17 @@ class LocalSigner:
         return self.private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
 
 
+@dataclass(frozen=True)
+class Pkcs11Signer:
+    """A key inside the PKCS#11 token: every signature is asked of the token (`issuer.keys.hsm`)."""
+
+    kid: str
+    key_id: str  # CKA_ID, hex
+
+    def sign(self, signing_input: bytes) -> bytes:
+        return hsm.hsm_sign(self.key_id, signing_input)
+
+
 _signers: dict[str, Signer] = {}
 _signers_lock = threading.Lock()
 
@@ -50,7 +61,10 @@ def signer_for(key: SigningKey) -> Signer:
         with _signers_lock:
             signer = _signers.get(key.kid)
             if signer is None:
-                signer = LocalSigner(key.kid, crypto.private_key_load(key.kid, key.private_key_encrypted))
+                if key.backend == SigningKey.Backend.PKCS11:
+                    signer = Pkcs11Signer(key.kid, key.token_key_id)
+                else:
+                    signer = LocalSigner(key.kid, crypto.private_key_load(key.kid, key.private_key_encrypted))
                 _signers[key.kid] = signer
     return signer
 

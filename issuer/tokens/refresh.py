@@ -58,8 +58,13 @@ def token_refresh_plan(chunk_size: int | None = None) -> list[tuple[int, int]]:
 
 def token_refresh_run(dispatch: Callable[[int, int], object], *, at: dt.datetime | None = None) -> int:
     """One run of the job: every chunk handed to `dispatch` (the Celery door passes the chunk task's `delay`),
-    ciphertexts of expired tokens dropped, the run recorded. Returns the number of chunks."""
+    ciphertexts of expired tokens dropped, the run recorded. Returns the number of chunks.
+
+    With no active key (every key revoked while the PKCS#11 token that would make the next one is away) nothing can
+    be minted: the run does nothing and is not recorded, so a re-mint asked for stays pending for the next run."""
     at = at or timezone.now()
+    if keyset().active_kid is None:
+        return 0
     plan = token_refresh_plan()
     for first_id, last_id in plan:
         dispatch(first_id, last_id)

@@ -17,8 +17,9 @@ from audit.services import not_audited
 from issuer import metrics
 from issuer.conf import issuer_settings
 from issuer.keys import encryption
+from issuer.keys.hsm import TokenUnavailable
 from issuer.keys.selectors import keyset, keyset_invalidate
-from issuer.keys.services import SigningKeyRefused
+from issuer.keys.services import SigningKeyBackendUnavailable, SigningKeyRefused
 from issuer.keys.signers import Signer, signer_for, signer_loaded
 from issuer.models import IssuedToken, SigningKey
 from issuer.sync_state.store import SyncState, sync_state_settle
@@ -105,7 +106,10 @@ def service_access_token_sign(
     jti = uuid.uuid4()
     claims = _claims(entitlements, issued_at, jti)
     # The claims as serialised by orjson (a fraction of the cost of `json.dumps`), signed by the key's backend.
-    token = jws_compact(orjson.dumps(claims), signer)
+    try:
+        token = jws_compact(orjson.dumps(claims), signer)
+    except TokenUnavailable as error:  # the doors answer 503 with Retry-After; the job's chunk is retried
+        raise SigningKeyBackendUnavailable(f"The active key's PKCS#11 token cannot sign now: {error}") from None
     columns = {
         "jti": jti,
         "instance_id": instance.pk,
