@@ -5,7 +5,9 @@ its whole life. (A single gateway re-fetching in step with the rotation missed a
 Away from the policy's transitions one hour repeats the next (the same key signs, the same keys are published), so
 the walk takes those a day at a time and every hour within a day of each moment the policy announces
 (`issuer.keys.policy`: a successor's creation, its activation, a retired key's purge). Should the policy act, or the
-JWKS change, on a day's step, the walk would have skipped a transition: that fails the test."""
+JWKS change, on a day's step, the walk would have skipped a transition: that fails the test.
+
+Once with each signing-key backend, and across the move from local keys to the PKCS#11 token (docs/keys.md)."""
 
 import datetime as dt
 import math
@@ -79,17 +81,20 @@ def next_hour(hour: int, transitions: set[int]) -> int:
     return min([hour + STEP_HOURS, *ahead])
 
 
-def test_two_hundred_days_of_rotation_without_a_single_rejected_token(client, activated):
-    instance, _ = activated
+def _walk(client, instance, days: int, on_hour=None) -> tuple[list, int]:
+    """`days` of the policy and minting, every token checked by the gateways; `on_hour(hour)` runs before each
+    visited hour's policy run. Returns the failures and the number of verifications."""
     start = timezone.now().replace(minute=7, second=0, microsecond=0)
     history: list[Published] = []  # every change of the JWKS, in order
     live: list[Minted] = []
     transitions: set[int] = set()  # every hour the policy ever announced
     failures, verified, hour, previous = [], 0, 0, None
     with time_machine.travel(start, tick=False) as traveller:
-        while hour < DAYS * 24:
+        while hour < days * 24:
             now = start + hour * HOUR
             traveller.move_to(now)
+            if on_hour is not None:
+                on_hour(hour)
             report = signing_key_policy_run()
             body = client.get("/oauth/discovery/keys").json()
             changed = not history or body != history[-1].body
@@ -117,9 +122,36 @@ def test_two_hundred_days_of_rotation_without_a_single_rejected_token(client, ac
                     failures.append((hour, repr(error)))
             transitions |= announced_hours(start)
             previous, hour = hour, next_hour(hour, transitions)
+    return failures, verified
+
+
+def test_two_hundred_days_of_rotation_without_a_single_rejected_token(signing_backend, client, activated):
+    instance, _ = activated
+    failures, verified = _walk(client, instance, DAYS)
     assert failures == []
     signing_kids = set(IssuedToken.objects.values_list("kid", flat=True))
     assert len(signing_kids) >= 3, "at least two rotations in 200 days"
     published = set(SigningKey.objects.values_list("kid", flat=True))
     assert signing_kids - published, "keys retired long enough ago were purged from the JWKS"
     assert verified > IssuedToken.objects.filter(reason="timeline").count(), "live tokens met each new JWKS"
+
+
+def test_moving_from_local_keys_to_the_token_by_rotation_rejects_no_token(client, activated, pkcs11_token, settings):
+    """The documented move: set ISSUER_SIGNING_KEY_BACKEND=pkcs11 and let the policy rotate. The next key is made
+    in the token, published ahead as usual, activated; the local key retires and is purged after its overlap."""
+    instance, _ = activated
+    local = SigningKey.objects.get(state=SigningKey.State.ACTIVE)
+    assert local.backend == "local"
+    settings.ISSUER = {**settings.ISSUER, "ROTATION_PERIOD_SECONDS": 20 * 86400}  # the same steps, in 40 days
+
+    def move_after_day_five(hour):
+        if hour >= 5 * 24:
+            settings.ISSUER_SIGNING_KEY_BACKEND = "pkcs11"
+
+    failures, verified = _walk(client, instance, 40, on_hour=move_after_day_five)
+    assert failures == [] and verified > IssuedToken.objects.filter(reason="timeline").count()
+    in_token = SigningKey.objects.get(state=SigningKey.State.ACTIVE)
+    assert in_token.backend == "pkcs11"
+    assert not SigningKey.objects.filter(backend="local").exists(), "the local key was purged after its overlap"
+    signed_by = set(IssuedToken.objects.values_list("kid", flat=True))
+    assert {local.kid, in_token.kid} <= signed_by, "tokens of both backends were minted and verified"
