@@ -17,8 +17,8 @@ from issuer.tokens.selectors import TOKEN_REASONS, tokens_with_uuid
 
 @admin.register(SigningKey)
 class SigningKeyAdmin(ReadOnlyAdmin):
-    list_display = ["kid", "state", "key_size", "created_at", "activated_at", "retired_at", "revoked_at"]
-    list_filter = ["state"]
+    list_display = ["kid", "state", "backend", "key_size", "created_at", "activated_at", "retired_at", "revoked_at"]
+    list_filter = ["state", "backend"]
     fields = SIGNING_KEY_FIELDS
 
 

@@ -32,7 +32,19 @@ SHARED_KEYSET_SECONDS = 86400
 # a change made by another process therefore shows within a second (this process's own changes at once).
 MEMO_SECONDS = 1.0
 # What may be said of a key anywhere (command, API, pages): never its private part.
-SIGNING_KEY_FIELDS = ["kid", "state", "algorithm", "key_size", "created_at", "activated_at", "retired_at", "revoked_at"]
+# The backend says where the private key is; a PKCS#11 key's label finds its object in the token (`pkcs11-tool`).
+SIGNING_KEY_FIELDS = [
+    "kid",
+    "state",
+    "backend",
+    "token_key_label",
+    "algorithm",
+    "key_size",
+    "created_at",
+    "activated_at",
+    "retired_at",
+    "revoked_at",
+]
 
 
 @dataclass(frozen=True)

@@ -347,3 +347,12 @@ def test_minted_tokens_of_both_backends_verify_during_the_overlap(client, activa
         kid = jwt.get_unverified_header(token)["kid"]
         jwt.decode(token, keys[kid].key, algorithms=["RS256"], audience="gitlab-ai-gateway")
     assert {jwt.get_unverified_header(t)["kid"] for t in (local_token, token_token)} == {signing_key.kid, key.kid}
+
+
+def test_operators_see_where_each_key_lives(token_key, signing_key):
+    out = io.StringIO()
+    call_command("signing_keys", "list", "--json", stdout=out)
+    listed = {key["kid"]: key for key in json.loads(out.getvalue())}
+    assert listed[token_key.kid]["backend"] == "pkcs11"
+    assert listed[token_key.kid]["token_key_label"] == token_key.token_key_label
+    assert listed[signing_key.kid]["backend"] == "local" and listed[signing_key.kid]["token_key_label"] == ""
