@@ -17,7 +17,8 @@ def test_readyz_ok_with_database_cache_and_active_key(client, signing_key):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "cache", "signing_key"}
+    assert set(body["checks"]) == {"database", "cache", "signing_key", "signing_token"}
+    assert body["checks"]["signing_token"] == {"ok": True, "detail": "not used"}  # no key in a PKCS#11 token
 
 
 @pytest.mark.django_db
