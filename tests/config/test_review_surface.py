@@ -114,7 +114,7 @@ def test_readyz_tells_the_public_its_status_only(client, signing_key, settings):
     public = client.get("/readyz", REMOTE_ADDR="203.0.113.9")
     assert public.status_code == 200 and public.json() == {"status": "ok"}
     monitoring = client.get("/readyz", REMOTE_ADDR="10.1.2.3").json()
-    assert set(monitoring["checks"]) == {"database", "cache", "signing_key"}
+    assert set(monitoring["checks"]) == {"database", "cache", "signing_key", "signing_token"}
     bearer = client.get("/readyz", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer scrape-me-please").json()
     assert "checks" in bearer
 
