@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run test test-shifted-clock lint format browser promtool softhsm docs clean
+.PHONY: run test test-shifted-clock test-pkcs11 lint format browser promtool softhsm docs clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ test: $(VENV)/.installed browser promtool softhsm
 # Tests marked wall_clock (they compare with PostgreSQL's now(), Redis TTLs or another process) are listed, not run.
 test-shifted-clock: $(VENV)/.installed browser promtool softhsm
 	TEST_CLOCK_SHIFT_DAYS=730 $(VENV)/bin/pytest -n 2 -p no:cacheprovider
+
+# The suite again with every new key made in the SoftHSM2 token (tests of the local backend's own matter pin it).
+test-pkcs11: $(VENV)/.installed browser promtool softhsm
+	ISSUER_SIGNING_KEY_BACKEND=pkcs11 $(VENV)/bin/pytest -n 2 -p no:cacheprovider
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -184,6 +184,14 @@ def signing_backend(request, settings):
     return request.param
 
 
+@pytest.fixture
+def local_signing_keys(settings):
+    """For tests of the local backend's own matter (encrypted PKCS#8, rewrap, key-encryption-key errors, PEM that
+    must not leak): new keys are made locally even when the whole suite runs with ISSUER_SIGNING_KEY_BACKEND=pkcs11.
+    Used by name (`usefixtures`), so each pinned test says it is about local keys."""
+    settings.ISSUER_SIGNING_KEY_BACKEND = "local"
+
+
 @pytest.fixture(autouse=True)
 def _whole_suite_backend(request):
     """`ISSUER_SIGNING_KEY_BACKEND=pkcs11 pytest`: every key the suite makes is made in the SoftHSM2 token."""

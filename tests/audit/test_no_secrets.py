@@ -94,6 +94,7 @@ class World:
             self.note(ciphertext.decode()[:60], ciphertext.hex()[:60])
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 @pytest.mark.django_db
 @hypothesis_settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(

@@ -11,6 +11,7 @@ def test_healthz_touches_nothing(client):
     assert response.json() == {"status": "ok"}
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 @pytest.mark.django_db
 def test_readyz_ok_with_database_cache_and_active_key(client, signing_key):
     response = client.get("/readyz")

@@ -16,6 +16,7 @@ from tests.helpers import sync
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_a_token_is_byte_for_byte_the_one_pyjwt_signs_with_the_local_key(activated):
     instance, _ = activated
     at = dt.datetime.now(dt.UTC)
@@ -32,6 +33,7 @@ def test_a_token_is_byte_for_byte_the_one_pyjwt_signs_with_the_local_key(activat
     assert jwt.get_unverified_header(minted.token) == {"alg": "RS256", "kid": signer.kid, "typ": "JWT"}
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_any_payload_and_kid_gives_pyjwts_bytes(signing_key):
     signer = signer_for(SigningKey.objects.get(kid=signing_key.kid))
     for payload in (b"{}", b'{"a":"\xc3\xa9","n":1}', orjson.dumps({"x": "y" * 1001})):

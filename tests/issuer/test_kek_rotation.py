@@ -39,6 +39,7 @@ def test_a_process_with_the_old_key_list_re_mints_instead_of_failing(client, act
     assert rest.status_code == 200
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_a_signing_key_this_process_cannot_decrypt_is_a_503_not_a_500(client, activated, settings):
     _, key = activated
     settings.KEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # neither the stored token nor the key decrypts

@@ -211,6 +211,7 @@ def test_a_redrawn_key_leaves_nothing_in_the_token(token_backend, monkeypatch):
     assert len(_private_objects(key.token_key_label)) == 1
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_rewrap_skips_keys_in_the_token(token_key):
     local = SigningKey.objects.filter(backend="local").count()
     assert local == 1
@@ -354,6 +355,7 @@ def test_minted_tokens_of_both_backends_verify_during_the_overlap(client, activa
     assert {jwt.get_unverified_header(t)["kid"] for t in (local_token, token_token)} == {signing_key.kid, key.kid}
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_operators_see_where_each_key_lives(token_key, signing_key):
     out = io.StringIO()
     call_command("signing_keys", "list", "--json", stdout=out)

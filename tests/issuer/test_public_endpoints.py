@@ -93,6 +93,7 @@ def test_no_throttle_and_no_auth_on_public_endpoints(client, signing_key, settin
         )
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_private_key_never_in_any_public_response(client, signing_key):
     from issuer.keys import encryption
 

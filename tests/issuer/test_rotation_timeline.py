@@ -136,6 +136,7 @@ def test_two_hundred_days_of_rotation_without_a_single_rejected_token(signing_ba
     assert verified > IssuedToken.objects.filter(reason="timeline").count(), "live tokens met each new JWKS"
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_moving_from_local_keys_to_the_token_by_rotation_rejects_no_token(client, activated, pkcs11_token, settings):
     """The documented move: set ISSUER_SIGNING_KEY_BACKEND=pkcs11 and let the policy rotate. The next key is made
     in the token, published ahead as usual, activated; the local key retires and is purged after its overlap."""

@@ -40,6 +40,7 @@ def test_first_start_creates_and_activates_one_key():
     assert SigningKey.objects.count() == 1
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_key_material_is_encrypted_and_kid_is_the_thumbprint():
     key = signing_key_create(at=T0)
     assert key.kid == crypto.rfc7638_thumbprint(key.public_jwk)
@@ -160,6 +161,7 @@ def test_policy_timeline_create_activate_purge():
     assert SigningKey.objects.count() == 1
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_rewrap_round_trips_with_a_new_primary_key(settings):
     key = signing_key_ensure_active(at=T0)
     old_kek = settings.KEY_ENCRYPTION_KEYS[0]
@@ -171,6 +173,7 @@ def test_rewrap_round_trips_with_a_new_primary_key(settings):
     assert encryption.decrypt(key.private_key_encrypted).startswith(b"-----BEGIN PRIVATE KEY-----")
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_wrong_key_encryption_key_is_a_clear_startup_error(settings):
     signing_key_ensure_active(at=T0)
     settings.KEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
@@ -178,6 +181,7 @@ def test_wrong_key_encryption_key_is_a_clear_startup_error(settings):
     assert errors and "cannot be decrypted: No configured key-encryption key decrypts this data." in errors[0].msg
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_missing_key_encryption_key_is_a_clear_error(settings):
     settings.KEY_ENCRYPTION_KEYS = []
     with pytest.raises(encryption.KeyEncryptionError, match="KEY_ENCRYPTION_KEYS is not set"):
@@ -190,6 +194,7 @@ def test_zero_active_keys_is_a_startup_error():
     assert "issuer.E003" not in {m.id for m in run_checks(databases=["default"])}
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_private_key_bytes_never_reach_the_log(caplog):
     caplog.set_level(logging.DEBUG)
     key = signing_key_ensure_active()
@@ -205,6 +210,7 @@ def _command(*args):
     return out.getvalue()
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_command_lifecycle_with_json():
     assert json.loads(_command("list", "--json")) == []
     first = json.loads(_command("ensure", "--json"))
@@ -241,6 +247,7 @@ def test_command_list_shows_the_due_times_of_the_keys_page():
     assert f"activation_due={timeline[pending.kid].activation_due.isoformat()}" in _command("list")
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_command_rewrap_says_how_many_keys_and_tokens(settings):
     from subscriptions.services import instance_activate
     from tests.factories import AddOnPurchaseFactory
@@ -297,6 +304,7 @@ def test_concurrent_policy_runs_and_activations_leave_exactly_one_active_key():
     assert SigningKey.objects.filter(state=State.ACTIVE).count() == 1
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_kids_never_start_with_a_dash(monkeypatch):
     """A kid like "-abc" would be read as an option by `signing_keys activate --kid -abc`."""
     real = crypto.public_jwk

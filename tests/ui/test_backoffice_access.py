@@ -63,6 +63,7 @@ def staff_client():
     return client
 
 
+@pytest.mark.usefixtures("local_signing_keys")
 def test_no_page_renders_a_secret(staff_client, world):
     instance, license_key, token, pending = world
     pem_lines = []
