@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import django
 import pytest
 
 from config.environment import environment_read
@@ -105,6 +106,9 @@ def test_gunicorn_in_a_terminal_says_running_at_once_listening_and_logs_readable
 @pytest.mark.django_db
 def test_the_first_admin_hint_shows_only_while_there_is_no_user(django_user_model, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["first_admin_hint.py", ".venv/bin/python"])
+    # Django is set up in this process already: setting it up again would configure logging onto capsys's stream,
+    # which closes after this test and breaks every later log line on this worker.
+    monkeypatch.setattr(django, "setup", lambda *args, **kwargs: None)
     runpy.run_path(str(ROOT / "scripts" / "first_admin_hint.py"), run_name="__main__")
     assert capsys.readouterr().out == "First admin: .venv/bin/python manage.py createsuperuser\n"
     django_user_model.objects.create_user("someone", password="pw")
