@@ -200,3 +200,14 @@ def analyze_as_owner(table: str) -> None:
     params.pop("context", None)
     with psycopg.connect(**{k: v for k, v in params.items() if v is not None}, autocommit=True) as owned:
         owned.execute(f"ANALYZE {table}")
+
+
+def signing_backend_environment() -> dict[str, str]:
+    """The signing backend of this test as environment variables, for a manage.py run in another process: under
+    `make test-pkcs11` the token the test's keys live in (its module, label and PIN file), else local keys."""
+    from django.conf import settings
+
+    names = ["ISSUER_SIGNING_KEY_BACKEND"]
+    if settings.ISSUER_PKCS11_TOKEN_LABEL:
+        names += ["ISSUER_PKCS11_MODULE", "ISSUER_PKCS11_TOKEN_LABEL", "ISSUER_PKCS11_PIN_FILE"]
+    return {name: str(getattr(settings, name)) for name in names}

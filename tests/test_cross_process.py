@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from issuer.keys.selectors import MEMO_SECONDS
-from tests.helpers import postgres_only, redis_only, sync
+from tests.helpers import postgres_only, redis_only, signing_backend_environment, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,6 +32,7 @@ def other_process(*args: str) -> str:
         "KEY_ENCRYPTION_KEYS": ",".join(settings.KEY_ENCRYPTION_KEYS),
         "LICENSE_KEY_PEPPER": settings.LICENSE_KEY_PEPPER,
         "LOG_LEVEL": "WARNING",
+        **signing_backend_environment(),
     }
     done = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120

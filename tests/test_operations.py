@@ -12,7 +12,7 @@ from django.db import connection
 
 from subscriptions.selectors import instance_by_license_key
 from subscriptions.services import instance_activate
-from tests.helpers import postgres_only, sync
+from tests.helpers import postgres_only, signing_backend_environment, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +44,7 @@ def _check(database_url: str, keks: str) -> subprocess.CompletedProcess:
         "KEY_ENCRYPTION_KEYS": keks,
         "SECRET_KEY": "restore-test",
         "LICENSE_KEY_PEPPER": "restore-test",
+        **signing_backend_environment(),
     }
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--database", "default"],
@@ -56,6 +57,7 @@ def _check(database_url: str, keks: str) -> subprocess.CompletedProcess:
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("local_signing_keys")  # the restored keys must decrypt: a local key's matter
 def test_a_dump_restores_into_a_fresh_database_with_the_same_keks(signing_key, settings, tmp_path):
     """pg_dump -Fc, pg_restore into a new database: with the same KEKs the restored keys decrypt and the start-up
     checks pass; with other KEKs they refuse (issuer.E001), as the runbook says. Backups are the owner's work."""
