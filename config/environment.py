@@ -351,6 +351,16 @@ VARIABLES = [
         BEHAVIOUR,
     ),
     Variable(
+        "DATABASE_PREPARED_STATEMENTS",
+        BOOLEAN,
+        True,
+        "PostgreSQL: the sync's few statements (its inputs' read, a minted token's record, the instance's "
+        "bookkeeping) are prepared once per connection, not planned at every call. `0` behind a pooler that "
+        "cannot keep prepared statements (PgBouncer in transaction mode before 1.22, or without "
+        "`max_prepared_statements`).",
+        BEHAVIOUR,
+    ),
+    Variable(
         "DATABASE_RUNTIME_ROLE",
         TEXT,
         "",

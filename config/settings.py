@@ -135,6 +135,11 @@ DATABASES["default"]["CONN_MAX_AGE"] = ENV["DATABASE_CONN_MAX_AGE"]
 DATABASE_RUNTIME_ROLE = ENV["DATABASE_RUNTIME_ROLE"]
 DATABASE_RUNTIME_PASSWORD = ENV["DATABASE_RUNTIME_PASSWORD"]
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The sync's hot statements run on a server-binding cursor that prepares them (config.postgres.prepared_cursor);
+# every other query keeps Django's client-side binding, which never prepares.
+DATABASE_PREPARED_STATEMENTS = ENV["DATABASE_PREPARED_STATEMENTS"]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker, beat, CLI) share one file: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})

@@ -31,6 +31,7 @@ from django.db import connection, transaction
 
 from config.cache import cache_strict
 from config.limits import RateCount
+from config.postgres import prepared_cursor
 from config.signed_cache import signed_value_open, signed_value_seal
 from issuer.conf import issuer_settings
 from issuer.models import IssuedToken
@@ -229,7 +230,7 @@ def _inputs_read(license_key: str) -> tuple[Instance, NewestToken | None] | None
         instance = instance_by_license_key(license_key, with_purchases=True)
         return None if instance is None else (instance, _newest_token(instance))
     digest = license_key_digest(license_key)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_inputs_query(), [digest])
         row = cursor.fetchone()
     if row is None:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from audit.services import not_audited
+from config.postgres import prepared_cursor
 from issuer import metrics
 from issuer.conf import issuer_settings
 from issuer.keys import encryption
@@ -169,7 +170,7 @@ def _token_record_insert(minted: MintedToken) -> None:
         "WITH asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)) "  # noqa: S608
         f"INSERT INTO {table} ({columns}) SELECT {placeholders} FROM asynchronous"
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(insert, values)
 
 

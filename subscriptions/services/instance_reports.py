@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, connection, transaction
 
 from audit.services import not_audited
+from config.postgres import prepared_cursor
 from config.unavailable import TRANSIENT_FAILURES
 from subscriptions.models import Instance, InstanceIdSighting
 from subscriptions.writes import assign, field_clip
@@ -125,7 +126,7 @@ def _bookkeeping_update(instance_id: int, values: dict) -> None:
         "WITH asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)) "  # noqa: S608
         f"UPDATE {table} SET {assignments} FROM asynchronous WHERE {table}.id = %s"
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(update, [*values.values(), instance_id])
 
 
