@@ -290,11 +290,28 @@ def _store(state: SyncState) -> None:
         )
 
 
-def sync_state_settle(state: SyncState, *, changed: bool = False, minted: IssuedToken | None = None) -> None:
+def sync_state_expected_back(previous_sync_at: dt.datetime | None, at: dt.datetime) -> bool:
+    """Whether a state stored now is likely to be read before it expires: the instance's previous sync came within
+    the cache's lifetime (or it never synced: activation is followed by syncs). An instance that syncs hourly, the
+    fleet, comes back after a 900 s state has expired: storing it would be a write nobody reads."""
+    if previous_sync_at is None:
+        return True
+    return at - previous_sync_at < dt.timedelta(seconds=issuer_settings.SYNC_STATE_CACHE_SECONDS)
+
+
+def sync_state_settle(
+    state: SyncState, *, changed: bool = False, minted: IssuedToken | None = None, expected_back: bool = True
+) -> None:
     """The one cache write of a request that read a state: stores it when the cache did not hold it (read from the
     database), when the request `changed` it in a way that is not an entitlement input (the last sync, the last
     error), or with the token it `minted` as the newest; nothing when the cache already holds it as it is. Stored
-    with the generation it was read under, so a write to an input since then still wins."""
+    with the generation it was read under, so a write to an input since then still wins.
+
+    A state read from the database is not stored when nobody is `expected_back` to read it
+    (`sync_state_expected_back`): the next request reads the database again, as it would after expiry. A cached
+    state is always rewritten when it changed, so the cache never holds an older token than the database."""
+    if not state.cached and not expected_back:
+        return
     if minted is not None:
         newest = NewestToken(
             kid=minted.kid,

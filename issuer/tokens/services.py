@@ -23,7 +23,7 @@ from issuer.keys.selectors import keyset, keyset_invalidate
 from issuer.keys.services import SigningKeyBackendUnavailable, SigningKeyRefused
 from issuer.keys.signers import Signer, signer_for, signer_loaded
 from issuer.models import IssuedToken, SigningKey
-from issuer.sync_state.store import SyncState, sync_state_settle
+from issuer.sync_state.store import SyncState, sync_state_expected_back, sync_state_settle
 from issuer.tokens.jws import jws_compact
 from issuer.tokens.selectors import token_is_fresh
 from subscriptions.instance_ids import instance_id_matches
@@ -249,7 +249,12 @@ def _observed(
     state: SyncState, observation: SyncObservation, at: dt.datetime, *, synced: bool = True, minted=None
 ) -> None:
     """The end of a sync: what it saw recorded (one statement, when due), then the cached state settled (one
-    write, when the cache does not hold it as it now is)."""
+    write, when the cache does not hold it as it now is and somebody is expected back to read it)."""
     recorded = instance_sync_observed(state.instance, observation, at=at, synced=synced)
     if recorded is not SyncRecord.CHANGED:  # a change started a new generation: nothing of this state is served
-        sync_state_settle(state, changed=recorded is SyncRecord.TOUCHED, minted=minted)
+        sync_state_settle(
+            state,
+            changed=recorded is SyncRecord.TOUCHED,
+            minted=minted,
+            expected_back=sync_state_expected_back(observation.previous_sync_at, at),
+        )

@@ -39,6 +39,7 @@ class SyncObservation:
     recorded_hostname: str
     deployment_type: str
     seen_instance_id: str
+    previous_sync_at: dt.datetime | None  # the instance's last sync before this one (how often it comes back)
     refusal: str = ""  # the refusal the sync answered with, if any (kept as the instance's last error)
 
     def refused(self, message: str) -> None:
@@ -61,6 +62,7 @@ def sync_observation_start(
         seen_instance_id=field_clip(
             Instance, "last_seen_instance_id", seen_instance_id or instance.last_seen_instance_id
         ),
+        previous_sync_at=instance.last_sync_at,
     )
     instance.gitlab_version = field_clip(Instance, "gitlab_version", gitlab_version or instance.gitlab_version)
     instance.hostname = field_clip(Instance, "hostname", hostname or instance.hostname)

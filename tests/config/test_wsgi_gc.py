@@ -24,9 +24,7 @@ def test_the_wsgi_application_freezes_what_start_up_made(tmp_path):
         "SKIP_STARTUP_CHECKS": "1",
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
     }
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     before, after = map(int, done.stdout.split())
     assert before == 0

@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from config.signed_cache import signed_value_seal
+from issuer.keys.services import signing_key_activate, signing_key_create
 from issuer.sync_state.store import (
     sync_state_by_license_key,
     sync_state_cache_keys,
@@ -147,3 +148,49 @@ def test_cache_off_without_a_shared_cache(settings, activated, django_assert_num
         state = sync_state_by_license_key(key)
     assert state.instance.subscription.add_on_purchases.all()[0].add_on == "duo_enterprise"
     assert state.newest is not None and state.newest.kid
+
+
+def _state_cached(key) -> bool:
+    return cache.get(sync_state_cache_keys(license_key_digest(key)).state) is not None
+
+
+def _last_synced(instance, ago: dt.timedelta) -> None:
+    type(instance).objects.filter(pk=instance.pk).update(last_sync_at=dt.datetime.now(dt.UTC) - ago)
+
+
+def test_an_instance_back_after_the_states_lifetime_costs_no_cache_write(client, activated):
+    """The fleet: an instance that syncs hourly would never read a 900 s state (the default) again: not stored."""
+    instance, key = activated
+    sync(client, key)  # mints (first sync after activation: stored)
+    cache.delete(sync_state_cache_keys(license_key_digest(key)).state)
+    _last_synced(instance, dt.timedelta(hours=1))
+    _, body = sync(client, key)
+    assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+    assert not _state_cached(key)
+    instance.refresh_from_db()
+    assert dt.datetime.now(dt.UTC) - instance.last_sync_at < dt.timedelta(minutes=1), "the sync is still recorded"
+    # Back within the lifetime (a retry, a read-back, a clone): stored, and the next sync reads no database.
+    _, again = sync(client, key)
+    assert _state_cached(key)
+    assert (
+        again["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+        == (body["data"]["cloudConnectorAccess"]["serviceToken"]["token"])
+    )
+
+
+def test_a_cached_state_is_rewritten_with_a_new_token_however_long_ago_the_last_sync(client, activated):
+    """A cached state must never hold an older token than the database: the next reader would mint again."""
+    instance, key = activated
+    sync(client, key)
+    sync(client, key)  # the state is cached with the token minted above
+    assert _state_cached(key)
+    _last_synced(instance, dt.timedelta(hours=1))  # (the cached copy still says a minute ago: not re-read)
+    state = sync_state_by_license_key(key)
+    assert state.cached
+    state.instance.last_sync_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    old_kid = state.newest.kid
+    new_key = signing_key_create()
+    signing_key_activate(new_key.kid, force=True, reason="test: the stored token is no longer fresh")
+    result = service_access_token_sync(state, gitlab_version="17.11.0")
+    assert result.kid != old_kid
+    assert sync_state_by_license_key(key).newest.kid == result.kid
