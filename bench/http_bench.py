@@ -143,7 +143,8 @@ def prepare_fleet(env: dict, count: int) -> list[str]:
 
 def settle_database(url: str) -> None:
     """The fill's aftermath done before the turns start: autovacuum of the fresh token rows and the checkpoint of
-    their WAL would otherwise land in some turns and not others (seen: the cold sync 0.30-0.34 of the bare sign in whole runs, 0.36-0.45 alone)."""
+    their WAL would otherwise land in some turns and not others (seen: the cold sync 0.30-0.34 of the bare sign in
+    whole runs, 0.36-0.45 alone)."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as connection:
