@@ -206,7 +206,8 @@ def test_a_redrawn_key_leaves_nothing_in_the_token(token_backend, monkeypatch):
     monkeypatch.setattr(hsm, "rsa_public_jwk", first_kid_starts_with_a_dash)
     before = len(_private_objects())
     key = signing_key_create(reason="test")
-    assert len(drawn) == 2 and not key.kid.startswith("-")
+    # A real kid also starts with a dash one time in 64, so the count of redraws is not fixed.
+    assert len(drawn) >= 2 and key.kid == drawn[-1]["kid"] and not key.kid.startswith("-")
     assert len(_private_objects()) == before + 1
     assert len(_private_objects(key.token_key_label)) == 1
 
