@@ -7,10 +7,11 @@
 
 Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/issuer_bench, recreated) and REDIS_URL (default
 redis://127.0.0.1:6379/9). Load comes from `wrk` (Debian package; installed if missing). Prints requests/s,
-p50 and p99 for each scenario and the ratios against the baselines measured in the same run, each baseline and
-what is compared with it taking turns (`--rounds`): warm sync / bare JSON (target >= 0.6), cold sync / bare sign
-(>= 0.5), JWKS / bare JSON (>= 1.0), fleet sync / bare JSON (>= 0.3). For information it also loads a bare view
-that answers as many bytes as a sync (the catalog is ~22 kB).
+p50 and p99 for each scenario; the machine's CPU a request cost, by process (gunicorn, PostgreSQL, Redis, wrk):
+where the time goes under load, which an in-process profile cannot see; and the ratios against the baselines
+measured in the same run, each baseline and what is compared with it taking turns (`--rounds`): warm sync / bare
+JSON (target >= 0.6), cold sync / bare sign (>= 0.5), JWKS / bare JSON (>= 1.0), fleet sync / bare JSON (>= 0.3).
+For information it also loads a bare view that answers as many bytes as a sync (the catalog is ~22 kB).
 
 The warm sync cycles `--instances` instances, so their sync state is always cached. The fleet sync is the sync a
 million hourly instances make: `--fleet` instances filled in SQL, each with a token the refresh job pre-minted, and
@@ -335,23 +336,58 @@ def wrk(
     return {"rps": rps, "p50_ms": latency(50), "p99_ms": latency(99), "non_2xx": failed}
 
 
+# Whose CPU a request costs: each process's user + system time (/proc), grouped; wrk's own from os.times().
+CPU_GROUPS = ("gunicorn", "postgres", "redis", "node", "wrk", "other")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_group() -> dict[str, float]:
+    """CPU seconds used so far by the machine's processes, by group (a process that ended since is not counted:
+    only the long-lived servers matter here, and wrk is counted apart)."""
+    spent = dict.fromkeys(CPU_GROUPS, 0.0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        group = (
+            "gunicorn"
+            if b"gunicorn" in command
+            else next((g for g in ("postgres", "redis", "node") if name.startswith(g)), "other")
+        )
+        spent[group] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    children = os.times()
+    spent["wrk"] = children.children_user + children.children_system
+    return spent
+
+
 def alternating(results: dict, rounds: int, scenarios: dict, duration: int) -> None:
     """Each scenario for `duration` seconds in all, in `rounds` turns taken one after the other (a baseline, then
     what is compared with it, and again), so that a drift in the machine's speed touches every scenario alike.
-    Requests/s are over all turns; latencies are of the median turn."""
+    Requests/s are over all turns; latencies are of the median turn; the CPU a request cost, by process group, is
+    over all turns."""
     turns = {name: [] for name in scenarios}
+    cpu = {name: dict.fromkeys(CPU_GROUPS, 0.0) for name in scenarios}
     seconds = max(duration // rounds, 1)
     for _ in range(rounds):
         for name, run in scenarios.items():
+            before = cpu_by_group()
             turns[name].append(run(seconds))
+            after = cpu_by_group()
+            for group in CPU_GROUPS:
+                cpu[name][group] += after[group] - before[group]
     for name, figures in turns.items():
         middle = sorted(figures, key=lambda figure: figure["rps"])[len(figures) // 2]
+        served = sum(figure["rps"] for figure in figures) * seconds
         results[name] = {
             "rps": sum(figure["rps"] for figure in figures) / len(figures),
             "p50_ms": middle["p50_ms"],
             "p99_ms": middle["p99_ms"],
             "non_2xx": sum(figure["non_2xx"] for figure in figures),
             "p99_over_p50": sorted(figure["p99_ms"] / figure["p50_ms"] for figure in figures)[len(figures) // 2],
+            "cpu_ms": {group: spent / served * 1000 for group, spent in cpu[name].items()},
         }
 
 
@@ -461,6 +497,13 @@ def main():
     for scenario, figures in results.items():
         rps, p50, p99, non_2xx = figures["rps"], figures["p50_ms"], figures["p99_ms"], figures["non_2xx"]
         print(f"{scenario:28} {rps:9.0f} {p50:8.2f} {p99:8.2f} {non_2xx:8}")
+    print(f"\nmachine CPU a request, ms (user + system, by process; {os.cpu_count()} cores, all turns)")
+    print(f"{'scenario':28} " + " ".join(f"{group:>8}" for group in CPU_GROUPS) + f" {'total':>8}")
+    for scenario, figures in results.items():
+        spent = figures["cpu_ms"]
+        columns = " ".join(f"{spent[group]:8.3f}" for group in CPU_GROUPS)
+        print(f"{scenario:28} {columns} {sum(spent.values()):8.3f}")
+    print()
     comparisons = [
         ("warm", "warm sync / bare JSON", "warm sync (stored token)", "bare JSON view", 0.6),
         ("cold", "cold sync / bare sign", "cold sync (signs)", "bare sign view", 0.5),
