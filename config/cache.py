@@ -80,8 +80,10 @@ _COUNT = (
     "local count = redis.call('INCRBY', KEYS[1], ARGV[1]) "
     "if count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end return count"
 )
-# Counters counted in order, stopping at the first over its limit, then the other keys read: KEYS are the n counters
-# and then the keys to read; ARGV is n, then each counter's limit and lifetime. Returns {counts} or {counts, values}.
+# Counters counted in order, stopping at the first over its limit, then the keys to start set where missing, then
+# the other keys read: KEYS are the n counters and then the keys to read; ARGV is n, each counter's limit and
+# lifetime, then m and, for each key to start, its position among the keys to read, its value and its lifetime.
+# Returns {counts} or {counts, values}.
 _COUNT_AND_GET = """
 local n = tonumber(ARGV[1])
 local counts = {}
@@ -90,6 +92,11 @@ for i = 1, n do
   if count == 1 then redis.call('EXPIRE', KEYS[i], ARGV[2 * i + 1]) end
   counts[i] = count
   if count > tonumber(ARGV[2 * i]) then return {counts} end
+end
+local started = 2 * n + 2
+for j = 1, tonumber(ARGV[started]) do
+  local at = started + 3 * j - 2
+  redis.call('SET', KEYS[n + tonumber(ARGV[at])], ARGV[at + 1], 'NX', 'EX', ARGV[at + 2])
 end
 if #KEYS == n then return {counts, {}} end
 return {counts, redis.call('MGET', unpack(KEYS, n + 1))}
@@ -140,16 +147,21 @@ class ReusingRedisCacheClient(RedisCacheClient):
         _counted.value = (key, count)
         return False
 
-    def count_and_get_many(self, counters, keys):
-        """Rate-limit counters counted in order (each as `add` counts it), and `keys` read, in one round trip: one
-        script, which stops at the first counter over its limit and then reads nothing. ([count or None, …], {key:
-        value}): the counts made (None for those not reached), and the values found and readable. With Redis away:
-        all None, nothing found (the limits fail open, the reads miss)."""
+    def count_and_get_many(self, counters, keys, started=()):
+        """Rate-limit counters counted in order (each as `add` counts it), each of `started` (key, value, lifetime:
+        a key among `keys`) set where it is missing (as `add` sets it), and `keys` read, in one round trip: one
+        script, which stops at the first counter over its limit and then sets and reads nothing. ([count or None,
+        …], {key: value}): the counts made (None for those not reached), and the values found and readable (a
+        started key's own value when it was missing). With Redis away: all None, nothing found (the limits fail
+        open, the reads miss)."""
         try:
             client = self.get_client(counters[0][0] if counters else None, write=True)
             arguments = [len(counters)]
             for _key, limit, timeout in counters:
                 arguments += [limit, max(int(timeout or 0), 1)]
+            arguments.append(len(started))
+            for key, value, timeout in started:
+                arguments += [keys.index(key) + 1, self._serializer.dumps(value), max(int(timeout or 0), 1)]
             reply = self._script(client, _COUNT_AND_GET)(keys=[key for key, _, _ in counters] + keys, args=arguments)
         except RedisError as error:
             if _strict.get():
@@ -209,12 +221,16 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
 
-    def count_and_get_many(self, counters: list[tuple[str, int, int]], keys: list[str]):
+    def count_and_get_many(
+        self, counters: list[tuple[str, int, int]], keys: list[str], started: list[tuple[str, object, int]] = ()
+    ):
         """([count, …], {key: value}): each (counter key, limit, lifetime) counted in order as `add` then `incr`
-        count it, stopping at the first over its limit, and `keys` read as `get_many` reads them (only when every
-        count is within its limit), in one round trip (the token sync's address and license-key limits and its
-        cached state)."""
+        count it, stopping at the first over its limit, then each of `started` (key, value, lifetime; a key among
+        `keys`) set as `add` sets it, and `keys` read as `get_many` reads them (only when every count is within its
+        limit), in one round trip (the token sync's address and license-key limits, its cached state and the
+        state's generation, started where there is none)."""
         made = {self.make_and_validate_key(key): key for key in keys}
         counted = [(self.make_and_validate_key(key), limit, timeout) for key, limit, timeout in counters]
-        counts, found = self._cache.count_and_get_many(counted, list(made))
+        start = [(self.make_and_validate_key(key), value, timeout) for key, value, timeout in started]
+        counts, found = self._cache.count_and_get_many(counted, list(made), start)
         return counts, {made[key]: value for key, value in found.items()}

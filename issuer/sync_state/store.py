@@ -195,8 +195,10 @@ def _state(license_key: str | None, counters: list[RateCount] | None) -> tuple[S
     if sync_state_enabled():
         digest = license_key_digest(license_key)
         keys = sync_state_cache_keys(digest)
-        if counters and counted_read is not None:
-            counts, found = counted_read([(c.key, c.limit, c.timeout) for c in counters], list(keys))
+        fresh = time.time_ns()  # the generation this read starts, should there be none
+        if counters and counted_read is not None:  # the generation started in the same round trip
+            counted = [(c.key, c.limit, c.timeout) for c in counters]
+            counts, found = counted_read(counted, list(keys), [(keys.generation, fresh, GENERATION_SECONDS)])
             if _over(counters, counts):
                 return None, counts
         else:
@@ -206,9 +208,11 @@ def _state(license_key: str | None, counters: list[RateCount] | None) -> tuple[S
         if type(writers) is not int or writers > 0:  # a writer is at work: read the database, cache nothing
             generation = None
         elif generation is None:
-            generation = _generation_started(keys.generation)
+            generation = _generation_started(keys.generation, fresh)
         elif type(generation) is not int:  # not a generation we wrote: nothing can be verified against it
             generation = None
+        elif generation == fresh:  # started just now: nothing is sealed under it yet
+            pass
         elif sealed is not None:
             plain = signed_value_open(keys.state, sealed, generation=generation)
             state = None if plain is None else sync_state_from_plain(plain, generation)
@@ -271,10 +275,10 @@ def _inputs_query() -> str:
     )
 
 
-def _generation_started(generation_key: str):
-    """A new generation where there is none (first use, expiry, a lost release): never a value an older state
-    carries. None when the cache cannot say (Redis away): the state is then not cached."""
-    fresh = time.time_ns()
+def _generation_started(generation_key: str, fresh: int):
+    """A new generation where there is none (first use, expiry, a lost release): `fresh`, the time in nanoseconds
+    when the read began, never a value an older state carries. None when the cache cannot say (Redis away): the state
+    is then not cached. On Redis, the sync's own round trip (its counts and reads) starts it instead."""
     if cache.add(generation_key, fresh, GENERATION_SECONDS):
         return fresh
     found = cache.get(generation_key)

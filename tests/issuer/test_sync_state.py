@@ -11,6 +11,7 @@ from django.db import connection
 from config.signed_cache import signed_value_seal
 from issuer.keys.services import signing_key_activate, signing_key_create
 from issuer.sync_state.store import (
+    GENERATION_SECONDS,
     sync_state_by_license_key,
     sync_state_cache_keys,
     sync_state_invalidate,
@@ -28,7 +29,7 @@ from subscriptions.services import (
     subscription_update,
 )
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import sync
+from tests.helpers import redis_only, sync
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +195,31 @@ def test_a_cached_state_is_rewritten_with_a_new_token_however_long_ago_the_last_
     result = service_access_token_sync(state, gitlab_version="17.11.0")
     assert result.kid != old_kid
     assert sync_state_by_license_key(key).newest.kid == result.kid
+
+
+@redis_only
+def test_a_missing_generation_is_started_in_the_syncs_own_round_trip(client, activated, django_assert_num_queries):
+    """An hourly instance finds its state expired, and once a day its generation too (and every instance at its
+    first sync): the generation is started by the script that counts and reads, not in a round trip of its own."""
+    _, key = activated
+    sync(client, key)
+    keys = sync_state_cache_keys(license_key_digest(key))
+    cache.delete_many([keys.state, keys.generation])
+    redis = cache._cache.get_client(write=True)
+    calls = []
+    original = redis.execute_command
+    redis.execute_command = lambda *args, **kwargs: calls.append(args) or original(*args, **kwargs)
+    try:
+        _, body = sync(client, key)
+    finally:
+        redis.execute_command = original
+    assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+    assert [call[0] for call in calls].count("EVALSHA") == 1
+    assert not [call for call in calls if call[0] == "SET" and "NX" in call], "no `add` of its own"
+    generation = cache.get(keys.generation)
+    assert type(generation) is int
+    assert 0 < redis.ttl(cache.make_and_validate_key(keys.generation)) <= GENERATION_SECONDS
+    with django_assert_num_queries(0):  # the state was stored under the generation started, and is read back
+        _, again = sync(client, key)
+    assert again["data"]["cloudConnectorAccess"]["serviceToken"] == body["data"]["cloudConnectorAccess"]["serviceToken"]
+    assert cache.get(keys.generation) == generation
