@@ -35,6 +35,11 @@ _owner_url = os.environ.get("DATABASE_OWNER_URL", "")
 if _owner_url and DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     _runtime = DATABASES["default"]  # noqa: F405
     DATABASE_RUNTIME_CREDENTIALS = {"USER": _runtime["USER"], "PASSWORD": _runtime["PASSWORD"]}
-    DATABASES["default"] = {**_runtime, **environ.Env.db_url_config(_owner_url), "NAME": _runtime["NAME"]}  # noqa: F405
+    DATABASES["default"] = {  # noqa: F405
+        **_runtime,
+        **environ.Env.db_url_config(_owner_url),
+        "NAME": _runtime["NAME"],
+        "ENGINE": _runtime["ENGINE"],
+    }
     DATABASE_OWNER_CREDENTIALS = {"USER": DATABASES["default"]["USER"], "PASSWORD": DATABASES["default"]["PASSWORD"]}  # noqa: F405
     DATABASE_RUNTIME_ROLE = DATABASE_RUNTIME_ROLE or _runtime["USER"]  # noqa: F405
