@@ -354,9 +354,9 @@ VARIABLES = [
         "DATABASE_CHECK_IDLE_SECONDS",
         INTEGER,
         1,
-        "PostgreSQL: a connection idle this long is checked (`SELECT 1`) before a request uses it, and replaced "
-        "when dead; one that served a request more recently is used at once (the check was a round trip on every "
-        "sync that reads or writes the database). `0` checks before every request, as Django's "
+        "PostgreSQL: a connection idle this long (since its last query) is checked (`SELECT 1`) before a request "
+        "uses it, and replaced when dead; one used more recently is used at once (the check was a round trip on "
+        "every sync that reads or writes the database). `0` checks before every request, as Django's "
         "`CONN_HEALTH_CHECKS` does.",
         BEHAVIOUR,
     ),

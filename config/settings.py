@@ -143,8 +143,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABAS
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker, beat, CLI) share one file: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
-# Django's PostgreSQL backend, its per-request health check skipped while the connection answered within the last
-# DATABASE_CHECK_IDLE_SECONDS (config/postgresql/base.py).
+# Django's PostgreSQL backend, its per-request health check skipped while the connection was last used less than
+# DATABASE_CHECK_IDLE_SECONDS ago (config/postgresql/base.py).
 DATABASE_CHECK_IDLE_SECONDS = ENV["DATABASE_CHECK_IDLE_SECONDS"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "config.postgresql"
