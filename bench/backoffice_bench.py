@@ -94,7 +94,7 @@ rows = 0
 peak = before
 for row in Instance.objects.order_by("-pk").values_list(
     "instance_identifier", "hostname", "subscription__customer__name", "subscription_id", "gitlab_version",
-    "deployment_type", "unique_instance_id", "license_key_prefix", "activated_at", "last_sync_at", "suspended",
+    "deployment_type", "unique_instance_id", "license_key_prefix", "activated_at", "last_sync__at", "suspended",
     "last_error", "last_error_at",
 ).iterator(chunk_size=2000):
     rows += 1

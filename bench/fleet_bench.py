@@ -67,15 +67,17 @@ SELECT g, CASE WHEN g % 2 = 0 THEN 'duo_pro' ELSE 'duo_enterprise' END, 5 + g % 
        current_date + 1 + (g % 400), false, 'P-' || upper(substr(md5('p' || g), 1, 12)), NULL, now(), now(), g
 FROM generate_series(1, :n) g;
 INSERT INTO subscriptions_instance (id, instance_identifier, unique_instance_id, hostname, gitlab_version,
-    activated_at, last_sync_at, license_key_digest, license_key_prefix, suspended, created_at, subscription_id,
+    activated_at, license_key_digest, license_key_prefix, suspended, created_at, subscription_id,
     deployment_type, last_error, last_error_at, last_seen_instance_id)
 SELECT g, md5('i' || g)::uuid, '', 'gitlab.' || substr(md5('h' || g), 1, 9) || '.'
           || (ARRAY['example.com', 'corp.net', 'io', 'internal', 'co.uk'])[1 + g % 5],
        (ARRAY['17.11.0', '18.2.1', '18.8.0', '19.0.2', '19.1.0-ee'])[1 + g % 5],
        now() - (g % 300) * interval '1 day',
-       CASE WHEN g % 20 = 0 THEN now() - interval '5 days' ELSE now() - (g % 3000) * interval '1 second' END,
        md5('lk' || g) || md5('lk2' || g), 'cdl_' || substr(md5('lk' || g), 1, 6), false, now(), g,
        'self-managed', '', NULL, ''
+FROM generate_series(1, :n) g;
+INSERT INTO subscriptions_instancelastsync (instance_id, at)
+SELECT g, CASE WHEN g % 20 = 0 THEN now() - interval '5 days' ELSE now() - (g % 3000) * interval '1 second' END
 FROM generate_series(1, :n) g;
 INSERT INTO subscriptions_seatreport (reported_at, received_at, gitlab_version, billable_users, max_historical_users,
     add_on_metrics, has_overage, instance_id)

@@ -93,11 +93,12 @@ SELECT id, 'duo_enterprise', 50, current_date - 10, current_date + 355, false,
        'F-' || upper(substr(md5('fleet' || id), 1, 12)), NULL, now(), now(), id
 FROM bench_fleet;
 INSERT INTO subscriptions_instance (id, instance_identifier, unique_instance_id, hostname, gitlab_version,
-    activated_at, last_sync_at, license_key_digest, license_key_prefix, suspended, created_at, subscription_id,
+    activated_at, license_key_digest, license_key_prefix, suspended, created_at, subscription_id,
     deployment_type, last_error, last_error_at, last_seen_instance_id)
 SELECT id, md5('fleet-instance' || id)::uuid, '', 'fleet-' || id, '17.11.0', now() - interval '2 hours',
-       now() - interval '1 hour', digest, '', false, now(), id, 'self-managed', '', NULL, ''
+       digest, '', false, now(), id, 'self-managed', '', NULL, ''
 FROM bench_fleet;
+INSERT INTO subscriptions_instancelastsync (instance_id, at) SELECT id, now() - interval '1 hour' FROM bench_fleet;
 SELECT setval(pg_get_serial_sequence(name, 'id'), (SELECT max(id) FROM bench_fleet))
 FROM unnest(ARRAY['subscriptions_customer', 'subscriptions_subscription', 'subscriptions_addonpurchase',
                   'subscriptions_instance']) name;

@@ -42,9 +42,9 @@ SELECT g, CASE WHEN g % 2 = 0 THEN 'duo_pro' ELSE 'duo_enterprise' END, 10 + g %
        current_date + 355, false, 'P-' || upper(substr(md5('p' || g), 1, 12)), NULL, now(), now(), g
 FROM generate_series(1, :n) g;
 INSERT INTO subscriptions_instance (id, instance_identifier, unique_instance_id, hostname, gitlab_version,
-    activated_at, last_sync_at, license_key_digest, license_key_prefix, suspended, created_at, subscription_id,
+    activated_at, license_key_digest, license_key_prefix, suspended, created_at, subscription_id,
     deployment_type, last_error, last_error_at, last_seen_instance_id)
-SELECT g, md5('i' || g)::uuid, '', '', '17.11.0', now(), NULL, md5('lk' || g) || md5('lk2' || g), '', false, now(), g,
+SELECT g, md5('i' || g)::uuid, '', '', '17.11.0', now(), md5('lk' || g) || md5('lk2' || g), '', false, now(), g,
        '', '', NULL, ''
 FROM generate_series(1, :n) g;
 ANALYZE;

@@ -496,7 +496,9 @@ class SubscriptionAdmin(CsvExportAdmin, AuditedAdmin):
                 **(extra_context or {}),
                 "status": subscription_status(subscription, timezone.now().date()),
                 "ending_early": add_on_purchases_ending_early(subscription),
-                "instances": Instance.objects.filter(subscription=subscription).order_by("-activated_at", "-id"),
+                "instances": Instance.objects.filter(subscription=subscription)
+                .select_related("last_sync")
+                .order_by("-activated_at", "-id"),
                 "may_renew": self.has_renew_permission(request, subscription),
             }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -608,7 +610,7 @@ class InstanceAdmin(CsvExportAdmin, AuditedAdmin):
         ("unique instance id", "unique_instance_id"),
         ("license key prefix", "license_key_prefix"),
         ("activated at", "activated_at"),
-        ("last sync at", "last_sync_at"),
+        ("last sync at", "last_sync__at"),
         ("suspended", "suspended"),
         ("last error", "last_error"),
         ("last error at", "last_error_at"),
@@ -622,7 +624,7 @@ class InstanceAdmin(CsvExportAdmin, AuditedAdmin):
         as_word("suspended", "suspended"),
         "overview",
     ]
-    list_select_related = ["subscription__customer"]
+    list_select_related = ["subscription__customer", "last_sync"]
     list_filter = [
         InstanceStateFilter,
         "suspended",
@@ -721,6 +723,10 @@ class InstanceAdmin(CsvExportAdmin, AuditedAdmin):
     @admin.display(ordering="subscription__customer__name")
     def customer(self, instance):
         return instance.subscription.customer if instance.subscription else "— (released)"
+
+    @admin.display(ordering="last_sync__at", description="last sync at", empty_value="never")
+    def last_sync_at(self, instance):
+        return instance.last_sync_at
 
     @admin.display(description="Overview")
     def overview(self, instance):

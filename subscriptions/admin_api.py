@@ -114,6 +114,8 @@ class SubscriptionSerializer(UpdateAppliesOnly, serializers.ModelSerializer):
 
 
 class InstanceSerializer(serializers.ModelSerializer):
+    last_sync_at = serializers.DateTimeField(read_only=True, allow_null=True)  # on its own row (InstanceLastSync)
+
     class Meta:
         model = Instance
         fields = [
@@ -236,7 +238,7 @@ class AddOnPurchaseViewSet(
 
 
 class InstanceViewSet(SuspendActionMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
-    queryset = Instance.objects.select_related("subscription")
+    queryset = Instance.objects.select_related("subscription", "last_sync")
     serializer_class = InstanceSerializer
     set_suspended = staticmethod(services.instance_set_suspended)
 

@@ -32,10 +32,10 @@ def instances_in_state(instances: QuerySet, state: str, at: dt.datetime) -> Quer
     """Bound instances in one of INSTANCE_STATES at `at`: the one rule behind the dashboard's count and its list."""
     bound = instances.filter(subscription__isnull=False)
     if state == "synced_24h":
-        return bound.filter(last_sync_at__gte=at - SYNCED_WITHIN)
+        return bound.filter(last_sync__at__gte=at - SYNCED_WITHIN)
     if state == "stale":  # no sync for 3 days, or never (activated earlier)
         cutoff = at - STALE_AFTER
-        return bound.filter(Q(last_sync_at__lt=cutoff) | Q(last_sync_at__isnull=True, activated_at__lt=cutoff))
+        return bound.filter(Q(last_sync__at__lt=cutoff) | Q(last_sync__at__isnull=True, activated_at__lt=cutoff))
     if state == "cloned":
         seen = InstanceIdSighting.objects.filter(last_seen_at__gte=at - CLONE_WINDOW).values("instance_id")
         return instances.filter(pk__in=seen)
@@ -50,7 +50,7 @@ def instance_by_license_key(license_key: str | None, *, with_purchases: bool = F
     if not license_key_plausible(license_key):
         return None
     digest = license_key_digest(license_key)
-    instances = Instance.objects.select_related("subscription").filter(
+    instances = Instance.objects.select_related("subscription", "last_sync").filter(
         license_key_digest=digest, subscription__isnull=False
     )
     if with_purchases:
@@ -349,8 +349,8 @@ def customer_overview(customer: Customer, today: dt.date) -> dict[str, Section]:
         subscription.status = subscription_status(subscription, today)
     instances = _section(
         Instance.objects.filter(subscription__customer=customer)
-        .select_related("subscription")
-        .order_by(F("last_sync_at").desc(nulls_last=True), "-id")
+        .select_related("subscription", "last_sync")
+        .order_by(F("last_sync__at").desc(nulls_last=True), "-id")
     )
     return {
         "subscriptions": subscriptions,

@@ -211,3 +211,13 @@ def signing_backend_environment() -> dict[str, str]:
     if settings.ISSUER_PKCS11_TOKEN_LABEL:
         names += ["ISSUER_PKCS11_MODULE", "ISSUER_PKCS11_TOKEN_LABEL", "ISSUER_PKCS11_PIN_FILE"]
     return {name: str(getattr(settings, name)) for name in names}
+
+
+def last_sync_set(instances, at) -> None:
+    """Sets the last sync of `instances` (a queryset, instances or ids) to `at`; None: never synced."""
+    from subscriptions.models import InstanceLastSync
+
+    ids = [getattr(instance, "pk", instance) for instance in instances]
+    InstanceLastSync.objects.filter(instance_id__in=ids).delete()
+    if at is not None:
+        InstanceLastSync.objects.bulk_create([InstanceLastSync(instance_id=pk, at=at) for pk in ids])

@@ -38,7 +38,7 @@ def _page(request, template, title, **context):
 
 @permission_required("subscriptions.view_instance", raise_exception=True)
 def instance_overview(request, pk):
-    instance = get_object_or_404(Instance.objects.select_related("subscription__customer"), pk=pk)
+    instance = get_object_or_404(Instance.objects.select_related("subscription__customer", "last_sync"), pk=pk)
     return _page(
         request,
         "admin/issuer/instance.html",

@@ -171,7 +171,9 @@ def dashboard(now: dt.datetime) -> dict:
         "expiring_subscriptions": subscriptions_expiring(30, now.date())[:20],
         "expiring_add_ons": add_on_purchases_expiring(30, now.date())[:20],
         "overage_reports": seat_reports_latest_with_overage()[:20],
-        "latest_instances": Instance.objects.select_related("subscription__customer").order_by("-activated_at")[:5],
+        "latest_instances": Instance.objects.select_related("subscription__customer", "last_sync").order_by(
+            "-activated_at"
+        )[:5],
         # running subscriptions whose add-ons lapsed (a renewal that left them behind)
         "lapsed_add_ons": add_on_purchases_lapsed(now.date())[:20],
     }

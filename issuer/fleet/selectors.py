@@ -56,7 +56,7 @@ def fleet_gauges(at: dt.datetime) -> dict[str, int]:
 def fleet_versions(at: dt.datetime) -> dict[str, int]:
     """Active instances by GitLab major.minor version."""
     rows = (
-        Instance.objects.filter(subscription__isnull=False, last_sync_at__gte=at - ACTIVE_WITHIN)
+        Instance.objects.filter(subscription__isnull=False, last_sync__at__gte=at - ACTIVE_WITHIN)
         .values("gitlab_version")
         .annotate(n=Count("id"))
     )
@@ -279,8 +279,8 @@ def fleet_syncs_per_hour_live(at: dt.datetime, hours: int = 48) -> list[tuple[dt
     end = hour_start(at)
     start = end - dt.timedelta(hours=hours - 1)
     counted = dict(
-        Instance.objects.filter(subscription__isnull=False, last_sync_at__gte=start)
-        .annotate(hour=TruncHour("last_sync_at", tzinfo=dt.UTC))
+        Instance.objects.filter(subscription__isnull=False, last_sync__at__gte=start)
+        .annotate(hour=TruncHour("last_sync__at", tzinfo=dt.UTC))
         .values("hour")
         .annotate(n=Count("pk"))
         .values_list("hour", "n")

@@ -61,7 +61,7 @@ def fleet_rollup_run(*, at: dt.datetime | None = None) -> int:
     for day in (today - dt.timedelta(days=1), today):
         rows.extend((metric, day, _daily(query, day)) for metric, query in DAILY.items())
     hour = hour_start(at)
-    synced = Instance.objects.filter(subscription__isnull=False, last_sync_at__gte=hour).count()
+    synced = Instance.objects.filter(subscription__isnull=False, last_sync__at__gte=hour).count()
     rows.append(("instances_synced", hour, synced))
     for prefix in (VERSION_METRIC, SEATS_METRIC, CREDITS_BAND_METRIC):  # versions and add-ons no longer seen
         FleetCount.objects.filter(metric__startswith=prefix, period_start=today).delete()

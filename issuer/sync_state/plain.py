@@ -14,7 +14,7 @@ import uuid
 from django.db import DEFAULT_DB_ALIAS, models
 from django.db.models.base import ModelState
 
-from subscriptions.models import AddOnPurchase, Instance, Subscription
+from subscriptions.models import AddOnPurchase, Instance, InstanceLastSync, Subscription
 
 LEFT_OUT = {Subscription: {"activation_code"}}
 
@@ -40,11 +40,17 @@ def _fields(model) -> tuple[tuple[str, object], ...]:
 
 
 INSTANCE_FIELDS = _fields(Instance)
+LAST_SYNC_FIELDS = _fields(InstanceLastSync)
 SUBSCRIPTION_FIELDS = _fields(Subscription)
 PURCHASE_FIELDS = _fields(AddOnPurchase)
 TOKEN_FIELDS = ("kid", "fingerprint", "expires_at", "ciphertext", "scopes", "audiences")
 SCHEMA = hashlib.sha256(
-    repr([[name for name, _ in fields] for fields in (INSTANCE_FIELDS, SUBSCRIPTION_FIELDS, PURCHASE_FIELDS)]).encode()
+    repr(
+        [
+            [name for name, _ in fields]
+            for fields in (INSTANCE_FIELDS, LAST_SYNC_FIELDS, SUBSCRIPTION_FIELDS, PURCHASE_FIELDS)
+        ]
+    ).encode()
     + repr(TOKEN_FIELDS).encode()
 ).hexdigest()[:16]
 
@@ -64,6 +70,18 @@ def model_rebuilt(model, fields, values):
     for (name, decode), value in zip(fields, values, strict=True):
         attributes[name] = value if decode is None or value is None else decode(value)
     return obj
+
+
+def last_sync_attached(instance: Instance, values: list | None) -> None:
+    """As `select_related("last_sync")` leaves it: the instance's last sync (None: never synced), without a query."""
+    last_sync = None if values is None else model_rebuilt(InstanceLastSync, LAST_SYNC_FIELDS, values)
+    instance._state.fields_cache["last_sync"] = last_sync
+    if last_sync is not None:
+        last_sync._state.fields_cache["instance"] = instance
+
+
+def last_sync_values(instance: Instance) -> list | None:
+    return None if instance.last_sync_at is None else model_values(instance.last_sync, LAST_SYNC_FIELDS)
 
 
 def purchases_attached(subscription: Subscription, purchases: list[AddOnPurchase]) -> None:

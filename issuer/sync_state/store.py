@@ -37,15 +37,18 @@ from issuer.conf import issuer_settings
 from issuer.models import IssuedToken
 from issuer.sync_state.plain import (
     INSTANCE_FIELDS,
+    LAST_SYNC_FIELDS,
     PURCHASE_FIELDS,
     SCHEMA,
     SUBSCRIPTION_FIELDS,
+    last_sync_attached,
+    last_sync_values,
     model_rebuilt,
     model_values,
     purchases_attached,
 )
 from subscriptions.license_keys import license_key_digest, license_key_plausible
-from subscriptions.models import AddOnPurchase, Instance, Subscription
+from subscriptions.models import AddOnPurchase, Instance, InstanceLastSync, Subscription
 from subscriptions.selectors import instance_by_license_key
 
 GENERATION_SECONDS = 86400  # outlives every cached state
@@ -94,6 +97,7 @@ def sync_state_plain(state: SyncState) -> list:
     return [
         SCHEMA,
         model_values(instance, INSTANCE_FIELDS),
+        last_sync_values(instance),
         model_values(subscription, SUBSCRIPTION_FIELDS),
         [model_values(purchase, PURCHASE_FIELDS) for purchase in purchases],
         None
@@ -112,10 +116,11 @@ def sync_state_plain(state: SyncState) -> list:
 def sync_state_from_plain(plain, generation: int) -> SyncState | None:
     """The state `sync_state_plain` wrote (read only after its HMAC was verified); None when written by code with
     other models (a deploy in between)."""
-    schema, instance_values, subscription_values, purchase_rows, newest = plain
+    schema, instance_values, last_sync, subscription_values, purchase_rows, newest = plain
     if schema != SCHEMA:
         return None
     instance = model_rebuilt(Instance, INSTANCE_FIELDS, instance_values)
+    last_sync_attached(instance, last_sync)
     subscription = model_rebuilt(Subscription, SUBSCRIPTION_FIELDS, subscription_values)
     purchases_attached(subscription, [model_rebuilt(AddOnPurchase, PURCHASE_FIELDS, row) for row in purchase_rows])
     instance._state.fields_cache["subscription"] = subscription
@@ -260,15 +265,19 @@ def _columns(model, fields, alias: str) -> str:
 @functools.cache
 def _inputs_query() -> str:
     instance, subscription = Instance._meta.db_table, Subscription._meta.db_table
+    last_sync = InstanceLastSync._meta.db_table
     purchase, token = AddOnPurchase._meta.db_table, IssuedToken._meta.db_table
     return (  # the models' own names; the digest is a parameter
         "SELECT json_build_array("  # noqa: S608
         f"json_build_array({_columns(Instance, INSTANCE_FIELDS, 'i')}), "
+        "CASE WHEN l.instance_id IS NULL THEN NULL "
+        f"ELSE json_build_array({_columns(InstanceLastSync, LAST_SYNC_FIELDS, 'l')}) END, "
         f"json_build_array({_columns(Subscription, SUBSCRIPTION_FIELDS, 's')}), "
         f"(SELECT coalesce(json_agg(json_build_array({_columns(AddOnPurchase, PURCHASE_FIELDS, 'p')}) ORDER BY p.id),"
         f" '[]') FROM {purchase} p WHERE p.subscription_id = s.id)), "
         "t.kid, t.fingerprint, t.expires_at, t.token_encrypted, t.scopes, t.audiences "
         f"FROM {instance} i JOIN {subscription} s ON s.id = i.subscription_id "
+        f"LEFT JOIN {last_sync} l ON l.instance_id = i.id "
         "LEFT JOIN LATERAL (SELECT kid, fingerprint, expires_at, token_encrypted, scopes, audiences "
         f"FROM {token} WHERE instance_id = i.id AND token_encrypted IS NOT NULL ORDER BY issued_at DESC LIMIT 1) t "
         "ON true WHERE i.license_key_digest = %s"

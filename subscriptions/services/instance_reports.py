@@ -2,6 +2,7 @@
 
 import datetime as dt
 import enum
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from audit.services import not_audited
 from config.postgres import prepared_cursor
 from config.unavailable import TRANSIENT_FAILURES
-from subscriptions.models import Instance, InstanceIdSighting
+from subscriptions.models import Instance, InstanceIdSighting, InstanceLastSync
 from subscriptions.writes import assign, field_clip
 
 logger = logging.getLogger(__name__)
@@ -77,19 +78,26 @@ def instance_sync_observed(
     change at once (it changes scopes: saved, listeners notified); otherwise the last sync (`synced`: the sync was
     the bound instance's) at most once per SYNC_RECORD_INTERVAL, and a refusal when its message changed or is due.
 
-    The bare update commits without waiting for the write-ahead log's flush (PostgreSQL's synchronous_commit off,
-    for this statement's own transaction): it is the instance's bookkeeping, and a crash that loses the last
-    moments' only shows an older last sync. Bookkeeping never fails a sync: with the database unreachable a warm
-    sync is still served from the cache."""
+    The last sync goes to its own narrow row (`InstanceLastSync`); the instance row is written only when a value it
+    holds changes (the headers, a refusal), so the hourly sync of an instance that sends the same headers writes
+    that one narrow row. The bare update commits without waiting for the write-ahead log's flush (PostgreSQL's
+    synchronous_commit off, for this statement's own transaction): it is the instance's bookkeeping, and a crash
+    that loses the last moments' only shows an older last sync. Bookkeeping never fails a sync: with the database
+    unreachable a warm sync is still served from the cache."""
     changed = (
         instance.gitlab_version != observation.recorded_version or instance.hostname != observation.recorded_hostname
     )
+    previous = instance.last_sync_at
+    synced_at = at if synced and (changed or previous is None or at - previous >= SYNC_RECORD_INTERVAL) else None
     values = {}
-    if synced and (changed or instance.last_sync_at is None or at - instance.last_sync_at >= SYNC_RECORD_INTERVAL):
+    if synced_at is not None:
         values.update(
-            last_sync_at=at,
-            deployment_type=observation.deployment_type,
-            last_seen_instance_id=observation.seen_instance_id,
+            (name, value)
+            for name, value in (
+                ("deployment_type", observation.deployment_type),
+                ("last_seen_instance_id", observation.seen_instance_id),
+            )
+            if getattr(instance, name) != value
         )
     if observation.refusal and (
         observation.refusal != instance.last_error
@@ -97,39 +105,67 @@ def instance_sync_observed(
         or at - instance.last_error_at >= SYNC_RECORD_INTERVAL
     ):
         values.update(last_error=observation.refusal, last_error_at=at)
-    if not (changed or values):
+    if not (changed or values or synced_at):
         return SyncRecord.NOTHING
     try:
         if changed:
             with transaction.atomic():
                 assign(instance, values)
                 instance.save(update_fields=["gitlab_version", "hostname", *values])
-            return SyncRecord.CHANGED
-        _bookkeeping_update(instance.pk, values)
+                if synced_at is not None:  # committed with the change, as the change commits
+                    InstanceLastSync.objects.update_or_create(instance_id=instance.pk, defaults={"at": synced_at})
+        else:
+            _bookkeeping_update(instance.pk, values, synced_at)
     except TRANSIENT_FAILURES:
         logger.warning(
             "sync bookkeeping skipped: the database or cache is unavailable", extra={"instance": instance.pk}
         )
         return SyncRecord.NOTHING
     assign(instance, values)
-    return SyncRecord.TOUCHED
+    if synced_at is not None:
+        instance.last_sync = InstanceLastSync(instance_id=instance.pk, at=synced_at)
+    return SyncRecord.CHANGED if changed else SyncRecord.TOUCHED
 
 
-def _bookkeeping_update(instance_id: int, values: dict) -> None:
-    """A bare update of bookkeeping columns (no entitlement input: no listener to tell). On PostgreSQL one
-    statement, its own transaction, also turns synchronous_commit off for itself."""
+def _bookkeeping_update(instance_id: int, values: dict, synced_at: dt.datetime | None) -> None:
+    """Bare writes of bookkeeping (no entitlement input: no listener to tell): `values` of the instance row, and its
+    last sync (`synced_at`, made or moved). On PostgreSQL one statement, its own transaction, which also turns
+    synchronous_commit off for itself."""
     if connection.vendor != "postgresql":
-        Instance.objects.filter(pk=instance_id).update(**values)
+        if values:
+            Instance.objects.filter(pk=instance_id).update(**values)
+        if synced_at is not None:
+            InstanceLastSync.objects.update_or_create(instance_id=instance_id, defaults={"at": synced_at})
         return
-    fields = [Instance._meta.get_field(name) for name in values]
-    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
-    table = connection.ops.quote_name(Instance._meta.db_table)
-    update = (  # the model's own names; the values are parameters
-        "WITH asynchronous AS (SELECT set_config('synchronous_commit', 'off', true)) "  # noqa: S608
-        f"UPDATE {table} SET {assignments} FROM asynchronous WHERE {table}.id = %s"
-    )
     with prepared_cursor() as cursor:
-        cursor.execute(update, [*values.values(), instance_id])
+        cursor.execute(
+            _bookkeeping_statement(tuple(values), synced_at is not None),
+            _bookkeeping_parameters(instance_id, values, synced_at),
+        )
+
+
+def _bookkeeping_parameters(instance_id: int, values: dict, synced_at: dt.datetime | None) -> list:
+    parameters = [*values.values(), instance_id] if values else []
+    return [*parameters, instance_id, synced_at] if synced_at is not None else parameters
+
+
+@functools.cache
+def _bookkeeping_statement(names: tuple[str, ...], synced: bool) -> str:
+    """The statement of `_bookkeeping_update` (the models' own names; the values are parameters): the instance row's
+    update and the last sync's upsert as parts of one statement, as many as there are."""
+    quote = connection.ops.quote_name
+    parts = ["asynchronous AS (SELECT set_config('synchronous_commit', 'off', true))"]
+    if names:
+        table = quote(Instance._meta.db_table)
+        assignments = ", ".join(f"{quote(Instance._meta.get_field(name).column)} = %s" for name in names)
+        parts.append(f"instance AS (UPDATE {table} SET {assignments} FROM asynchronous WHERE {table}.id = %s)")  # noqa: S608
+    if synced:
+        table = quote(InstanceLastSync._meta.db_table)
+        parts.append(
+            f"last_sync AS (INSERT INTO {table} (instance_id, at) SELECT %s, %s FROM asynchronous "  # noqa: S608
+            "ON CONFLICT (instance_id) DO UPDATE SET at = EXCLUDED.at)"
+        )
+    return f"WITH {', '.join(parts)} SELECT 1"  # noqa: S608
 
 
 @not_audited("the last refusal an instance was given: diagnosis, no one's decision")

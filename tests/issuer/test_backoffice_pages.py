@@ -12,6 +12,7 @@ from issuer.keys.services import signing_key_ensure_active
 from subscriptions.models import Instance
 from subscriptions.services import instance_activate
 from tests.factories import AddOnPurchaseFactory
+from tests.helpers import last_sync_set
 
 pytestmark = pytest.mark.django_db
 WHEN = dt.datetime(2026, 12, 5, 7, 32, tzinfo=dt.UTC)
@@ -66,8 +67,10 @@ def test_dashboard_cards_say_one_in_the_singular_and_link_to_their_filtered_list
             activation_code=subscription.activation_code, instance_identifier=str(uuid.uuid4())
         )
         instances.append(activation.instance)
-    Instance.objects.filter(pk=instances[0].pk).update(last_sync_at=now, activated_at=now - dt.timedelta(days=10))
-    Instance.objects.filter(pk=instances[1].pk).update(last_sync_at=None, activated_at=now - dt.timedelta(days=10))
+    Instance.objects.filter(pk__in=[instance.pk for instance in instances]).update(
+        activated_at=now - dt.timedelta(days=10)
+    )
+    last_sync_set(instances[:1], now)
     page = admin_client.get("/admin/").content.decode()
     cards = re.findall(
         r'<li><a href="([^"]+)"><span class="value" data-metric="(\w+)">(\d+)</span> ([^<]+)</a></li>', page

@@ -161,9 +161,9 @@ def test_a_tampered_state_is_a_miss(client, activated):
     from issuer.sync_state.plain import PURCHASE_FIELDS
 
     cancelled = [name for name, _ in PURCHASE_FIELDS].index("cancelled_at")
-    assert plain[3][0][cancelled] is not None
-    plain[3][0][cancelled] = None  # the purchase active again ...
-    plain[4] = None  # ... and no stored token, so the sync mints from these inputs
+    assert plain[4][0][cancelled] is not None
+    plain[4][0][cancelled] = None  # the purchase active again ...
+    plain[5] = None  # ... and no stored token, so the sync mints from these inputs
     before = rejected("forged")
     cache.set(keys.state, sealed[:HEADER_SIZE] + orjson.dumps(plain), 900)  # the header (and HMAC) kept
     _, body = sync(client, key)

@@ -15,7 +15,7 @@ from issuer.keys.services import signing_key_create, signing_key_ensure_active
 from subscriptions.models import Instance
 from subscriptions.services import instance_activate
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import mint_token
+from tests.helpers import last_sync_set, mint_token
 
 NOW = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
 
@@ -61,7 +61,7 @@ def _small_fleet(count: int, now):
             gitlab_version=f"19.{n}.0",
         )
         mint_token(activation.instance, at=now - dt.timedelta(days=n))
-    Instance.objects.update(last_sync_at=now - dt.timedelta(minutes=5))
+    last_sync_set(Instance.objects.all(), now - dt.timedelta(minutes=5))
 
 
 @pytest.mark.django_db

@@ -18,7 +18,7 @@ from issuer.tokens.refresh import token_refresh_plan
 from subscriptions.models import Instance
 from subscriptions.services import instance_activate, seat_report_record
 from tests.factories import AddOnPurchaseFactory, CustomerFactory, SubscriptionFactory
-from tests.helpers import analyze_as_owner, mint_token, role
+from tests.helpers import analyze_as_owner, last_sync_set, mint_token, role
 from tests.requirements import need
 
 pytestmark = pytest.mark.django_db
@@ -147,7 +147,7 @@ def test_the_dashboard_reads_the_rollup_and_says_how_fresh_it_is(client, admin_u
     assert summary.computed_at == at and summary.customers == 2 and summary.tokens_issued_24h == 4
     page = client.get("/admin/").content.decode()
     assert 'data-metric="customers">2<' in page and "by the rollup job" in page
-    Instance.objects.update(last_sync_at=timezone.now())
+    last_sync_set(Instance.objects.all(), timezone.now())
     fleet_rollup_run()
     assert fleet_summary(timezone.now()).customers == 3
     assert FleetCount.objects.get(metric="instances_by_version:19.0").value == 3

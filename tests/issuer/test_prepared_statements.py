@@ -7,7 +7,7 @@ from django.db import connection
 
 from issuer.sync_state.store import sync_state_by_license_key
 from issuer.tokens.services import service_access_token_sync
-from tests.helpers import postgres_only
+from tests.helpers import last_sync_set, postgres_only
 
 pytestmark = pytest.mark.django_db
 
@@ -41,8 +41,7 @@ def test_the_syncs_statements_are_prepared_once_per_connection(activated, settin
     instance.refresh_from_db()
     assert instance.last_sync_at is not None and instance.last_sync_at > dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     # Again on the same connection: the same three statements, not three more.
-    instance.last_sync_at = None
-    instance.save(update_fields=["last_sync_at"])
+    last_sync_set([instance], None)
     a_sync_that_reads_mints_and_records(key)
     assert sorted(prepared_statements()) == sorted(prepared)
 

@@ -29,7 +29,7 @@ from subscriptions.services import (
     subscription_update,
 )
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import redis_only, sync
+from tests.helpers import last_sync_set, redis_only, sync
 
 pytestmark = pytest.mark.django_db
 
@@ -156,7 +156,7 @@ def _state_cached(key) -> bool:
 
 
 def _last_synced(instance, ago: dt.timedelta) -> None:
-    type(instance).objects.filter(pk=instance.pk).update(last_sync_at=dt.datetime.now(dt.UTC) - ago)
+    last_sync_set([instance], dt.datetime.now(dt.UTC) - ago)
 
 
 def test_an_instance_back_after_the_states_lifetime_costs_no_cache_write(client, activated):
@@ -188,7 +188,7 @@ def test_a_cached_state_is_rewritten_with_a_new_token_however_long_ago_the_last_
     _last_synced(instance, dt.timedelta(hours=1))  # (the cached copy still says a minute ago: not re-read)
     state = sync_state_by_license_key(key)
     assert state.cached
-    state.instance.last_sync_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    state.instance.last_sync.at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     old_kid = state.newest.kid
     new_key = signing_key_create()
     signing_key_activate(new_key.kid, force=True, reason="test: the stored token is no longer fresh")

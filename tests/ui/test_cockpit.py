@@ -13,7 +13,7 @@ from issuer.keys.services import signing_key_create, signing_key_ensure_active, 
 from subscriptions.models import Instance
 from subscriptions.services import AddOnMetric, instance_activate, seat_report_record
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import ADMIN_PASSWORD, mint_token
+from tests.helpers import ADMIN_PASSWORD, last_sync_set, mint_token
 from tests.ui.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -73,7 +73,7 @@ def cockpit(admin_user):
             max_historical_users=30,
             add_on_metrics=[AddOnMetric("duo_enterprise", 10, 6 + 2 * n)],
         )
-    Instance.objects.update(last_sync_at=now)
+    last_sync_set(Instance.objects.all(), now)
     for days in range(7, -1, -1):
         for instance in Instance.objects.all()[: 1 + days % 4]:
             mint_token(instance, at=now - dt.timedelta(days=days))

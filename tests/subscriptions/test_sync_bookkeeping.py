@@ -1,0 +1,140 @@
+"""What a sync leaves behind: its last sync on a narrow row of its own, the instance row only when a value it holds
+changes (issue 29: the hourly sync of a fleet wrote a new entry into each of the instance row's twelve indexes)."""
+
+import datetime as dt
+import uuid
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from subscriptions.models import Instance, InstanceLastSync
+from tests.helpers import GITLAB_19_HEADERS, sync
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def statements_logged_with_their_text(settings):
+    """Statements bound on the server are logged without their text: these tests read what was written."""
+    settings.DATABASE_PREPARED_STATEMENTS = False
+
+
+INSTANCE_TABLE = Instance._meta.db_table
+LAST_SYNC_TABLE = InstanceLastSync._meta.db_table
+
+
+def _sync_at(client, key, at: dt.datetime, instance, **headers) -> list[str]:
+    """The statements a sync at `at` wrote (reads left out)."""
+    with time_machine.travel(at, tick=False), CaptureQueriesContext(connection) as queries:
+        response, body = sync(
+            client,
+            key,
+            "19.1.0-ee",
+            **{**GITLAB_19_HEADERS, "X-Gitlab-Instance-Id": str(instance.instance_identifier), **headers},
+        )
+    assert response.status_code == 200 and body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+    reads = ("SELECT", "SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT")
+    return [query["sql"] for query in queries.captured_queries if not query["sql"].lstrip().startswith(reads)]
+
+
+def test_a_new_instance_has_no_last_sync(activated):
+    instance, _ = activated
+    assert instance.last_sync_at is None
+    assert not InstanceLastSync.objects.filter(instance=instance).exists()
+
+
+def test_the_hourly_sync_of_an_instance_that_sends_the_same_headers_writes_only_its_last_sync(client, activated):
+    instance, key = activated
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    _sync_at(client, key, start, instance)  # the first: mints, and records the headers and the last sync
+    written = _sync_at(client, key, start + dt.timedelta(hours=1), instance)
+    bookkeeping = [sql for sql in written if LAST_SYNC_TABLE in sql]
+    assert bookkeeping, written
+    assert not any(f'UPDATE "{INSTANCE_TABLE}"' in sql for sql in written), "the instance row is left as it is"
+    if connection.vendor == "postgresql":
+        assert len(bookkeeping) == 1, "one statement, its own transaction"
+    instance.refresh_from_db()
+    assert instance.last_sync_at == start + dt.timedelta(hours=1)
+    assert (instance.deployment_type, instance.gitlab_version) == ("self-managed", "19.1.0-ee")
+
+
+def test_a_changed_header_is_written_with_the_last_sync(client, activated):
+    instance, key = activated
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    _sync_at(client, key, start, instance)
+    written = _sync_at(
+        client, key, start + dt.timedelta(hours=1), instance, **{"X-Gitlab-Deployment-Type": "dedicated"}
+    )
+    if connection.vendor == "postgresql":
+        both = [sql for sql in written if LAST_SYNC_TABLE in sql and f'UPDATE "{INSTANCE_TABLE}"' in sql]
+        assert len(both) == 1 and len(written) == 1, written
+    instance.refresh_from_db()
+    assert instance.deployment_type == "dedicated"
+    assert instance.last_sync_at == start + dt.timedelta(hours=1)
+
+
+def test_within_the_minute_nothing_is_written_and_the_last_sync_stays(client, activated):
+    instance, key = activated
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    _sync_at(client, key, start, instance)
+    assert _sync_at(client, key, start + dt.timedelta(seconds=30), instance) == []
+    instance.refresh_from_db()
+    assert instance.last_sync_at == start
+
+
+def test_the_last_sync_goes_with_its_instance(activated):
+    instance, _ = activated
+    InstanceLastSync.objects.create(instance=instance, at=dt.datetime.now(dt.UTC))
+    instance.subscription = None
+    instance.save(update_fields=["subscription"])
+    instance.delete()
+    assert not InstanceLastSync.objects.exists()
+
+
+@pytest.fixture
+def as_the_owner(settings):
+    """Migrations change tables: with two roles (CI on PostgreSQL) only the owner may, as in production."""
+    from django.db import connections
+
+    owner, runtime = settings.DATABASE_OWNER_CREDENTIALS, settings.DATABASE_RUNTIME_CREDENTIALS
+    if owner is not None:
+        connections["default"].close()
+        connections["default"].settings_dict.update(owner)
+    yield
+    if owner is not None:
+        connections["default"].close()
+        connections["default"].settings_dict.update(runtime)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_every_last_sync_to_its_row_and_back(as_the_owner):
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = ("subscriptions", "0013_addonpurchase_suspended"), ("subscriptions", "0014_instance_last_sync")
+    at = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    old = executor.loader.project_state([before]).apps
+    customer = old.get_model("subscriptions", "Customer").objects.create(name="migrated")
+    subscription = old.get_model("subscriptions", "Subscription").objects.create(
+        customer=customer,
+        activation_code="A" * 24,
+        license_type="ultimate",
+        seats=1,
+        starts_on=at.date(),
+        expires_on=at.date() + dt.timedelta(days=365),
+    )
+    instances = old.get_model("subscriptions", "Instance").objects
+    synced = instances.create(instance_identifier=uuid.uuid4(), subscription=subscription, last_sync_at=at)
+    never = instances.create(instance_identifier=uuid.uuid4())
+    executor = MigrationExecutor(connection)
+    executor.migrate([after])
+    assert list(InstanceLastSync.objects.values_list("instance_id", "at")) == [(synced.pk, at)]
+    assert Instance.objects.get(pk=never.pk).last_sync_at is None
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    rows = executor.loader.project_state([before]).apps.get_model("subscriptions", "Instance").objects
+    assert dict(rows.values_list("pk", "last_sync_at")) == {synced.pk: at, never.pk: None}
+    MigrationExecutor(connection).migrate([after])
