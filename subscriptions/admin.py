@@ -8,6 +8,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.forms.models import BaseInlineFormSet
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -724,8 +725,9 @@ class InstanceAdmin(CsvExportAdmin, AuditedAdmin):
     def customer(self, instance):
         return instance.subscription.customer if instance.subscription else "— (released)"
 
-    @admin.display(ordering="last_sync__at", description="last sync at", empty_value="never")
+    @admin.display(ordering=F("last_sync__at").asc(nulls_first=True), description="last sync at", empty_value="never")
     def last_sync_at(self, instance):
+        """Never synced sorts as the oldest, on every database."""
         return instance.last_sync_at
 
     @admin.display(description="Overview")

@@ -9,8 +9,12 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from subscriptions.admin import InstanceAdmin
 from subscriptions.models import Instance, InstanceLastSync
-from tests.helpers import GITLAB_19_HEADERS, sync
+from subscriptions.selectors import customer_overview, instances_in_state
+from subscriptions.services import instance_activate
+from tests.factories import CustomerFactory, SubscriptionFactory
+from tests.helpers import GITLAB_19_HEADERS, last_sync_set, sync
 
 pytestmark = pytest.mark.django_db
 
@@ -138,3 +142,40 @@ def test_the_migration_moves_every_last_sync_to_its_row_and_back(as_the_owner):
     rows = executor.loader.project_state([before]).apps.get_model("subscriptions", "Instance").objects
     assert dict(rows.values_list("pk", "last_sync_at")) == {synced.pk: at, never.pk: None}
     MigrationExecutor(connection).migrate([after])
+
+
+@pytest.fixture
+def three_instances():
+    """One customer's instances: synced an hour ago, synced 5 days ago (stale), never synced; activated 10 days
+    ago."""
+    now = dt.datetime.now(dt.UTC)
+    customer = CustomerFactory()
+    instances = [
+        instance_activate(
+            activation_code=SubscriptionFactory(customer=customer).activation_code,
+            instance_identifier=str(uuid.uuid4()),
+        ).instance
+        for _ in range(3)
+    ]
+    Instance.objects.update(activated_at=now - dt.timedelta(days=10))
+    last_sync_set(instances[:1], now - dt.timedelta(hours=1))
+    last_sync_set(instances[1:2], now - dt.timedelta(days=5))
+    return customer, [instance.pk for instance in instances], now
+
+
+def test_lists_order_and_filter_instances_by_their_last_sync(
+    admin_client, three_instances, django_assert_max_num_queries
+):
+    customer, (recent, stale, never), now = three_instances
+    assert [i.pk for i in customer_overview(customer, now.date())["instances"].rows] == [recent, stale, never]
+    assert {i.pk for i in instances_in_state(Instance.objects.all(), "synced_24h", now)} == {recent}
+    assert {i.pk for i in instances_in_state(Instance.objects.all(), "stale", now)} == {stale, never}
+    column = InstanceAdmin.list_display.index("last_sync_at") + 1
+    for order, expected in ((f"-{column}", [recent, stale, never]), (str(column), [never, stale, recent])):
+        page = admin_client.get(f"/admin/subscriptions/instance/?o={order}")
+        assert [i.pk for i in page.context["cl"].result_list] == expected, f"never synced is the oldest ({order})"
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get("/admin/subscriptions/instance/")
+    assert page.status_code == 200 and "never" in page.content.decode()
+    apart = [q["sql"] for q in queries.captured_queries if f'FROM "{LAST_SYNC_TABLE}"' in q["sql"]]
+    assert not apart, "the last sync comes with the rows (select_related), not in a query per row"
