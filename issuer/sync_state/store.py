@@ -57,6 +57,10 @@ GENERATION_SECONDS = 86400  # outlives every cached state
 WRITING_SECONDS = 300
 
 
+# [SCHEMA, the instance, its last sync, the subscription, the add-on purchases, the newest token]
+PLAIN_SECTIONS = 6
+
+
 class SyncStateCacheKeys(NamedTuple):
     state: str  # the cached SyncState
     generation: str  # the tag a state must carry to be served
@@ -82,9 +86,10 @@ class SyncState:
 
 
 def sync_state_cache_keys(digest: str) -> SyncStateCacheKeys:
-    """The shared-cache keys of a license key's digest (v2 of the state: plain data with an HMAC, no pickle)."""
+    """The shared-cache keys of a license key's digest (v3 of the state: plain data with an HMAC, no pickle, the last
+    sync in a section of its own; a v2 state left by the code before is never read)."""
     return SyncStateCacheKeys(
-        f"issuer:sync:v2:{digest}", f"issuer:sync-generation:{digest}", f"issuer:sync-writers:{digest}"
+        f"issuer:sync:v3:{digest}", f"issuer:sync-generation:{digest}", f"issuer:sync-writers:{digest}"
     )
 
 
@@ -115,10 +120,10 @@ def sync_state_plain(state: SyncState) -> list:
 
 def sync_state_from_plain(plain, generation: int) -> SyncState | None:
     """The state `sync_state_plain` wrote (read only after its HMAC was verified); None when written by code with
-    other models (a deploy in between)."""
-    schema, instance_values, last_sync, subscription_values, purchase_rows, newest = plain
-    if schema != SCHEMA:
+    other models or another layout (a deploy in between)."""
+    if not isinstance(plain, list) or len(plain) != PLAIN_SECTIONS or plain[0] != SCHEMA:
         return None
+    _, instance_values, last_sync, subscription_values, purchase_rows, newest = plain
     instance = model_rebuilt(Instance, INSTANCE_FIELDS, instance_values)
     last_sync_attached(instance, last_sync)
     subscription = model_rebuilt(Subscription, SUBSCRIPTION_FIELDS, subscription_values)

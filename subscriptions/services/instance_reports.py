@@ -121,6 +121,9 @@ def instance_sync_observed(
             "sync bookkeeping skipped: the database or cache is unavailable", extra={"instance": instance.pk}
         )
         return SyncRecord.NOTHING
+    except IntegrityError:  # the instance was deleted while it synced: nothing left to keep its last sync for
+        logger.warning("sync bookkeeping skipped: the instance is gone", extra={"instance": instance.pk})
+        return SyncRecord.NOTHING
     assign(instance, values)
     if synced_at is not None:
         instance.last_sync = InstanceLastSync(instance_id=instance.pk, at=synced_at)
@@ -135,7 +138,9 @@ def _bookkeeping_update(instance_id: int, values: dict, synced_at: dt.datetime |
         if values:
             Instance.objects.filter(pk=instance_id).update(**values)
         if synced_at is not None:
-            InstanceLastSync.objects.update_or_create(instance_id=instance_id, defaults={"at": synced_at})
+            _, made = InstanceLastSync.objects.get_or_create(instance_id=instance_id, defaults={"at": synced_at})
+            if not made:  # never moved back by a slower request
+                InstanceLastSync.objects.filter(instance_id=instance_id, at__lt=synced_at).update(at=synced_at)
         return
     with prepared_cursor() as cursor:
         cursor.execute(
@@ -163,7 +168,7 @@ def _bookkeeping_statement(names: tuple[str, ...], synced: bool) -> str:
         table = quote(InstanceLastSync._meta.db_table)
         parts.append(
             f"last_sync AS (INSERT INTO {table} (instance_id, at) SELECT %s, %s FROM asynchronous "  # noqa: S608
-            "ON CONFLICT (instance_id) DO UPDATE SET at = EXCLUDED.at)"
+            f"ON CONFLICT (instance_id) DO UPDATE SET at = EXCLUDED.at WHERE {table}.at < EXCLUDED.at)"
         )
     return f"WITH {', '.join(parts)} SELECT 1"  # noqa: S608
 

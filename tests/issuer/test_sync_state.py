@@ -223,3 +223,19 @@ def test_a_missing_generation_is_started_in_the_syncs_own_round_trip(client, act
         _, again = sync(client, key)
     assert again["data"]["cloudConnectorAccess"]["serviceToken"] == body["data"]["cloudConnectorAccess"]["serviceToken"]
     assert cache.get(keys.generation) == generation
+
+
+def test_a_state_sealed_in_the_layout_before_is_a_miss_not_an_error(client, activated):
+    """A deploy that changed the state's sections: what the code before sealed, with the same key and generation,
+    is read as a miss (the database answers), never unpacked into the wrong names."""
+    _, key = activated
+    sync(client, key)
+    sync(client, key)  # the state is cached
+    keys = sync_state_cache_keys(license_key_digest(key))
+    generation = cache.get(keys.generation)
+    plain = sync_state_plain(sync_state_by_license_key(key))
+    before = [plain[0], plain[1], *plain[3:]]  # no section for the last sync, as before it had its own row
+    cache.set(keys.state, signed_value_seal(keys.state, before, timeout=900, generation=generation), 900)
+    assert not sync_state_by_license_key(key).cached
+    _, body = sync(client, key)
+    assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from subscriptions.admin import InstanceAdmin
 from subscriptions.models import Instance, InstanceLastSync
 from subscriptions.selectors import customer_overview, instances_in_state
-from subscriptions.services import instance_activate
+from subscriptions.services import SyncRecord, instance_activate, instance_sync_observed, sync_observation_start
 from tests.factories import CustomerFactory, SubscriptionFactory
 from tests.helpers import GITLAB_19_HEADERS, last_sync_set, sync
 
@@ -179,3 +179,26 @@ def test_lists_order_and_filter_instances_by_their_last_sync(
     assert page.status_code == 200 and "never" in page.content.decode()
     apart = [q["sql"] for q in queries.captured_queries if f'FROM "{LAST_SYNC_TABLE}"' in q["sql"]]
     assert not apart, "the last sync comes with the rows (select_related), not in a query per row"
+
+
+@pytest.mark.django_db(transaction=True)  # the foreign key is checked when the bookkeeping commits
+def test_an_instance_deleted_while_it_syncs_only_skips_the_bookkeeping(activated):
+    instance, _ = activated
+    seen = Instance.objects.get(pk=instance.pk)  # what the sync read before the delete
+    Instance.objects.filter(pk=instance.pk).update(subscription=None)
+    Instance.objects.filter(pk=instance.pk).delete()
+    observation = sync_observation_start(seen, gitlab_version=seen.gitlab_version)
+    assert instance_sync_observed(seen, observation, at=dt.datetime.now(dt.UTC)) is SyncRecord.NOTHING
+    assert not InstanceLastSync.objects.exists()
+
+
+def test_a_slower_request_never_moves_the_last_sync_back(activated):
+    instance, _ = activated
+    now = dt.datetime.now(dt.UTC)
+    slower = Instance.objects.select_related("last_sync").get(pk=instance.pk)  # read before the faster one wrote
+    assert slower.last_sync_at is None
+    observation = sync_observation_start(instance, gitlab_version=instance.gitlab_version)
+    assert instance_sync_observed(instance, observation, at=now) is SyncRecord.TOUCHED
+    observation = sync_observation_start(slower, gitlab_version=slower.gitlab_version)
+    assert instance_sync_observed(slower, observation, at=now - dt.timedelta(seconds=5)) is SyncRecord.TOUCHED
+    assert Instance.objects.select_related("last_sync").get(pk=instance.pk).last_sync_at == now
