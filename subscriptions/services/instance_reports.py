@@ -80,10 +80,14 @@ def instance_sync_observed(
 
     The last sync goes to its own narrow row (`InstanceLastSync`); the instance row is written only when a value it
     holds changes (the headers, a refusal), so the hourly sync of an instance that sends the same headers writes
-    that one narrow row. The bare update commits without waiting for the write-ahead log's flush (PostgreSQL's
-    synchronous_commit off, for this statement's own transaction): it is the instance's bookkeeping, and a crash
-    that loses the last moments' only shows an older last sync. Bookkeeping never fails a sync: with the database
-    unreachable a warm sync is still served from the cache."""
+    that one narrow row. Headers are compared with the row as the sync read it (a cached state, at most
+    SYNC_STATE_CACHE_SECONDS old): should a state's store have been lost after a write, a header that flipped back
+    meanwhile is written at the next due sync after that state expires, not at once.
+
+    The bare update commits without waiting for the write-ahead log's flush (PostgreSQL's synchronous_commit off,
+    for this statement's own transaction): it is the instance's bookkeeping, and a crash that loses the last
+    moments' only shows an older last sync. Bookkeeping never fails a sync: with the database unreachable a warm
+    sync is still served from the cache."""
     changed = (
         instance.gitlab_version != observation.recorded_version or instance.hostname != observation.recorded_hostname
     )
