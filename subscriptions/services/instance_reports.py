@@ -113,11 +113,7 @@ def instance_sync_observed(
         return SyncRecord.NOTHING
     try:
         if changed:
-            with transaction.atomic():
-                assign(instance, values)
-                instance.save(update_fields=["gitlab_version", "hostname", *values])
-                if synced_at is not None:  # committed with the change, as the change commits
-                    InstanceLastSync.objects.update_or_create(instance_id=instance.pk, defaults={"at": synced_at})
+            _change_saved(instance, values, synced_at)
         else:
             _bookkeeping_update(instance.pk, values, synced_at)
     except TRANSIENT_FAILURES:
@@ -134,6 +130,19 @@ def instance_sync_observed(
     return SyncRecord.CHANGED if changed else SyncRecord.TOUCHED
 
 
+def _change_saved(instance: Instance, values: dict, synced_at: dt.datetime | None) -> None:
+    """Saves a version or host-name change (a save: the entitlement listeners hear of it) with the bookkeeping due,
+    and the last sync with it, as the change commits. The row is locked first, so that a change of an instance
+    deleted meanwhile fails as a gone instance (IntegrityError), as the bare update does."""
+    with transaction.atomic():
+        if not Instance.objects.select_for_update().filter(pk=instance.pk).exists():
+            raise IntegrityError(f"instance {instance.pk} was deleted while it synced")
+        assign(instance, values)
+        instance.save(update_fields=["gitlab_version", "hostname", *values])
+        if synced_at is not None:
+            _last_sync_moved_forward(instance.pk, synced_at)
+
+
 def _bookkeeping_update(instance_id: int, values: dict, synced_at: dt.datetime | None) -> None:
     """Bare writes of bookkeeping (no entitlement input: no listener to tell): `values` of the instance row, and its
     last sync (`synced_at`, made or moved). On PostgreSQL one statement, its own transaction, which also turns
@@ -142,15 +151,21 @@ def _bookkeeping_update(instance_id: int, values: dict, synced_at: dt.datetime |
         if values:
             Instance.objects.filter(pk=instance_id).update(**values)
         if synced_at is not None:
-            _, made = InstanceLastSync.objects.get_or_create(instance_id=instance_id, defaults={"at": synced_at})
-            if not made:  # never moved back by a slower request
-                InstanceLastSync.objects.filter(instance_id=instance_id, at__lt=synced_at).update(at=synced_at)
+            _last_sync_moved_forward(instance_id, synced_at)
         return
     with prepared_cursor() as cursor:
         cursor.execute(
             _bookkeeping_statement(tuple(values), synced_at is not None),
             _bookkeeping_parameters(instance_id, values, synced_at),
         )
+
+
+def _last_sync_moved_forward(instance_id: int, at: dt.datetime) -> None:
+    """Makes an instance's last sync, or moves it to `at` if it is older: never back, so a slower request that
+    finishes after a faster one leaves the newer time. The rule of the PostgreSQL upsert, for the other paths."""
+    _, made = InstanceLastSync.objects.get_or_create(instance_id=instance_id, defaults={"at": at})
+    if not made:
+        InstanceLastSync.objects.filter(instance_id=instance_id, at__lt=at).update(at=at)
 
 
 def _bookkeeping_parameters(instance_id: int, values: dict, synced_at: dt.datetime | None) -> list:

@@ -202,3 +202,25 @@ def test_a_slower_request_never_moves_the_last_sync_back(activated):
     observation = sync_observation_start(slower, gitlab_version=slower.gitlab_version)
     assert instance_sync_observed(slower, observation, at=now - dt.timedelta(seconds=5)) is SyncRecord.TOUCHED
     assert Instance.objects.select_related("last_sync").get(pk=instance.pk).last_sync_at == now
+
+
+def test_a_slower_request_that_changes_the_version_never_moves_the_last_sync_back(activated):
+    instance, _ = activated
+    now = dt.datetime.now(dt.UTC)
+    slower = Instance.objects.select_related("last_sync").get(pk=instance.pk)
+    observation = sync_observation_start(instance, gitlab_version=instance.gitlab_version)
+    assert instance_sync_observed(instance, observation, at=now) is SyncRecord.TOUCHED
+    observation = sync_observation_start(slower, gitlab_version="19.2.0-ee")
+    assert instance_sync_observed(slower, observation, at=now - dt.timedelta(seconds=5)) is SyncRecord.CHANGED
+    stored = Instance.objects.select_related("last_sync").get(pk=instance.pk)
+    assert (stored.gitlab_version, stored.last_sync_at) == ("19.2.0-ee", now)
+
+
+def test_an_instance_deleted_while_it_syncs_a_new_version_only_skips_the_bookkeeping(activated):
+    instance, _ = activated
+    seen = Instance.objects.get(pk=instance.pk)
+    Instance.objects.filter(pk=instance.pk).update(subscription=None)
+    Instance.objects.filter(pk=instance.pk).delete()
+    observation = sync_observation_start(seen, gitlab_version="19.2.0-ee")
+    assert instance_sync_observed(seen, observation, at=dt.datetime.now(dt.UTC)) is SyncRecord.NOTHING
+    assert not InstanceLastSync.objects.exists()
