@@ -310,8 +310,9 @@ VARIABLES = [
         INTEGER,
         4,
         "Requests each gunicorn worker serves at once (gthread workers: a sync spends most of its time waiting on "
-        "PostgreSQL and Redis). Each thread holds its own database connection: size WEB_CONCURRENCY x WEB_THREADS "
-        "x web nodes, plus the Celery workers, below PostgreSQL's max_connections.",
+        "PostgreSQL and Redis). Each thread holds its own database connection, and each worker one more for its "
+        "last syncs' writer (SYNC_RECORD_BATCH_SECONDS): size WEB_CONCURRENCY x (WEB_THREADS + 1) x web nodes, "
+        "plus the Celery workers, below PostgreSQL's max_connections.",
         BEHAVIOUR,
         read_by="config/gunicorn.conf.py",
     ),
@@ -358,6 +359,16 @@ VARIABLES = [
         "uses it, and replaced when dead; one used more recently is used at once (the check was a round trip on "
         "every sync that reads or writes the database). `0` checks before every request, as Django's "
         "`CONN_HEALTH_CHECKS` does.",
+        BEHAVIOUR,
+    ),
+    Variable(
+        "SYNC_RECORD_BATCH_SECONDS",
+        INTEGER,
+        1,
+        "PostgreSQL: an instance's last sync, when it is all a sync changed, is kept by its web process and written "
+        "with the others within this many seconds, in one statement (a process killed without its exit loses its "
+        "last second's; each web process holds one more database connection, the writer's). `0` writes each with "
+        "its sync.",
         BEHAVIOUR,
     ),
     Variable(

@@ -146,6 +146,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Django's PostgreSQL backend, its per-request health check skipped while the connection was last used less than
 # DATABASE_CHECK_IDLE_SECONDS ago (config/postgresql/base.py).
 DATABASE_CHECK_IDLE_SECONDS = ENV["DATABASE_CHECK_IDLE_SECONDS"]
+# Last syncs are batched per web process on PostgreSQL (subscriptions/services/last_sync_batch.py).
+SYNC_RECORD_BATCH_SECONDS = ENV["SYNC_RECORD_BATCH_SECONDS"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "config.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

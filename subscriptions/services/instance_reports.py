@@ -12,6 +12,7 @@ from audit.services import not_audited
 from config.postgres import prepared_cursor
 from config.unavailable import TRANSIENT_FAILURES
 from subscriptions.models import Instance, InstanceIdSighting, InstanceLastSync
+from subscriptions.services.last_sync_batch import last_sync_batch, last_sync_batching
 from subscriptions.writes import assign, field_clip
 
 logger = logging.getLogger(__name__)
@@ -80,9 +81,11 @@ def instance_sync_observed(
 
     The last sync goes to its own narrow row (`InstanceLastSync`); the instance row is written only when a value it
     holds changes (the headers, a refusal), so the hourly sync of an instance that sends the same headers writes
-    that one narrow row. Headers are compared with the row as the sync read it (a cached state, at most
-    SYNC_STATE_CACHE_SECONDS old): should a state's store have been lost after a write, a header that flipped back
-    meanwhile is written at the next due sync after that state expires, not at once.
+    that one narrow row, and on PostgreSQL not even that itself: its last sync joins the process's batch
+    (`last_sync_batch`), written within SYNC_RECORD_BATCH_SECONDS. Headers are compared with the row as the sync
+    read it (a cached state, at most SYNC_STATE_CACHE_SECONDS old): should a state's store have been lost after a
+    write, a header that flipped back meanwhile is written at the next due sync after that state expires, not at
+    once.
 
     The bare update commits without waiting for the write-ahead log's flush (PostgreSQL's synchronous_commit off,
     for this statement's own transaction): it is the instance's bookkeeping, and a crash that loses the last
@@ -114,6 +117,8 @@ def instance_sync_observed(
     try:
         if changed:
             _change_saved(instance, values, synced_at)
+        elif not values and last_sync_batching():
+            last_sync_batch.keep(instance.pk, synced_at)
         else:
             _bookkeeping_update(instance.pk, values, synced_at)
     except TRANSIENT_FAILURES:

@@ -1,0 +1,189 @@
+"""Last syncs written in batches (issue 29): on PostgreSQL the hourly sync of an instance that sends the same
+headers leaves its last sync to its process's writer, which writes them all in one statement, forward only."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
+
+from subscriptions.models import Instance, InstanceLastSync
+from subscriptions.services import last_sync_batch as batching
+from subscriptions.services.last_sync_batch import last_sync_batch, last_sync_batching, last_syncs_batched
+from tests.factories import AddOnPurchaseFactory
+from tests.helpers import GITLAB_19_HEADERS, instance_activated, postgres_only, sync
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def batch_afresh(settings):
+    """Each test with its own batch and writer (a writer started here ends when the test does)."""
+    settings.DATABASE_PREPARED_STATEMENTS = False  # statements logged with their text
+    last_sync_batch.reset()
+    yield
+    last_sync_batch.reset()
+
+
+@pytest.fixture
+def batched(settings):
+    settings.SYNC_RECORD_BATCH_SECONDS = 3600  # the writer sleeps: the test writes when it chooses
+
+
+@pytest.fixture
+def activated_many(signing_key):
+    def made(count: int) -> list[Instance]:
+        return [
+            instance_activated(AddOnPurchaseFactory(add_on="duo_enterprise").subscription.activation_code).instance
+            for _ in range(count)
+        ]
+
+    return made
+
+
+def _synced_an_hour_later(client, activated, **changed_headers) -> list[str]:
+    """A sync at NOW, its last sync written; then the sync an hour later: the statements it sent."""
+    instance, key = activated
+    headers = {**GITLAB_19_HEADERS, "X-Gitlab-Instance-Id": str(instance.instance_identifier)}
+    with time_machine.travel(NOW, tick=False):
+        sync(client, key, "19.1.0-ee", **headers)
+    last_sync_batch.write()
+    with time_machine.travel(NOW + dt.timedelta(hours=1), tick=False), CaptureQueriesContext(connection) as queries:
+        response, _ = sync(client, key, "19.1.0-ee", **{**headers, **changed_headers})
+    assert response.status_code == 200
+    return [query["sql"] for query in queries.captured_queries]
+
+
+def _last_sync(instance) -> dt.datetime | None:
+    return InstanceLastSync.objects.filter(instance=instance).values_list("at", flat=True).first()
+
+
+def _dropped() -> float:
+    return last_syncs_batched.labels(result="dropped")._value.get()
+
+
+@pytest.mark.django_db
+def test_batching_is_for_postgresql_and_a_positive_interval(settings):
+    settings.SYNC_RECORD_BATCH_SECONDS = 1
+    assert last_sync_batching() is (connection.vendor == "postgresql")
+    settings.SYNC_RECORD_BATCH_SECONDS = 0
+    assert last_sync_batching() is False
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_the_hourly_sync_leaves_its_last_sync_to_the_batch(client, activated, batched):
+    instance, key = activated
+    sent = _synced_an_hour_later(client, activated)
+    written = [sql for sql in sent if InstanceLastSync._meta.db_table in sql]
+    assert not [sql for sql in written if not sql.lstrip().startswith("SELECT")], "the sync wrote no last sync itself"
+    assert last_sync_batch.pending() == 1 and _last_sync(instance) == NOW
+    assert last_sync_batch.write() == 1
+    assert _last_sync(instance) == NOW + dt.timedelta(hours=1)
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_a_changed_header_is_written_by_the_sync_itself(client, activated, batched):
+    instance, key = activated
+    _synced_an_hour_later(client, activated, **{"X-Gitlab-Deployment-Type": "dedicated"})
+    assert last_sync_batch.pending() == 0
+    instance.refresh_from_db()
+    assert (instance.deployment_type, _last_sync(instance)) == ("dedicated", NOW + dt.timedelta(hours=1))
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_the_batch_moves_each_last_sync_forward_only_and_skips_deleted_instances(activated_many, batched):
+    kept, older, gone = activated_many(3)
+    InstanceLastSync.objects.create(instance=older, at=NOW)
+    last_sync_batch.keep(kept.pk, NOW + dt.timedelta(seconds=2))
+    last_sync_batch.keep(kept.pk, NOW + dt.timedelta(seconds=1))  # a slower request's, after the faster one's
+    last_sync_batch.keep(older.pk, NOW - dt.timedelta(minutes=5))
+    last_sync_batch.keep(gone.pk, NOW)
+    Instance.objects.filter(pk=gone.pk).update(subscription=None)
+    Instance.objects.filter(pk=gone.pk).delete()
+    assert last_sync_batch.write() == 3
+    assert (_last_sync(kept), _last_sync(older)) == (NOW + dt.timedelta(seconds=2), NOW)
+    assert not InstanceLastSync.objects.filter(instance_id=gone.pk).exists()
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_with_the_database_away_the_batch_is_kept_for_the_next_write(activated, batched, monkeypatch):
+    instance, _ = activated
+    last_sync_batch.keep(instance.pk, NOW)
+
+    def away(batch):
+        raise OperationalError("connection refused")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(batching, "last_syncs_write", away)
+        assert last_sync_batch.write() == 0
+    last_sync_batch.keep(instance.pk, NOW - dt.timedelta(seconds=30))  # older than the kept one: not taken
+    assert last_sync_batch.pending() == 1
+    assert last_sync_batch.write() == 1 and _last_sync(instance) == NOW
+
+
+@pytest.mark.django_db
+def test_a_process_keeps_at_most_max_pending_instances(batched, monkeypatch):
+    monkeypatch.setattr(batching, "MAX_PENDING", 2)
+    dropped = _dropped()
+    for instance_id in (1, 2, 3):
+        last_sync_batch.keep(instance_id, NOW)
+    last_sync_batch.keep(1, NOW + dt.timedelta(seconds=1))  # one that waits is still moved forward
+    assert last_sync_batch.pending() == 2 and _dropped() == dropped + 1
+
+
+@pytest.mark.django_db
+def test_a_forked_child_starts_with_nothing_of_its_parent(batched):
+    last_sync_batch.keep(1, NOW)
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's verdict is its exit code)
+        os._exit(0 if last_sync_batch.pending() == 0 else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert last_sync_batch.pending() == 1
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_writes_within_its_interval(activated, settings):
+    settings.SYNC_RECORD_BATCH_SECONDS = 1
+    instance, _ = activated
+    last_sync_batch.keep(instance.pk, NOW)
+    deadline = time.monotonic() + 60  # a liveness bound for a loaded machine, not a speed target
+    while _last_sync(instance) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _last_sync(instance) == NOW and last_sync_batch.pending() == 0
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_process_that_exits_writes_what_waits(activated):
+    instance, _ = activated
+    db = connection.settings_dict
+    script = (
+        "import datetime as dt, django; django.setup()\n"
+        "from django.conf import settings; settings.SYNC_RECORD_BATCH_SECONDS = 3600\n"
+        "from subscriptions.services.last_sync_batch import last_sync_batch\n"
+        f"last_sync_batch.keep({instance.pk}, dt.datetime.fromisoformat('{NOW.isoformat()}'))\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.test_settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_OWNER_URL": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert _last_sync(instance) == NOW
