@@ -9,6 +9,9 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("KEY_ENCRYPTION_KEYS", Fernet.generate_key().decode())
 os.environ.setdefault("LICENSE_KEY_PEPPER", "test-pepper")
 os.environ.setdefault("ISSUER_URL", "http://testserver")
+# Each sync writes its last sync itself: a test runs in a transaction the batch's writer thread cannot see
+# (tests/subscriptions/test_last_sync_batch.py tests the batch, with committed rows and a real server).
+os.environ.setdefault("SYNC_RECORD_BATCH_SECONDS", "0")
 
 from config.settings import *  # noqa: E402,F403
 
@@ -18,9 +21,6 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 WHITENOISE_USE_FINDERS = True
 CELERY_TASK_ALWAYS_EAGER = True
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
-# Each sync writes its last sync itself: a test runs in a transaction the batch's writer thread cannot see
-# (tests/subscriptions/test_last_sync_batch.py tests the batch with committed rows).
-SYNC_RECORD_BATCH_SECONDS = 0
 
 # Each xdist worker gets its own Redis database, so a test may clear the cache without touching another's.
 if REDIS_URL:  # noqa: F405

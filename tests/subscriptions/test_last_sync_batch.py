@@ -2,10 +2,15 @@
 headers leaves its last sync to its process's writer, which writes them all in one statement, forward only."""
 
 import datetime as dt
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,7 +22,7 @@ from subscriptions.models import Instance, InstanceLastSync
 from subscriptions.services import last_sync_batch as batching
 from subscriptions.services.last_sync_batch import last_sync_batch, last_sync_batching, last_syncs_batched
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import GITLAB_19_HEADERS, instance_activated, postgres_only, sync
+from tests.helpers import GITLAB_19_HEADERS, SYNC_QUERY, instance_activated, postgres_only, sync
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -167,23 +172,48 @@ def test_the_writer_writes_within_its_interval(activated, settings):
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_a_process_that_exits_writes_what_waits(activated):
-    instance, _ = activated
+def test_a_web_worker_that_exits_gracefully_writes_what_waits(activated):
+    """gunicorn as production runs it (config/gunicorn.conf.py), its writer asleep: a restart or a deploy (SIGTERM)
+    still leaves the last syncs its workers kept."""
+    instance, key = activated
     db = connection.settings_dict
-    script = (
-        "import datetime as dt, django; django.setup()\n"
-        "from django.conf import settings; settings.SYNC_RECORD_BATCH_SECONDS = 3600\n"
-        "from subscriptions.services.last_sync_batch import last_sync_batch\n"
-        f"last_sync_batch.keep({instance.pk}, dt.datetime.fromisoformat('{NOW.isoformat()}'))\n"
-    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.test_settings",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "DATABASE_OWNER_URL": "",
+        "SYNC_RECORD_BATCH_SECONDS": "3600",
+        "WEB_CONCURRENCY": "1",
     }
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert _last_sync(instance) == NOW
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "config/gunicorn.conf.py",
+        "-b",
+        f"127.0.0.1:{port}",
+        "config.wsgi",
+    ]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        body = json.dumps({"query": SYNC_QUERY, "variables": {"licenseKey": key, "gitlabVersion": "17.11.0"}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"})
+        deadline = time.monotonic() + 60  # a liveness bound for a loaded machine, not a speed target
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    assert b'"token"' in response.read()
+                break
+            except (ConnectionError, urllib.error.URLError):
+                assert time.monotonic() < deadline and server.poll() is None, "gunicorn did not start"
+                time.sleep(0.2)
+        assert _last_sync(instance) is None, "kept by the worker, not written yet"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=60)
+    assert server.returncode == 0, errors[-2000:]
+    assert _last_sync(instance) is not None
