@@ -117,9 +117,7 @@ def instance_sync_observed(
     try:
         if changed:
             _change_saved(instance, values, synced_at)
-        elif not values and last_sync_batching():
-            last_sync_batch.keep(instance.pk, synced_at)
-        else:
+        elif values or not (last_sync_batching() and last_sync_batch.keep(instance.pk, synced_at)):
             _bookkeeping_update(instance.pk, values, synced_at)
     except TRANSIENT_FAILURES:
         logger.warning(
@@ -140,7 +138,7 @@ def _change_saved(instance: Instance, values: dict, synced_at: dt.datetime | Non
     and the last sync with it, as the change commits. The row is locked first, so that a change of an instance
     deleted meanwhile fails as a gone instance (IntegrityError), as the bare update does."""
     with transaction.atomic():
-        if not Instance.objects.select_for_update().filter(pk=instance.pk).exists():
+        if not Instance.objects.select_for_update(no_key=True).filter(pk=instance.pk).exists():
             raise IntegrityError(f"instance {instance.pk} was deleted while it synced")
         assign(instance, values)
         instance.save(update_fields=["gitlab_version", "hostname", *values])

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,7 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from subscriptions.models import Instance, InstanceLastSync
+from subscriptions.services import SyncRecord, instance_sync_observed, sync_observation_start
 from subscriptions.services import last_sync_batch as batching
 from subscriptions.services.last_sync_batch import last_sync_batch, last_sync_batching, last_syncs_batched
 from tests.factories import AddOnPurchaseFactory
@@ -31,7 +33,6 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 @pytest.fixture(autouse=True)
 def batch_afresh(settings):
     """Each test with its own batch and writer (a writer started here ends when the test does)."""
-    settings.DATABASE_PREPARED_STATEMENTS = False  # statements logged with their text
     last_sync_batch.reset()
     yield
     last_sync_batch.reset()
@@ -70,8 +71,8 @@ def _last_sync(instance) -> dt.datetime | None:
     return InstanceLastSync.objects.filter(instance=instance).values_list("at", flat=True).first()
 
 
-def _dropped() -> float:
-    return last_syncs_batched.labels(result="dropped")._value.get()
+def _counted(result: str) -> float:
+    return last_syncs_batched.labels(result=result)._value.get()
 
 
 @pytest.mark.django_db
@@ -84,8 +85,9 @@ def test_batching_is_for_postgresql_and_a_positive_interval(settings):
 
 @postgres_only
 @pytest.mark.django_db
-def test_the_hourly_sync_leaves_its_last_sync_to_the_batch(client, activated, batched):
+def test_the_hourly_sync_leaves_its_last_sync_to_the_batch(client, activated, batched, settings):
     instance, key = activated
+    settings.DATABASE_PREPARED_STATEMENTS = False  # statements logged with their text
     sent = _synced_an_hour_later(client, activated)
     written = [sql for sql in sent if InstanceLastSync._meta.db_table in sql]
     assert not [sql for sql in written if not sql.lstrip().startswith("SELECT")], "the sync wrote no last sync itself"
@@ -115,7 +117,7 @@ def test_the_batch_moves_each_last_sync_forward_only_and_skips_deleted_instances
     last_sync_batch.keep(gone.pk, NOW)
     Instance.objects.filter(pk=gone.pk).update(subscription=None)
     Instance.objects.filter(pk=gone.pk).delete()
-    assert last_sync_batch.write() == 3
+    assert last_sync_batch.write() == 1, "one made; one older than its row and one of a deleted instance: neither"
     assert (_last_sync(kept), _last_sync(older)) == (NOW + dt.timedelta(seconds=2), NOW)
     assert not InstanceLastSync.objects.filter(instance_id=gone.pk).exists()
 
@@ -129,9 +131,9 @@ def test_with_the_database_away_the_batch_is_kept_for_the_next_write(activated, 
     def away(batch):
         raise OperationalError("connection refused")
 
-    with monkeypatch.context() as patched:
+    with monkeypatch.context() as patched, pytest.raises(OperationalError):
         patched.setattr(batching, "last_syncs_write", away)
-        assert last_sync_batch.write() == 0
+        last_sync_batch.write()
     last_sync_batch.keep(instance.pk, NOW - dt.timedelta(seconds=30))  # older than the kept one: not taken
     assert last_sync_batch.pending() == 1
     assert last_sync_batch.write() == 1 and _last_sync(instance) == NOW
@@ -140,11 +142,45 @@ def test_with_the_database_away_the_batch_is_kept_for_the_next_write(activated, 
 @pytest.mark.django_db
 def test_a_process_keeps_at_most_max_pending_instances(batched, monkeypatch):
     monkeypatch.setattr(batching, "MAX_PENDING", 2)
-    dropped = _dropped()
-    for instance_id in (1, 2, 3):
+    refused = _counted("refused")
+    assert [last_sync_batch.keep(instance_id, NOW) for instance_id in (1, 2, 3)] == [True, True, False]
+    assert last_sync_batch.keep(1, NOW + dt.timedelta(seconds=1)), "one that waits is still moved forward"
+    assert last_sync_batch.pending() == 2 and _counted("refused") == refused + 1
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_a_sync_the_batch_cannot_keep_writes_its_own_last_sync(activated, batched, monkeypatch):
+    instance, _ = activated
+
+    def no_thread(thread):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    observation = sync_observation_start(instance, gitlab_version=instance.gitlab_version)
+    assert instance_sync_observed(instance, observation, at=NOW) is SyncRecord.TOUCHED
+    assert last_sync_batch.pending() == 0 and _last_sync(instance) == NOW
+
+
+def test_after_a_failed_write_the_writer_waits_instead_of_answering_every_wake_up(settings, monkeypatch):
+    settings.SYNC_RECORD_BATCH_SECONDS = 5  # the first retry comes 10 s after the failure
+    monkeypatch.setattr(batching, "BATCH_ROWS", 1)  # every keep wakes the writer
+    attempts = []
+
+    def away(batch):
+        attempts.append(len(batch))
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(batching, "last_syncs_write", away)
+    last_sync_batch.keep(1, NOW)
+    deadline = time.monotonic() + 60  # a liveness bound for a loaded machine, not a speed target
+    while not attempts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert attempts == [1]
+    for instance_id in range(2, 12):  # wake-ups while it backs off
         last_sync_batch.keep(instance_id, NOW)
-    last_sync_batch.keep(1, NOW + dt.timedelta(seconds=1))  # one that waits is still moved forward
-    assert last_sync_batch.pending() == 2 and _dropped() == dropped + 1
+        time.sleep(0.05)
+    assert attempts == [1] and last_sync_batch.pending() == 11, "kept, not hammered"
 
 
 @pytest.mark.django_db
@@ -177,13 +213,14 @@ def test_a_web_worker_that_exits_gracefully_writes_what_waits(activated):
     still leaves the last syncs its workers kept."""
     instance, key = activated
     db = connection.settings_dict
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.test_settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "DATABASE_OWNER_URL": "",
         "SYNC_RECORD_BATCH_SECONDS": "3600",
         "WEB_CONCURRENCY": "1",
