@@ -28,6 +28,7 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.utils import timezone
 
 from config.cache import cache_strict
 from config.limits import RateCount
@@ -147,9 +148,18 @@ def sync_state_enabled() -> bool:
     return settings.CACHE_IS_SHARED and issuer_settings.SYNC_STATE_CACHE_SECONDS > 0
 
 
+def _still_valid_since() -> dt.datetime:
+    """The oldest issue time of a token that may still be valid: one lifetime ago. The newest stored token is looked
+    for only after it, so PostgreSQL reads the one or two monthly partitions of token records that can hold it, not
+    every month the records are kept (400 days: 14 partitions, each an index probe into the instance's records).
+    A token older than that has expired (`token_is_fresh` would refuse it): after a lifetime was shortened, one
+    issued under the longer lifetime is at most minted again once."""
+    return timezone.now() - issuer_settings.token_ttl
+
+
 def _newest_token(instance: Instance) -> NewestToken | None:
     row = (
-        IssuedToken.objects.filter(instance=instance, token_encrypted__isnull=False)
+        IssuedToken.objects.filter(instance=instance, token_encrypted__isnull=False, issued_at__gt=_still_valid_since())
         .order_by("-issued_at")
         .values_list("kid", "fingerprint", "expires_at", "token_encrypted", "scopes", "audiences")
         .first()
@@ -245,7 +255,7 @@ def _inputs_read(license_key: str) -> tuple[Instance, NewestToken | None] | None
         return None if instance is None else (instance, _newest_token(instance))
     digest = license_key_digest(license_key)
     with prepared_cursor() as cursor:
-        cursor.execute(_inputs_query(), [digest])
+        cursor.execute(_inputs_query(), [_still_valid_since(), digest])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -272,7 +282,7 @@ def _inputs_query() -> str:
     instance, subscription = Instance._meta.db_table, Subscription._meta.db_table
     last_sync = InstanceLastSync._meta.db_table
     purchase, token = AddOnPurchase._meta.db_table, IssuedToken._meta.db_table
-    return (  # the models' own names; the digest is a parameter
+    return (  # the models' own names; the oldest issue time and the digest are parameters
         "SELECT json_build_array("  # noqa: S608
         f"json_build_array({_columns(Instance, INSTANCE_FIELDS, 'i')}), "
         "CASE WHEN l.instance_id IS NULL THEN NULL "
@@ -284,7 +294,8 @@ def _inputs_query() -> str:
         f"FROM {instance} i JOIN {subscription} s ON s.id = i.subscription_id "
         f"LEFT JOIN {last_sync} l ON l.instance_id = i.id "
         "LEFT JOIN LATERAL (SELECT kid, fingerprint, expires_at, token_encrypted, scopes, audiences "
-        f"FROM {token} WHERE instance_id = i.id AND token_encrypted IS NOT NULL ORDER BY issued_at DESC LIMIT 1) t "
+        f"FROM {token} WHERE instance_id = i.id AND token_encrypted IS NOT NULL AND issued_at > %s "
+        "ORDER BY issued_at DESC LIMIT 1) t "
         "ON true WHERE i.license_key_digest = %s"
     )
 

@@ -5,10 +5,12 @@ import uuid
 
 import jwt
 import pytest
+import time_machine
 from django.core.cache import cache
 from django.db import connection
 
 from config.signed_cache import signed_value_seal
+from issuer.conf import issuer_settings
 from issuer.keys.services import signing_key_activate, signing_key_create
 from issuer.sync_state.store import (
     GENERATION_SECONDS,
@@ -239,3 +241,19 @@ def test_a_state_sealed_in_the_layout_before_is_a_miss_not_an_error(client, acti
     assert not sync_state_by_license_key(key).cached
     _, body = sync(client, key)
     assert body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+
+
+def test_the_newest_token_is_looked_for_within_one_lifetime(client, activated, settings):
+    """A token issued more than a lifetime ago has expired, even while its ciphertext is still held (the job that
+    drops expired ciphertexts runs daily): the state reads no further back, so PostgreSQL reads only the monthly
+    partitions of token records that can hold a valid token (issue 29)."""
+    settings.CACHE_IS_SHARED = False  # every read from the database
+    _, key = activated
+    issued = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with time_machine.travel(issued, tick=False):
+        sync(client, key)
+    lifetime = issuer_settings.token_ttl
+    with time_machine.travel(issued + lifetime - dt.timedelta(seconds=1), tick=False):
+        assert sync_state_by_license_key(key).newest.expires_at == issued + lifetime
+    with time_machine.travel(issued + lifetime + dt.timedelta(seconds=1), tick=False):
+        assert sync_state_by_license_key(key).newest is None

@@ -27,7 +27,6 @@ from tests.factories import AddOnPurchaseFactory
 from tests.helpers import GITLAB_19_HEADERS, SYNC_QUERY, instance_activated, postgres_only, sync
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +35,12 @@ def batch_afresh(settings):
     last_sync_batch.reset()
     yield
     last_sync_batch.reset()
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    """Read when the test runs (the shifted-clock run moves the clock after the modules are imported)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 @pytest.fixture
@@ -54,14 +59,14 @@ def activated_many(signing_key):
     return made
 
 
-def _synced_an_hour_later(client, activated, **changed_headers) -> list[str]:
-    """A sync at NOW, its last sync written; then the sync an hour later: the statements it sent."""
+def _synced_an_hour_later(client, activated, now, **changed_headers) -> list[str]:
+    """A sync at now, its last sync written; then the sync an hour later: the statements it sent."""
     instance, key = activated
     headers = {**GITLAB_19_HEADERS, "X-Gitlab-Instance-Id": str(instance.instance_identifier)}
-    with time_machine.travel(NOW, tick=False):
+    with time_machine.travel(now, tick=False):
         sync(client, key, "19.1.0-ee", **headers)
     last_sync_batch.write()
-    with time_machine.travel(NOW + dt.timedelta(hours=1), tick=False), CaptureQueriesContext(connection) as queries:
+    with time_machine.travel(now + dt.timedelta(hours=1), tick=False), CaptureQueriesContext(connection) as queries:
         response, _ = sync(client, key, "19.1.0-ee", **{**headers, **changed_headers})
     assert response.status_code == 200
     return [query["sql"] for query in queries.captured_queries]
@@ -85,48 +90,48 @@ def test_batching_is_for_postgresql_and_a_positive_interval(settings):
 
 @postgres_only
 @pytest.mark.django_db
-def test_the_hourly_sync_leaves_its_last_sync_to_the_batch(client, activated, batched, settings):
+def test_the_hourly_sync_leaves_its_last_sync_to_the_batch(client, activated, batched, settings, now):
     instance, key = activated
     settings.DATABASE_PREPARED_STATEMENTS = False  # statements logged with their text
-    sent = _synced_an_hour_later(client, activated)
+    sent = _synced_an_hour_later(client, activated, now)
     written = [sql for sql in sent if InstanceLastSync._meta.db_table in sql]
     assert not [sql for sql in written if not sql.lstrip().startswith("SELECT")], "the sync wrote no last sync itself"
-    assert last_sync_batch.pending() == 1 and _last_sync(instance) == NOW
+    assert last_sync_batch.pending() == 1 and _last_sync(instance) == now
     assert last_sync_batch.write() == 1
-    assert _last_sync(instance) == NOW + dt.timedelta(hours=1)
+    assert _last_sync(instance) == now + dt.timedelta(hours=1)
 
 
 @postgres_only
 @pytest.mark.django_db
-def test_a_changed_header_is_written_by_the_sync_itself(client, activated, batched):
+def test_a_changed_header_is_written_by_the_sync_itself(client, activated, batched, now):
     instance, key = activated
-    _synced_an_hour_later(client, activated, **{"X-Gitlab-Deployment-Type": "dedicated"})
+    _synced_an_hour_later(client, activated, now, **{"X-Gitlab-Deployment-Type": "dedicated"})
     assert last_sync_batch.pending() == 0
     instance.refresh_from_db()
-    assert (instance.deployment_type, _last_sync(instance)) == ("dedicated", NOW + dt.timedelta(hours=1))
+    assert (instance.deployment_type, _last_sync(instance)) == ("dedicated", now + dt.timedelta(hours=1))
 
 
 @postgres_only
 @pytest.mark.django_db
-def test_the_batch_moves_each_last_sync_forward_only_and_skips_deleted_instances(activated_many, batched):
+def test_the_batch_moves_each_last_sync_forward_only_and_skips_deleted_instances(activated_many, batched, now):
     kept, older, gone = activated_many(3)
-    InstanceLastSync.objects.create(instance=older, at=NOW)
-    last_sync_batch.keep(kept.pk, NOW + dt.timedelta(seconds=2))
-    last_sync_batch.keep(kept.pk, NOW + dt.timedelta(seconds=1))  # a slower request's, after the faster one's
-    last_sync_batch.keep(older.pk, NOW - dt.timedelta(minutes=5))
-    last_sync_batch.keep(gone.pk, NOW)
+    InstanceLastSync.objects.create(instance=older, at=now)
+    last_sync_batch.keep(kept.pk, now + dt.timedelta(seconds=2))
+    last_sync_batch.keep(kept.pk, now + dt.timedelta(seconds=1))  # a slower request's, after the faster one's
+    last_sync_batch.keep(older.pk, now - dt.timedelta(minutes=5))
+    last_sync_batch.keep(gone.pk, now)
     Instance.objects.filter(pk=gone.pk).update(subscription=None)
     Instance.objects.filter(pk=gone.pk).delete()
     assert last_sync_batch.write() == 1, "one made; one older than its row and one of a deleted instance: neither"
-    assert (_last_sync(kept), _last_sync(older)) == (NOW + dt.timedelta(seconds=2), NOW)
+    assert (_last_sync(kept), _last_sync(older)) == (now + dt.timedelta(seconds=2), now)
     assert not InstanceLastSync.objects.filter(instance_id=gone.pk).exists()
 
 
 @postgres_only
 @pytest.mark.django_db
-def test_with_the_database_away_the_batch_is_kept_for_the_next_write(activated, batched, monkeypatch):
+def test_with_the_database_away_the_batch_is_kept_for_the_next_write(activated, batched, monkeypatch, now):
     instance, _ = activated
-    last_sync_batch.keep(instance.pk, NOW)
+    last_sync_batch.keep(instance.pk, now)
 
     def away(batch):
         raise OperationalError("connection refused")
@@ -134,23 +139,23 @@ def test_with_the_database_away_the_batch_is_kept_for_the_next_write(activated, 
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
         patched.setattr(batching, "last_syncs_write", away)
         last_sync_batch.write()
-    last_sync_batch.keep(instance.pk, NOW - dt.timedelta(seconds=30))  # older than the kept one: not taken
+    last_sync_batch.keep(instance.pk, now - dt.timedelta(seconds=30))  # older than the kept one: not taken
     assert last_sync_batch.pending() == 1
-    assert last_sync_batch.write() == 1 and _last_sync(instance) == NOW
+    assert last_sync_batch.write() == 1 and _last_sync(instance) == now
 
 
 @pytest.mark.django_db
-def test_a_process_keeps_at_most_max_pending_instances(batched, monkeypatch):
+def test_a_process_keeps_at_most_max_pending_instances(batched, monkeypatch, now):
     monkeypatch.setattr(batching, "MAX_PENDING", 2)
     refused = _counted("refused")
-    assert [last_sync_batch.keep(instance_id, NOW) for instance_id in (1, 2, 3)] == [True, True, False]
-    assert last_sync_batch.keep(1, NOW + dt.timedelta(seconds=1)), "one that waits is still moved forward"
+    assert [last_sync_batch.keep(instance_id, now) for instance_id in (1, 2, 3)] == [True, True, False]
+    assert last_sync_batch.keep(1, now + dt.timedelta(seconds=1)), "one that waits is still moved forward"
     assert last_sync_batch.pending() == 2 and _counted("refused") == refused + 1
 
 
 @postgres_only
 @pytest.mark.django_db
-def test_a_sync_the_batch_cannot_keep_writes_its_own_last_sync(activated, batched, monkeypatch):
+def test_a_sync_the_batch_cannot_keep_writes_its_own_last_sync(activated, batched, monkeypatch, now):
     instance, _ = activated
 
     def no_thread(thread):
@@ -158,11 +163,11 @@ def test_a_sync_the_batch_cannot_keep_writes_its_own_last_sync(activated, batche
 
     monkeypatch.setattr(threading.Thread, "start", no_thread)
     observation = sync_observation_start(instance, gitlab_version=instance.gitlab_version)
-    assert instance_sync_observed(instance, observation, at=NOW) is SyncRecord.TOUCHED
-    assert last_sync_batch.pending() == 0 and _last_sync(instance) == NOW
+    assert instance_sync_observed(instance, observation, at=now) is SyncRecord.TOUCHED
+    assert last_sync_batch.pending() == 0 and _last_sync(instance) == now
 
 
-def test_after_a_failed_write_the_writer_waits_instead_of_answering_every_wake_up(settings, monkeypatch):
+def test_after_a_failed_write_the_writer_waits_instead_of_answering_every_wake_up(settings, monkeypatch, now):
     settings.SYNC_RECORD_BATCH_SECONDS = 5  # the first retry comes 10 s after the failure
     monkeypatch.setattr(batching, "BATCH_ROWS", 1)  # every keep wakes the writer
     attempts = []
@@ -172,20 +177,20 @@ def test_after_a_failed_write_the_writer_waits_instead_of_answering_every_wake_u
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(batching, "last_syncs_write", away)
-    last_sync_batch.keep(1, NOW)
+    last_sync_batch.keep(1, now)
     deadline = time.monotonic() + 60  # a liveness bound for a loaded machine, not a speed target
     while not attempts and time.monotonic() < deadline:
         time.sleep(0.05)
     assert attempts == [1]
     for instance_id in range(2, 12):  # wake-ups while it backs off
-        last_sync_batch.keep(instance_id, NOW)
+        last_sync_batch.keep(instance_id, now)
         time.sleep(0.05)
     assert attempts == [1] and last_sync_batch.pending() == 11, "kept, not hammered"
 
 
 @pytest.mark.django_db
-def test_a_forked_child_starts_with_nothing_of_its_parent(batched):
-    last_sync_batch.keep(1, NOW)
+def test_a_forked_child_starts_with_nothing_of_its_parent(batched, now):
+    last_sync_batch.keep(1, now)
     child = os.fork()
     if child == 0:  # pragma: no cover (the child's verdict is its exit code)
         os._exit(0 if last_sync_batch.pending() == 0 else 1)
@@ -196,17 +201,18 @@ def test_a_forked_child_starts_with_nothing_of_its_parent(batched):
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_the_writer_writes_within_its_interval(activated, settings):
+def test_the_writer_writes_within_its_interval(activated, settings, now):
     settings.SYNC_RECORD_BATCH_SECONDS = 1
     instance, _ = activated
-    last_sync_batch.keep(instance.pk, NOW)
+    last_sync_batch.keep(instance.pk, now)
     deadline = time.monotonic() + 60  # a liveness bound for a loaded machine, not a speed target
     while _last_sync(instance) is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _last_sync(instance) == NOW and last_sync_batch.pending() == 0
+    assert _last_sync(instance) == now and last_sync_batch.pending() == 0
 
 
 @postgres_only
+@pytest.mark.wall_clock  # the server's clock is the machine's: the shifted run's subscription has not started there
 @pytest.mark.django_db(transaction=True)
 def test_a_web_worker_that_exits_gracefully_writes_what_waits(activated):
     """gunicorn as production runs it (config/gunicorn.conf.py), its writer asleep: a restart or a deploy (SIGTERM)
