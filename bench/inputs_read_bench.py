@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """A fleet sync's one PostgreSQL read (its inputs: instance, subscription, purchases, last sync, newest stored token)
 over a year of token records, as a production issuer keeps them (400 days, monthly partitions), with the newest
-token looked for within one lifetime (as `issuer/sync_state/store.py` reads it) against the same read over every
-partition (as it read before): pgbench, prepared statements as the sync runs them, one client, interleaved turns.
+token looked for within one lifetime (as `issuer/sync_state/store.py` reads it; here `now()` minus the lifetime
+stands for the sync's bound parameter, pruned the same way) against the same read over every partition (as it read
+before): pgbench, prepared statements, one client, interleaved turns.
 
     .venv/bin/python bench/inputs_read_bench.py [--instances 20000] [--months 13] [--per-month 12] [--seconds 5]
 
@@ -98,7 +99,8 @@ def main():
         [
             PY,
             "-c",
-            "import django; django.setup(); from issuer.sync_state.store import _inputs_query; print(_inputs_query())",
+            "import django; django.setup(); from issuer.sync_state.store import _inputs_query; "
+            "from issuer.conf import issuer_settings; print(issuer_settings.TOKEN_TTL_SECONDS); print(_inputs_query())",
         ],
         cwd=ROOT,
         env=env,
@@ -106,8 +108,10 @@ def main():
         capture_output=True,
         text=True,
     ).stdout.strip()
+    lifetime, query = query.split("\n", 1)
     digest = "md5('digest' || :id)"
-    bounded = query.replace("issued_at > %s", "issued_at > now() - interval '3 days'", 1).replace("%s", digest, 1)
+    since = f"now() - interval '{int(lifetime)} seconds'"  # a stable expression: pruned at execution start, as $1 is
+    bounded = query.replace("issued_at > %s", f"issued_at > {since}", 1).replace("%s", digest, 1)
     unbounded = query.replace(" AND issued_at > %s", "", 1).replace("%s", digest, 1)
     assert "%s" not in bounded + unbounded and bounded != unbounded
     results = {"within one lifetime (now)": [], "every partition (before)": []}

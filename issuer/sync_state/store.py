@@ -150,8 +150,10 @@ def sync_state_enabled() -> bool:
 
 def _still_valid_since() -> dt.datetime:
     """The oldest issue time of a token that may still be valid: one lifetime ago. The newest stored token is looked
-    for only after it, so PostgreSQL reads the one or two monthly partitions of token records that can hold it, not
-    every month the records are kept (400 days: 14 partitions, each an index probe into the instance's records).
+    for only after it, so PostgreSQL prunes, at the start of each execution, the monthly partitions of token records
+    that end before it: it reads this month's (and last month's in the first days), the two made ahead and the
+    default (both empty while the partition job keeps up), not every month the records are kept (400 days: 14
+    partitions, each an index probe into the instance's records).
     A token older than that has expired (`token_is_fresh` would refuse it): after a lifetime was shortened, one
     issued under the longer lifetime is at most minted again once."""
     return timezone.now() - issuer_settings.token_ttl

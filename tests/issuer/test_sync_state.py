@@ -257,3 +257,7 @@ def test_the_newest_token_is_looked_for_within_one_lifetime(client, activated, s
         assert sync_state_by_license_key(key).newest.expires_at == issued + lifetime
     with time_machine.travel(issued + lifetime + dt.timedelta(seconds=1), tick=False):
         assert sync_state_by_license_key(key).newest is None
+        _, body = sync(client, key)  # and the sync mints, as it would for the expired token
+    token = body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
+    minted_at = jwt.decode(token, options={"verify_signature": False})["iat"]
+    assert minted_at == int((issued + lifetime + dt.timedelta(seconds=1)).timestamp())
