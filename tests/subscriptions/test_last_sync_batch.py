@@ -24,7 +24,14 @@ from subscriptions.services import SyncRecord, instance_sync_observed, sync_obse
 from subscriptions.services import last_sync_batch as batching
 from subscriptions.services.last_sync_batch import last_sync_batch, last_sync_batching, last_syncs_batched
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import GITLAB_19_HEADERS, SYNC_QUERY, instance_activated, postgres_only, sync
+from tests.helpers import (
+    GITLAB_19_HEADERS,
+    SYNC_QUERY,
+    instance_activated,
+    postgres_only,
+    signing_backend_environment,
+    sync,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -214,7 +221,7 @@ def test_the_writer_writes_within_its_interval(activated, settings, now):
 @postgres_only
 @pytest.mark.wall_clock  # the server's clock is the machine's: the shifted run's subscription has not started there
 @pytest.mark.django_db(transaction=True)
-def test_a_web_worker_that_exits_gracefully_writes_what_waits(activated):
+def test_a_web_worker_that_exits_gracefully_writes_what_waits(activated, tmp_path):
     """gunicorn as production runs it (config/gunicorn.conf.py), its writer asleep: a restart or a deploy (SIGTERM)
     still leaves the last syncs its workers kept."""
     instance, key = activated
@@ -230,6 +237,7 @@ def test_a_web_worker_that_exits_gracefully_writes_what_waits(activated):
         "DATABASE_OWNER_URL": "",
         "SYNC_RECORD_BATCH_SECONDS": "3600",
         "WEB_CONCURRENCY": "1",
+        **signing_backend_environment(),  # under `make test-pkcs11`, the token the test's keys live in
     }
     command = [
         sys.executable,
@@ -241,7 +249,9 @@ def test_a_web_worker_that_exits_gracefully_writes_what_waits(activated):
         f"127.0.0.1:{port}",
         "config.wsgi",
     ]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as errors:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors)
     try:
         body = json.dumps({"query": SYNC_QUERY, "variables": {"licenseKey": key, "gitlabVersion": "17.11.0"}}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"})
@@ -252,11 +262,11 @@ def test_a_web_worker_that_exits_gracefully_writes_what_waits(activated):
                     assert b'"token"' in response.read()
                 break
             except (ConnectionError, urllib.error.URLError):
-                assert time.monotonic() < deadline and server.poll() is None, "gunicorn did not start"
+                assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-3000:]
                 time.sleep(0.2)
         assert _last_sync(instance) is None, "kept by the worker, not written yet"
     finally:
         server.send_signal(signal.SIGTERM)
-        _, errors = server.communicate(timeout=60)
-    assert server.returncode == 0, errors[-2000:]
+        server.wait(timeout=60)
+    assert server.returncode == 0, log.read_text()[-3000:]
     assert _last_sync(instance) is not None
