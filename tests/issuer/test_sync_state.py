@@ -1,6 +1,7 @@
 """The sync-state cache: a warm sync reads no database, and every write to an input is seen at the next sync."""
 
 import datetime as dt
+import json
 import uuid
 
 import jwt
@@ -12,8 +13,10 @@ from django.db import connection
 from config.signed_cache import signed_value_seal
 from issuer.conf import issuer_settings
 from issuer.keys.services import signing_key_activate, signing_key_create
+from issuer.models import IssuedToken
 from issuer.sync_state.store import (
     GENERATION_SECONDS,
+    _inputs_query,
     sync_state_by_license_key,
     sync_state_cache_keys,
     sync_state_invalidate,
@@ -31,7 +34,7 @@ from subscriptions.services import (
     subscription_update,
 )
 from tests.factories import AddOnPurchaseFactory
-from tests.helpers import last_sync_set, redis_only, sync
+from tests.helpers import last_sync_set, postgres_only, redis_only, sync
 
 pytestmark = pytest.mark.django_db
 
@@ -261,3 +264,32 @@ def test_the_newest_token_is_looked_for_within_one_lifetime(client, activated, s
     token = body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
     minted_at = jwt.decode(token, options={"verify_signature": False})["iat"]
     assert minted_at == int((issued + lifetime + dt.timedelta(seconds=1)).timestamp())
+
+
+@postgres_only
+def test_the_inputs_read_prunes_the_token_partitions_before_its_bound():
+    """The sync runs its inputs' read as a prepared statement, so PostgreSQL plans it once, without the bound's
+    value: the partitions of token records before the bound must be pruned when each execution starts, or every
+    month the records are kept is probed again at every sync (issue 29, bench/inputs_read_bench.py)."""
+    statement = _inputs_query().replace("%s", "$1", 1).replace("%s", "$2", 1)
+    assert "%s" not in statement
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE inputs_probe (timestamptz, text) AS {statement}")
+        try:  # a bound after every monthly partition: only the default partition can be left
+            cursor.execute("EXPLAIN (FORMAT JSON) EXECUTE inputs_probe ('2100-01-01T00:00:00Z', 'no such digest')")
+            plan = cursor.fetchone()[0]
+        finally:
+            cursor.execute("DEALLOCATE inputs_probe")
+            cursor.execute("RESET plan_cache_mode")
+        cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = %s::regclass", [IssuedToken._meta.db_table])
+        partitions = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    removed = [node["Subplans Removed"] for node in _plan_nodes(plan[0]["Plan"]) if "Subplans Removed" in node]
+    assert partitions > 1 and removed == [partitions - 1]
+
+
+def _plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
