@@ -202,6 +202,22 @@ def analyze_as_owner(table: str) -> None:
         owned.execute(f"ANALYZE {table}")
 
 
+def gunicorn_as_production(port: int) -> list[str]:
+    """The command that serves the app as the image does (config/gunicorn.conf.py), on 127.0.0.1:`port`."""
+    import sys
+
+    return [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "config.wsgi"]
+
+
+def free_port() -> int:
+    """A port nobody listens on now, for a server a test starts."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def signing_backend_environment() -> dict[str, str]:
     """The signing backend of this test as environment variables, for a manage.py run in another process: under
     `make test-pkcs11` the token the test's keys live in (its module, label and PIN file), else local keys."""

@@ -2,9 +2,7 @@
 where a login lands."""
 
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -13,6 +11,7 @@ import pytest
 
 from config.logging import redact
 from subscriptions.models import new_activation_code
+from tests.helpers import free_port, gunicorn_as_production
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,19 +36,13 @@ def test_code_redaction_leaves_instance_ids_and_request_ids_alone():
     assert redact(text) == text
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gunicorn_server(tmp_path_factory):
     """The real gunicorn, with the project's gunicorn.conf.py, on a free port; yields (base url, output file)."""
     from cryptography.fernet import Fernet
 
     output = tmp_path_factory.mktemp("gunicorn") / "output.log"
-    port = _free_port()
+    port = free_port()
     unrelated = ("DJANGO_SETTINGS_MODULE", "REDIS_URL", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
     env = {k: v for k, v in os.environ.items() if k not in unrelated}
     env.update(
@@ -62,16 +55,7 @@ def gunicorn_server(tmp_path_factory):
     )
     with output.open("w") as sink:
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "config/gunicorn.conf.py",
-                "-b",
-                f"127.0.0.1:{port}",
-                "config.wsgi",
-            ],
+            gunicorn_as_production(port),
             cwd=ROOT,
             env=env,
             stdout=sink,

@@ -5,9 +5,7 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -27,6 +25,8 @@ from tests.factories import AddOnPurchaseFactory
 from tests.helpers import (
     GITLAB_19_HEADERS,
     SYNC_QUERY,
+    free_port,
+    gunicorn_as_production,
     instance_activated,
     postgres_only,
     signing_backend_environment,
@@ -227,9 +227,7 @@ def test_a_web_worker_that_exits_gracefully_writes_what_waits(activated, tmp_pat
     instance, key = activated
     db = connection.settings_dict
     credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.test_settings",
@@ -239,19 +237,11 @@ def test_a_web_worker_that_exits_gracefully_writes_what_waits(activated, tmp_pat
         "WEB_CONCURRENCY": "1",
         **signing_backend_environment(),  # under `make test-pkcs11`, the token the test's keys live in
     }
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "config/gunicorn.conf.py",
-        "-b",
-        f"127.0.0.1:{port}",
-        "config.wsgi",
-    ]
     log = tmp_path / "gunicorn.log"
     with log.open("w") as errors:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        server = subprocess.Popen(
+            gunicorn_as_production(port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors
+        )
     try:
         body = json.dumps({"query": SYNC_QUERY, "variables": {"licenseKey": key, "gitlabVersion": "17.11.0"}}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"})
