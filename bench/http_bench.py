@@ -344,10 +344,10 @@ CPU_GROUPS = ("gunicorn", "postgres", "redis", "node", "wrk", "other")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_group() -> dict[str, float]:
-    """CPU seconds used so far by the machine's processes, by group (a process that ended since is not counted:
-    only the long-lived servers matter here, and wrk is counted apart)."""
-    spent = dict.fromkeys(CPU_GROUPS, 0.0)
+def cpu_by_process() -> dict[str, tuple[str, float]]:
+    """CPU seconds used so far by each of the machine's processes, {pid: (group, seconds)}; wrk's (the children's
+    of this process) under the key "wrk"."""
+    spent = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
@@ -360,9 +360,18 @@ def cpu_by_group() -> dict[str, float]:
             if b"gunicorn" in command
             else next((g for g in ("postgres", "redis", "node") if name.startswith(g)), "other")
         )
-        spent[group] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        spent[pid] = (group, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
     children = os.times()
-    spent["wrk"] = children.children_user + children.children_system
+    spent["wrk"] = ("wrk", children.children_user + children.children_system)
+    return spent
+
+
+def cpu_by_group(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds used between two `cpu_by_process` readings, by group: each process's own difference, so that a
+    process that ended in between (a database connection closed) takes nothing off; one that started counts whole."""
+    spent = dict.fromkeys(CPU_GROUPS, 0.0)
+    for pid, (group, seconds) in after.items():
+        spent[group] += seconds - (before[pid][1] if pid in before and before[pid][0] == group else 0.0)
     return spent
 
 
@@ -408,15 +417,15 @@ def alternating(
     for _ in range(rounds):
         for name, run in scenarios.items():
             while True:
-                before, workers_before = cpu_by_group(), worker_cpu(server)
+                before, workers_before = cpu_by_process(), worker_cpu(server)
                 figures = run(seconds)
-                after, workers_after = cpu_by_group(), worker_cpu(server)
+                after, workers_after = cpu_by_process(), worker_cpu(server)
                 if again[name] == UNBALANCED_RETRIES or balanced(workers_before, workers_after):
                     break
                 again[name] += 1
             turns[name].append(figures)
-            for group in CPU_GROUPS:
-                cpu[name][group] += after[group] - before[group]
+            for group, seconds in cpu_by_group(before, after).items():
+                cpu[name][group] += seconds
     for name, figures in turns.items():
         middle = sorted(figures, key=lambda figure: figure["rps"])[len(figures) // 2]
         served = sum(figure["rps"] for figure in figures) * seconds
@@ -465,6 +474,9 @@ def main():
     parser.add_argument("--fleet", type=int, default=100_000, help="instances of the fleet sync")
     parser.add_argument("--rounds", type=int, default=3, help="turns each scenario's duration is split into")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=SCENARIOS, help="scenarios to run")
+    parser.add_argument(
+        "--floor", action="store_true", help="also load each sync's floor (bench/floor.py): the most a sync could reach"
+    )
     args = parser.parse_args()
     binary = ensure_wrk()
     database = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/issuer_bench")
@@ -491,6 +503,10 @@ def main():
             warm_group["bare JSON, sync-sized"] = lambda seconds: wrk(
                 binary, f"{base}/bench/json-large", seconds, args.connections
             )
+            if args.floor:
+                warm_group["warm floor"] = lambda seconds: wrk(
+                    binary, f"{base}/bench/floor/warm", seconds, args.connections, script
+                )
         if "jwks" in args.only:
             warm_group["JWKS"] = lambda seconds: wrk(binary, f"{base}/oauth/discovery/keys", seconds, args.connections)
         if fleet_keys:
@@ -501,6 +517,12 @@ def main():
             warm_group["fleet sync (cold state)"] = lambda seconds: wrk(
                 binary, f"{base}/graphql", seconds, args.connections, fleet_script, (next(slices), slice_size)
             )
+            if args.floor:  # the floor writes nothing an instance's next sync reads: it walks the same slices again
+                floor_slices = iter(range(0, slice_size * turns, slice_size))
+                warm_group["fleet floor"] = lambda seconds: wrk(
+                    binary, f"{base}/bench/floor/fleet", seconds, args.connections, fleet_script,
+                    (next(floor_slices), slice_size),
+                )  # fmt: skip
         if len(warm_group) > 1:
             server = serve(env, port)
             try:
@@ -519,6 +541,10 @@ def main():
                 "bare sign view": lambda seconds: wrk(binary, f"{base}/bench/sign", seconds, args.connections),
                 "cold sync (signs)": lambda seconds: wrk(binary, f"{base}/graphql", seconds, args.connections, script),
             }
+            if args.floor:
+                cold_group["cold floor"] = lambda seconds: wrk(
+                    binary, f"{base}/bench/floor/cold", seconds, args.connections, script
+                )
             if oidc is not None:
                 (Path(folder) / "oidc.lua").write_text(OIDC_TOKEN_LUA)
                 cold_group[OIDC_SCENARIO] = lambda seconds: wrk(
@@ -561,6 +587,18 @@ def main():
         raise SystemExit(f"failed requests (HTTP errors, or GraphQL answers with errors), so no ratio: {failures}")
     for _mode, label, ratio, target in ratios:
         print(f"{label:28} {ratio:9.3f}  target >= {target}  {'met' if ratio >= target else 'NOT met'}")
+    floors = [
+        ("warm floor / bare JSON", "warm floor", "bare JSON view", 0.6),
+        ("cold floor / bare sign", "cold floor", "bare sign view", 0.5),
+        ("fleet floor / bare JSON", "fleet floor", "bare JSON view", 0.3),
+    ]
+    for label, scenario, baseline, target in floors:
+        if scenario in results:
+            ratio = results[scenario]["rps"] / results[baseline]["rps"]
+            print(
+                f"{label:28} {ratio:9.3f}  (information: only what every sync must do; the target {target} is "
+                f"{'within' if ratio >= target else 'beyond'} its reach here)"
+            )
     if "warm" in args.only:
         tail = results["warm sync (stored token)"]["p99_over_p50"]
         print(

@@ -1,4 +1,4 @@
-"""The project's URLs plus the two baselines the benchmark compares against."""
+"""The project's URLs plus the baselines the benchmark compares against and the sync's floor (bench/floor.py)."""
 
 import time
 
@@ -8,6 +8,7 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from bench.floor import floor_cold, floor_fleet, floor_warm
 from config.urls import urlpatterns as project_urls
 from issuer.keys.crypto import private_key_load
 from issuer.models import SigningKey
@@ -67,5 +68,8 @@ urlpatterns = [
     path("bench/json", bare_json),
     path("bench/json-large", bare_json_same_size),
     path("bench/sign", bare_sign),
+    path("bench/floor/warm", floor_warm),
+    path("bench/floor/cold", floor_cold),
+    path("bench/floor/fleet", floor_fleet),
     *project_urls,
 ]
