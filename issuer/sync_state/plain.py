@@ -86,8 +86,13 @@ def last_sync_values(instance: Instance) -> list | None:
 
 def purchases_attached(subscription: Subscription, purchases: list[AddOnPurchase]) -> None:
     """As `prefetch_related("add_on_purchases")` leaves them: the manager answers from `purchases` without a query,
-    and a query made from it (`.active_on(day)`) is still limited to this subscription."""
-    queryset = subscription.add_on_purchases.get_queryset()
+    and a query made from it (`.active_on(day)`) is still limited to this subscription.
+
+    The subscription's filter is left for Django to apply when something first builds a query from it (its own
+    deferred filter, as a related manager defers it), not built at every sync: building it was the largest part of
+    rebuilding a state (a filter costs Django ~50 µs, the rest of the rebuild ~25), and no sync queries from it."""
+    queryset = AddOnPurchase._default_manager.get_queryset()
+    queryset._deferred_filter = (False, (), {"subscription": subscription})
     queryset._result_cache = purchases
     queryset._prefetch_done = True
     subscription._prefetched_objects_cache = {"add_on_purchases": queryset}

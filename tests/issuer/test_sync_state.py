@@ -293,3 +293,40 @@ def _plan_nodes(node: dict):
     yield node
     for child in node.get("Plans", ()):
         yield from _plan_nodes(child)
+
+
+def test_a_states_purchases_answer_without_a_query_and_a_query_from_them_keeps_to_the_subscription(
+    client, activated, django_assert_num_queries
+):
+    """Read from the database and from the cache alike: the purchases are at hand, and a query built from them (the
+    subscription's filter, applied only then) still returns this subscription's purchases, not another's."""
+    instance, key = activated
+    AddOnPurchaseFactory(add_on="duo_pro", quantity=7)  # another subscription's
+    own = list(instance.subscription.add_on_purchases.order_by("id"))
+    today = dt.date.today()
+    from_database = sync_state_by_license_key(key)
+    sync(client, key)
+    sync(client, key)  # the second sync finds its state cached
+    from_cache = sync_state_by_license_key(key)
+    assert from_cache.cached and not from_database.cached
+    for state in (from_database, from_cache):
+        purchases = state.instance.subscription.add_on_purchases
+        with django_assert_num_queries(0):
+            assert [purchase.pk for purchase in purchases.all()] == [purchase.pk for purchase in own]
+        with django_assert_num_queries(1):
+            active = list(purchases.active_on(today))
+        assert {purchase.pk for purchase in active} == {p.pk for p in own if p.is_active_on(today)} != set()
+
+
+def test_the_newest_token_read_from_the_database_is_the_stored_one(client, activated):
+    instance, key = activated
+    sync(client, key)
+    record = IssuedToken.objects.get(instance=instance)
+    newest = sync_state_by_license_key(key).newest
+    assert (newest.kid, newest.fingerprint, newest.expires_at, newest.ciphertext) == (
+        record.kid,
+        record.fingerprint,
+        record.expires_at,
+        bytes(record.token_encrypted),
+    )
+    assert (list(newest.scopes), list(newest.audiences)) == (record.scopes, record.audiences)
