@@ -424,8 +424,8 @@ def alternating(
                     break
                 again[name] += 1
             turns[name].append(figures)
-            for group, seconds in cpu_by_group(before, after).items():
-                cpu[name][group] += seconds
+            for group, spent in cpu_by_group(before, after).items():
+                cpu[name][group] += spent
     for name, figures in turns.items():
         middle = sorted(figures, key=lambda figure: figure["rps"])[len(figures) // 2]
         served = sum(figure["rps"] for figure in figures) * seconds
