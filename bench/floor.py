@@ -39,7 +39,7 @@ import config.machine_doors
 from config.postgres import prepared_cursor
 from config.signed_cache import signed_value_open, signed_value_seal
 from issuer.api.graphql import SCHEMA, RequestContext, _MemoizingExecutor, _static_catalog_views
-from issuer.api.graphql_limits import document_cached
+from issuer.api.graphql_limits import document_cached, document_prepared
 from issuer.keys import encryption
 from issuer.keys.crypto import private_key_load
 from issuer.models import IssuedToken, SigningKey
@@ -81,7 +81,7 @@ def _counted_read(request, payload) -> tuple[str, dict, object]:
 
 
 def _answer(request, payload, token: str, expires_at: str) -> HttpResponse:
-    document, _errors, memo = document_cached(payload["query"])
+    document, _errors, memo = document_cached(payload["query"]) or document_prepared(payload["query"], SCHEMA)
     result = execute(
         SCHEMA,
         document,

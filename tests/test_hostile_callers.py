@@ -125,9 +125,26 @@ def test_nul_inside_a_query_literal_is_refused_and_nothing_written(client, enter
         "hostname": "unused",
     }
     response, body = graphql_post(client, query.replace("$hostname: String!", ""), variables)
-    assert response.status_code == 200
+    assert response.status_code == 400  # the document is refused whole: nothing runs
     assert body["errors"][0]["message"] == "Strings must not contain NUL characters."
     assert not Instance.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        'cloudConnectorAccess(licenseKey: "cdl_\\u0000", gitlabVersion: "17.11.0")',  # an argument
+        'cloudConnectorAccess(licenseKey: """cdl_\u0000""", gitlabVersion: "17.11.0")',  # a block string
+    ],
+)
+def test_nul_in_any_string_of_a_document_refuses_it_before_it_runs(client, activated, literal):
+    query = SYNC_QUERY.replace("cloudConnectorAccess(licenseKey: $licenseKey, gitlabVersion: $gitlabVersion)", literal)
+    assert query != SYNC_QUERY
+    response, body = graphql_post(client, query.replace("($licenseKey: String!, $gitlabVersion: String!)", ""), {})
+    assert (response.status_code, body["errors"][0]["message"]) == (400, "Strings must not contain NUL characters.")
+    default = SYNC_QUERY.replace("$gitlabVersion: String!", '$gitlabVersion: String = "17\\u0000"')  # a default
+    response, body = graphql_post(client, default, {"licenseKey": activated[1]})
+    assert (response.status_code, body["errors"][0]["message"]) == (400, "Strings must not contain NUL characters.")
 
 
 @pytest.fixture

@@ -38,9 +38,12 @@ PARSE_CACHE_ENTRIES = 32
 PARSE_CACHE_MAX_TEXT = 4 * 1024
 
 
+NUL_IN_STRINGS = "Strings must not contain NUL characters."
+
+
 class GitLabShapedOperations(ValidationRule):
     """One root field per operation, no aliases (they multiply work and answers), a bounded depth (deeper only in
-    an operation whose one root field is the usage read-back's)."""
+    an operation whose one root field is the usage read-back's), no NUL in a string of the document."""
 
     max_depth = MAX_DEPTH
 
@@ -55,6 +58,12 @@ class GitLabShapedOperations(ValidationRule):
 
     def leave_operation_definition(self, *_args):
         self.max_depth = MAX_DEPTH
+
+    def enter_string_value(self, node, *_args):
+        """No database stores NUL: a document with one in a string (an argument, an input field, a variable's
+        default) is refused whole, before anything runs; variables' values are checked as the request is read."""
+        if "\x00" in node.value:
+            self.report_error(GraphQLError(NUL_IN_STRINGS, node))
 
     def enter_field(self, node, _key, _parent, _path, ancestors):
         if node.alias is not None:
