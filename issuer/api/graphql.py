@@ -30,6 +30,7 @@ from config.limits import (
     address_rate_count,
     json_body_admitted,
     json_has_nul,
+    json_text_may_hold_nul,
     license_key_rate_count,
     rate_limit_activation,
 )
@@ -616,7 +617,7 @@ def graphql_view(request):
     payload, refusal = json_body_admitted(request, MAX_BODY_BYTES, count_address=False)
     if refusal is not None:
         return _refused(_address_over(address) or refusal)
-    refusal = _request_shape_refusal(payload)
+    refusal = _request_shape_refusal(payload, request.body)
     if refusal is not None:
         return _refused(_address_over(address) or refusal)
     operation = payload.get("operationName")
@@ -669,15 +670,16 @@ def _address_over(address: RateCount | None) -> Refusal | None:
     return None if address is None else address.refusal(address.count_alone())
 
 
-def _request_shape_refusal(payload) -> Refusal | None:
-    """A GraphQL request is a JSON object with a `query` string and optional `variables` (normalised to a dict)."""
+def _request_shape_refusal(payload, text: bytes) -> Refusal | None:
+    """A GraphQL request is a JSON object with a `query` string and optional `variables` (normalised to a dict)
+    without NUL (`text`, the body it was decoded from, says when none can be there)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
         return Refusal(400, "The body must be a JSON object with a `query` string.")
     variables = payload.get("variables")
     payload["variables"] = {} if variables is None else variables
     if not isinstance(payload["variables"], dict):
         return Refusal(400, "`variables` must be a JSON object.")
-    if json_has_nul(payload["variables"]):
+    if json_text_may_hold_nul(text) and json_has_nul(payload["variables"]):
         return Refusal(400, NUL_IN_STRINGS)
     return None
 
