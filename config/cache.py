@@ -229,8 +229,8 @@ class RedisCache(DjangoRedisCache):
         `keys`) set as `add` sets it, and `keys` read as `get_many` reads them (only when every count is within its
         limit), in one round trip (the token sync's address and license-key limits, its cached state and the
         state's generation, started where there is none)."""
-        made = {self.make_and_validate_key(key): key for key in keys}
-        counted = [(self.make_and_validate_key(key), limit, timeout) for key, limit, timeout in counters]
-        start = [(self.make_and_validate_key(key), value, timeout) for key, value, timeout in started]
+        made = {self.make_key(key): key for key in keys}  # not validated: memcached's limits (Django's only check)
+        counted = [(self.make_key(key), limit, timeout) for key, limit, timeout in counters]  # do not apply to Redis
+        start = [(self.make_key(key), value, timeout) for key, value, timeout in started]
         counts, found = self._cache.count_and_get_many(counted, list(made), start)
         return counts, {made[key]: value for key, value in found.items()}
