@@ -13,8 +13,8 @@ own does work outside the count; `PYTHONHASHSEED=0` makes the dictionaries' layo
 `--against REF` counts the code of a commit too (a worktree of it, with this checkout's virtualenv), each run on
 instances no other run synced.
 
-Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/issuer_bench_instructions, recreated) and REDIS_URL
-(default redis://127.0.0.1:6379/10); installs valgrind (Debian's package) if missing.
+Recreates its own database, issuer_bench_instructions on the local PostgreSQL (never the one DATABASE_URL names), and
+uses Redis database 10 (REDIS_URL, if set, names another); installs valgrind (Debian's package) if missing.
 """
 
 import argparse
@@ -96,8 +96,8 @@ def main():
     parser.add_argument("--against", help="a commit to count too, for a before/after")
     args = parser.parse_args()
     ensure_valgrind()
-    database = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/issuer_bench_instructions")
-    name = database.rsplit("/", 1)[1]
+    name = "issuer_bench_instructions"
+    database = f"postgres://postgres@127.0.0.1:5432/{name}"
     for statement in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
         subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", statement], check=True)
     env = bench_environment(database, REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/10"))

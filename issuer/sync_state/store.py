@@ -290,7 +290,8 @@ def _inputs_query() -> str:
         "CASE WHEN l.instance_id IS NULL THEN NULL "
         f"ELSE json_build_array({_columns(InstanceLastSync, LAST_SYNC_FIELDS, 'l')}) END, "
         f"json_build_array({_columns(Subscription, SUBSCRIPTION_FIELDS, 's')}), "
-        f"(SELECT coalesce(json_agg(json_build_array({_columns(AddOnPurchase, PURCHASE_FIELDS, 'p')}) ORDER BY p.id),"
+        f"(SELECT coalesce(json_agg(json_build_array({_columns(AddOnPurchase, PURCHASE_FIELDS, 'p')}) "
+        "ORDER BY p.started_on, p.id),"  # the model's ordering, as a prefetch orders them
         f" '[]') FROM {purchase} p WHERE p.subscription_id = s.id)), "
         "t.kid, t.fingerprint, t.expires_at, t.token_encrypted, t.scopes, t.audiences "
         f"FROM {instance} i JOIN {subscription} s ON s.id = i.subscription_id "

@@ -302,7 +302,13 @@ def test_a_states_purchases_answer_without_a_query_and_a_query_from_them_keeps_t
     subscription's filter, applied only then) still returns this subscription's purchases, not another's."""
     instance, key = activated
     AddOnPurchaseFactory(add_on="duo_pro", quantity=7)  # another subscription's
-    own = list(instance.subscription.add_on_purchases.order_by("id"))
+    subscription = instance.subscription
+    first = subscription.add_on_purchases.get()
+    AddOnPurchaseFactory(  # a later id that starts earlier: the model's ordering (started_on, id) is not the ids'
+        subscription=subscription, add_on="duo_pro", quantity=3, started_on=first.started_on - dt.timedelta(days=1)
+    )
+    own = list(subscription.add_on_purchases.all())
+    assert [purchase.pk for purchase in own] != sorted(purchase.pk for purchase in own)
     today = dt.date.today()
     from_database = sync_state_by_license_key(key)
     sync(client, key)
